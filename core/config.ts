@@ -1,0 +1,78 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Every setting Deploy MCP reads, parsed once at start-up. `.env.example` documents each. */
+const schema = z.object({
+  DEPLOY_MCP_DATA_DIR: z.string().min(1).default('./.data'),
+  DEPLOY_MCP_DATABASE_URL: z
+    .string()
+    .regex(/^(file:|postgres(ql)?:\/\/)/, 'must start with file: (embedded) or postgres://')
+    .optional(),
+  DEPLOY_MCP_HOST: z.string().min(1).default('127.0.0.1'),
+  DEPLOY_MCP_PORT: z.coerce.number().int().min(1).max(65535).default(8081),
+  DEPLOY_MCP_DEPLOYER_PORT: z.coerce.number().int().min(1).max(65535).default(8082),
+  DEPLOY_MCP_PUBLIC_URL: z.url().optional(),
+  DEPLOY_MCP_TEMPORAL_ADDRESS: z.string().optional(),
+  DEPLOY_MCP_TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  DEPLOY_MCP_TEMPORAL_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
+  DEPLOY_MCP_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  DEPLOY_MCP_TOOLS_DIR: z.string().min(1).default('./.tools'),
+});
+
+export type Config = {
+  /** Absolute directory holding all state of the embedded default. */
+  dataDir: string;
+  /** Database URL: `file:` for the embedded SQLite database, `postgres://` for PostgreSQL. */
+  databaseUrl: string;
+  host: string;
+  /** Port of the MCP server role (/mcp, OAuth, web pages, /healthz). */
+  port: number;
+  /** Port of the deployer-server role (webhooks, /healthz). */
+  deployerPort: number;
+  /** Base URL agents and git clients use to reach the server. */
+  publicUrl: string;
+  temporal: {
+    /** host:port of an external Temporal; undefined means role `all` starts a dev server. */
+    address: string | undefined;
+    namespace: string;
+    /** Port for the embedded dev server. */
+    devServerPort: number;
+  };
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** Directory `npm run setup` fills with pinned binaries (bin/) and Node.js (node/bin/). */
+  toolsDir: string;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses and validates configuration; the only place that sees the environment. */
+export function loadConfig(env: Record<string, string | undefined>, cwd: string = process.cwd()): Config {
+  const parsed = schema.safeParse(blankToUndefined(env));
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(cwd, e.DEPLOY_MCP_DATA_DIR);
+  return {
+    dataDir,
+    databaseUrl: e.DEPLOY_MCP_DATABASE_URL ?? `file:${path.join(dataDir, 'deploy-mcp.db')}`,
+    host: e.DEPLOY_MCP_HOST,
+    port: e.DEPLOY_MCP_PORT,
+    deployerPort: e.DEPLOY_MCP_DEPLOYER_PORT,
+    publicUrl: (e.DEPLOY_MCP_PUBLIC_URL ?? `http://localhost:${e.DEPLOY_MCP_PORT}`).replace(/\/$/, ''),
+    temporal: {
+      address: e.DEPLOY_MCP_TEMPORAL_ADDRESS,
+      namespace: e.DEPLOY_MCP_TEMPORAL_NAMESPACE,
+      devServerPort: e.DEPLOY_MCP_TEMPORAL_PORT,
+    },
+    logLevel: e.DEPLOY_MCP_LOG_LEVEL,
+    toolsDir: path.resolve(cwd, e.DEPLOY_MCP_TOOLS_DIR),
+  };
+}
+
+function blankToUndefined(env: Record<string, string | undefined>) {
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === '' ? undefined : v]));
+}

@@ -1,0 +1,51 @@
+import path from 'node:path';
+import { freePort, httpOk } from './probes.ts';
+import { type Daemon, startDaemon } from './supervise.ts';
+
+export type TemporalDevServerOptions = {
+  /** Path to the `temporal` CLI. */
+  bin: string;
+  /** Directory for the dev server's SQLite file and log. */
+  dir: string;
+  /** gRPC frontend port (clients and workers connect here). */
+  port: number;
+  namespace: string;
+  ip?: string;
+};
+
+export type TemporalDevServer = Daemon & { address: string };
+
+/** Starts `temporal server start-dev` (the real Temporal server, SQLite-backed) and waits for it. */
+export async function startTemporalDevServer(o: TemporalDevServerOptions): Promise<TemporalDevServer> {
+  const ip = o.ip ?? '127.0.0.1';
+  const httpPort = await freePort();
+  const metricsPort = await freePort();
+  const daemon = await startDaemon({
+    name: 'temporal',
+    command: o.bin,
+    args: [
+      'server',
+      'start-dev',
+      '--headless',
+      '--ip',
+      ip,
+      '--port',
+      String(o.port),
+      '--http-port',
+      String(httpPort),
+      '--metrics-port',
+      String(metricsPort),
+      '--db-filename',
+      path.join(o.dir, 'temporal.db'),
+      '--namespace',
+      o.namespace,
+      '--log-level',
+      'warn',
+    ],
+    logFile: path.join(o.dir, 'temporal.log'),
+    // The namespace answers over the HTTP API only once the frontend is fully up.
+    ready: () => httpOk({ url: `http://${ip}:${httpPort}/api/v1/namespaces/${o.namespace}` }),
+    readyTimeoutMs: 90_000,
+  });
+  return { ...daemon, address: `${ip}:${o.port}` };
+}

