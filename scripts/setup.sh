@@ -80,7 +80,11 @@ stamp="$ROOT/node_modules/.deploy-mcp-installed"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_hash" ]]; then
   done_step "up to date"
 else
-  (cd "$ROOT" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  # Not `npm ci`: the registry reachable here serves only this platform's optional packages
+  # (e.g. @biomejs/cli-linux-x64), so the lockfile cannot list the others and `npm ci`
+  # refuses it. `npm install` with the committed lockfile installs the same versions.
+  # --ignore-scripts: @pulumi/* install scripts try to download provider plugins (offline).
+  (cd "$ROOT" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error)
   echo "$lock_hash" >"$stamp"
   done_step "installed"
 fi
