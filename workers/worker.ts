@@ -1,0 +1,35 @@
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker } from '@temporalio/worker';
+
+export type CreateWorkerOptions = {
+  /** host:port of the Temporal frontend. */
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  /** Activity implementations (from createActivities); omit for a workflow-only worker. */
+  activities?: object;
+  /** Register the workflow bundle on this worker. */
+  workflows: boolean;
+  identity?: string;
+};
+
+const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+
+/** A Temporal worker. Call `run()` and `shutdown()`; `close()` releases the connection. */
+export async function createWorker(o: CreateWorkerOptions) {
+  const connection = await NativeConnection.connect({ address: o.address });
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace: o.namespace,
+      taskQueue: o.taskQueue,
+      ...(o.workflows ? { workflowsPath } : {}),
+      ...(o.activities ? { activities: o.activities } : {}),
+      ...(o.identity ? { identity: o.identity } : {}),
+    });
+    return { worker, close: () => connection.close() };
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
+}
