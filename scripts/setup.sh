@@ -90,30 +90,19 @@ else
 fi
 
 # ---------------------------------------------------------------------------
-# Builds a Go main package at a pinned module version into the cache, once.
-#   go_tool_build <cache-dir> <module@version> <ldflags> <pkg>...
+# Builds Go main packages at a pinned module version into <dir>, once.
+#   go_tool_build <dir> <go-directive> <go.mod lines (newline-separated)> <ldflags> <pkg>...
 go_tool_build() {
-  local dir="$1" module="$2" ldflags="$3"
-  shift 3
+  local dir="$1" go_directive="$2" mod_lines="$3" ldflags="$4"
+  shift 4
   local src="$dir.src"
-  rm -rf "$src" && mkdir -p "$src"
+  rm -rf "$src" "$dir.partial" && mkdir -p "$src" "$dir.partial"
+  printf 'module deploy-mcp/tools\n\ngo %s\n\n%s\n' "$go_directive" "$mod_lines" >"$src/go.mod"
   {
-    echo "module deploy-mcp/tools"
-    echo
-    echo "go $GO_DIRECTIVE"
-    echo
-    echo "require ${module/@/ }"
-    for extra in "${GO_EXTRA_REQUIRES[@]}"; do echo "require $extra"; done
-    for rep in "${GO_REPLACES[@]}"; do echo "replace $rep"; done
-  } >"$src/go.mod"
-  {
-    echo '//go:build tools'
-    echo
-    echo 'package tools'
-    echo
-    for pkg in "$@"; do echo "import _ \"$pkg\""; done
+    printf '//go:build tools\n\npackage tools\n\n'
+    for pkg in "$@"; do printf 'import _ "%s"\n' "$pkg"; done
   } >"$src/tools.go"
-  (cd "$src" && GOFLAGS=-mod=mod go mod tidy && mkdir -p "$dir.partial" &&
+  (cd "$src" && GOFLAGS=-mod=mod go mod tidy &&
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$dir.partial/" "$@")
   rm -rf "$dir" && mv "$dir.partial" "$dir" && rm -rf "$src"
 }
@@ -132,9 +121,7 @@ else
   if [[ ! -x "$dir/pulumi" ]]; then
     require_go "the Pulumi CLI"
     echo "    building from Go modules (cold: ~5-15 min; cached in $dir afterwards)"
-    GO_DIRECTIVE="$PULUMI_GO_DIRECTIVE" GO_EXTRA_REQUIRES=("github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION") \
-      GO_REPLACES=("${PULUMI_GO_REPLACES[@]}") \
-      go_tool_build "$dir" "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" \
+    go_tool_build "$dir" "$PULUMI_GO_DIRECTIVE" "$PULUMI_GO_MOD" \
       "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
       github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
   fi
@@ -153,8 +140,7 @@ else
   if [[ ! -x "$dir/buildkitd" || ! -x "$dir/buildctl" ]]; then
     require_go "BuildKit"
     echo "    building from Go modules (cold: ~3-6 min)"
-    GO_DIRECTIVE="$BUILDKIT_GO_DIRECTIVE" GO_EXTRA_REQUIRES=() GO_REPLACES=() \
-      go_tool_build "$dir" "github.com/moby/buildkit@v$BUILDKIT_VERSION" \
+    go_tool_build "$dir" "$BUILDKIT_GO_DIRECTIVE" "require github.com/moby/buildkit v$BUILDKIT_VERSION" \
       "-X github.com/moby/buildkit/version.Version=v$BUILDKIT_VERSION" \
       github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
   fi

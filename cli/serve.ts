@@ -1,0 +1,131 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../core/config.ts';
+import { startTemporalDevServer } from '../core/daemons/temporal.ts';
+import { openDatabase } from '../core/db/client.ts';
+import { migrate } from '../core/db/migrate.ts';
+import { listen } from '../core/http.ts';
+import type { Logger } from '../core/log.ts';
+import { createMcpApp } from '../mcp/app.ts';
+import { createActivities } from '../workers/activities/index.ts';
+import { connectTemporal } from '../workers/client.ts';
+import { createDeployerApp } from '../workers/deployer-app.ts';
+import { installTemporalRuntime } from '../workers/runtime.ts';
+import { DEPLOY_TASK_QUEUE, PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
+import { createWorker } from '../workers/worker.ts';
+
+export const ROLES = ['all', 'server', 'worker', 'deployer-server', 'deployer-worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+/**
+ * Runs one role (or `all`: every role in one process, the embedded default) until SIGINT or
+ * SIGTERM, then stops everything it started in reverse order.
+ */
+export async function serve(config: Config, role: Role, log: Logger): Promise<void> {
+  const has = (r: Role) => role === 'all' || role === r;
+  const cleanups: { name: string; fn: () => Promise<void> }[] = [];
+  const onStop = (name: string, fn: () => Promise<void>) => cleanups.push({ name, fn });
+  const stopSignal = waitForStopSignal();
+  const running: Promise<void>[] = [];
+
+  try {
+    fs.mkdirSync(config.dataDir, { recursive: true });
+    if (role === 'all') {
+      const result = await migrate(config.databaseUrl);
+      log.info({ applied: result.applied, alreadyApplied: result.alreadyApplied }, 'database migrated');
+    }
+    const db = await openDatabase(config.databaseUrl);
+    onStop('database', () => db.close());
+
+    let temporalAddress = config.temporal.address;
+    if (!temporalAddress) {
+      if (role !== 'all') throw new Error(`role ${role} needs DEPLOY_MCP_TEMPORAL_ADDRESS`);
+      const dir = path.join(config.dataDir, 'temporal');
+      const server = await startTemporalDevServer({
+        bin: path.join(config.toolsDir, 'bin', 'temporal'),
+        dir,
+        port: config.temporal.devServerPort,
+        namespace: config.temporal.namespace,
+      });
+      onStop('temporal dev server', () => server.stop());
+      temporalAddress = server.address;
+      log.info({ address: temporalAddress, dir }, 'temporal dev server started');
+    }
+    const temporal = await connectTemporal(temporalAddress, config.temporal.namespace);
+    onStop('temporal client', () => temporal.close());
+
+    const health = {
+      database: () => db.ping(),
+      temporal: async () => {
+        await temporal.connection.healthService.check({});
+      },
+    };
+
+    if (has('worker') || has('deployer-worker')) installTemporalRuntime(log);
+    const activities = createActivities({ pingDatabase: () => db.ping() });
+    for (const [r, taskQueue, workflows] of [
+      ['worker', PRODUCT_TASK_QUEUE, true],
+      ['deployer-worker', DEPLOY_TASK_QUEUE, false],
+    ] as const) {
+      if (!has(r)) continue;
+      const { worker, close } = await createWorker({
+        address: temporalAddress,
+        namespace: config.temporal.namespace,
+        taskQueue,
+        workflows,
+        activities,
+      });
+      const run = worker.run();
+      running.push(run);
+      onStop(`${r} connection`, close);
+      onStop(r, async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await run;
+      });
+      log.info({ role: r, taskQueue }, 'worker running');
+    }
+
+    if (has('server')) {
+      const http = await listen(createMcpApp({ health }), config.host, config.port);
+      onStop('server', http.close);
+      log.info(
+        { url: `http://${config.host}:${http.port}`, publicUrl: config.publicUrl },
+        'server listening',
+      );
+    }
+    if (has('deployer-server')) {
+      const http = await listen(createDeployerApp({ health }), config.host, config.deployerPort);
+      onStop('deployer-server', http.close);
+      log.info({ url: `http://${config.host}:${http.port}` }, 'deployer-server listening');
+    }
+
+    log.info({ role }, 'ready');
+    // Run until a signal arrives or a worker dies (a dead worker must not look healthy).
+    const reason = await Promise.race([stopSignal.then((s) => `signal ${s}`), ...running.map(workerEnded)]);
+    log.info({ reason }, 'stopping');
+  } finally {
+    for (const { name, fn } of cleanups.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        log.error({ err, component: name }, 'error while stopping');
+      }
+    }
+    log.info('stopped');
+  }
+}
+
+function waitForStopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s));
+  });
+}
+
+function workerEnded(run: Promise<void>): Promise<string> {
+  return run.then(
+    () => 'worker stopped',
+    (err: Error) => {
+      throw new Error(`worker failed: ${err.message}`);
+    },
+  );
+}

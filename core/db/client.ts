@@ -1,0 +1,62 @@
+import type { TransactionMode } from '@libsql/client';
+import { PrismaLibSql } from '@prisma/adapter-libsql';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaClient as PostgresClient } from '../../prisma/generated/postgresql/client.ts';
+import { PrismaClient as SqliteClient } from '../../prisma/generated/sqlite/client.ts';
+import { isSqliteUrl, SQLITE_BUSY_TIMEOUT_MS } from './sql-connection.ts';
+
+/**
+ * The product database client. Typed as the SQLite client: its API is the subset both
+ * generated clients share (PostgreSQL adds e.g. `mode: 'insensitive'`), so code written
+ * against it runs on either database.
+ */
+export type Db = SqliteClient;
+export type * from '../../prisma/generated/sqlite/models.ts';
+
+export type Database = {
+  prisma: Db;
+  dialect: 'sqlite' | 'postgresql';
+  /** Throws unless the database answers a query. */
+  ping: () => Promise<void>;
+  close: () => Promise<void>;
+};
+
+/**
+ * PrismaLibSql opens interactive transactions with BEGIN DEFERRED. Under WAL, a deferred
+ * transaction that reads and then writes fails with SQLITE_BUSY (P1008) when another process
+ * writes, without waiting for busy_timeout. BEGIN IMMEDIATE takes the write lock up front.
+ */
+class PrismaLibSqlImmediate extends PrismaLibSql {
+  override createClient(config: Parameters<PrismaLibSql['createClient']>[0]) {
+    const client = super.createClient(config);
+    const begin = client.transaction.bind(client);
+    client.transaction = ((mode?: TransactionMode) =>
+      begin(mode === undefined || mode === 'deferred' ? 'write' : mode)) as typeof client.transaction;
+    return client;
+  }
+}
+
+/** Opens the database at `url` (`file:` → embedded SQLite, `postgres://` → PostgreSQL). */
+export async function openDatabase(url: string, options: { poolSize?: number } = {}): Promise<Database> {
+  if (isSqliteUrl(url)) {
+    // timeout = busy_timeout (ms) on every connection; intMode bigint keeps BigInt columns exact.
+    const prisma = new SqliteClient({
+      adapter: new PrismaLibSqlImmediate({ url, timeout: SQLITE_BUSY_TIMEOUT_MS, intMode: 'bigint' }),
+    });
+    return wrap(prisma, 'sqlite');
+  }
+  const adapter = new PrismaPg({ connectionString: url, max: options.poolSize ?? 10 });
+  const prisma = new PostgresClient({ adapter }) as unknown as Db;
+  return wrap(prisma, 'postgresql');
+}
+
+function wrap(prisma: Db, dialect: Database['dialect']): Database {
+  return {
+    prisma,
+    dialect,
+    ping: async () => {
+      await prisma.$queryRawUnsafe('SELECT 1');
+    },
+    close: () => prisma.$disconnect(),
+  };
+}
