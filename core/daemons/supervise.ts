@@ -91,7 +91,11 @@ async function stopProcessGroup(
 ): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
   signalGroup(child.pid, 'SIGTERM');
-  const done = await Promise.race([exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+  // The grace timer is unref'd: once the daemon exits it must not keep this process alive.
+  const done = await Promise.race([
+    exited.then(() => true),
+    sleep(timeoutMs, undefined, { ref: false }).then(() => false),
+  ]);
   if (!done) {
     signalGroup(child.pid, 'SIGKILL');
     await exited;
