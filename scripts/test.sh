@@ -1,6 +1,18 @@
 #!/bin/sh
 # npm test: lint + format check, type check, then the vitest suite (extra args go to vitest).
+# Ends with one plain "N passed, N failed, N skipped" line, read by CI.
 set -e
+ROOT=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)
+cd "$ROOT"
 biome ci .
 tsc --noEmit
-exec vitest run "$@"
+mkdir -p .data
+report=.data/test-report.json
+rm -f "$report"
+status=0
+vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+if [ -f "$report" ]; then
+  node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
+    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)' "$report"
+fi
+exit "$status"
