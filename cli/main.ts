@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../core/config.ts';
 import { migrate } from '../core/db/migrate.ts';
+import { DomainError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { connectTemporal } from '../workers/client.ts';
 import { PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
+import { accounts } from './accounts.ts';
 import { ROLES, type Role, serve } from './serve.ts';
 
 const USAGE = `Usage: deploy-mcp <command> [options]
@@ -14,6 +16,13 @@ Commands:
                      Run a role (default: all, every role in one process).
   migrate            Apply pending database migrations.
   doctor             Run the selfCheck workflow: Temporal, a worker and the database.
+  users create <email>
+                     Create a user (with project "default").
+  keys create <email> [--name N]
+                     Create an API key; the key alone is the last line of output.
+  keys list <email>  List a user's API keys (prefix, name, last use, state).
+  keys revoke <prefix>
+                     Revoke an API key; it stops working at once.
 
 Configuration comes from DEPLOY_MCP_* environment variables; see .env.example.`;
 
@@ -63,6 +72,10 @@ async function main(argv: string[]): Promise<number> {
         await temporal.close();
       }
     }
+    case 'users':
+    case 'keys':
+      await accounts(config, command, rest);
+      return 0;
     default:
       console.error(`unknown command "${command}"\n\n${USAGE}`);
       return 2;
@@ -74,7 +87,10 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (err instanceof DomainError) {
+      console.error(err.message);
+      process.exitCode = 1;
+    } else if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       console.error((err as Error).message);
       process.exitCode = 2;
     } else {

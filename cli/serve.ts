@@ -1,11 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { ApiKeyAuthenticator } from '../core/api-keys.ts';
 import type { Config } from '../core/config.ts';
 import { startTemporalDevServer } from '../core/daemons/temporal.ts';
 import { openDatabase } from '../core/db/client.ts';
 import { migrate } from '../core/db/migrate.ts';
 import { listen } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
+import { loadMasterKey, SecretBox } from '../core/secrets.ts';
 import { createMcpApp } from '../mcp/app.ts';
 import { createActivities } from '../workers/activities/index.ts';
 import { connectTemporal } from '../workers/client.ts';
@@ -86,7 +88,18 @@ export async function serve(config: Config, role: Role, log: Logger): Promise<vo
     }
 
     if (has('server')) {
-      const http = await listen(createMcpApp({ health }), config.host, config.port);
+      const app = createMcpApp({
+        db: db.prisma,
+        log,
+        authenticator: new ApiKeyAuthenticator(db.prisma, (err) =>
+          log.warn({ err }, 'last_used_at update failed'),
+        ),
+        secrets: new SecretBox(loadMasterKey(config.dataDir, config.secretKey)),
+        publicUrl: config.publicUrl,
+        allowedOrigins: config.allowedOrigins,
+        health,
+      });
+      const http = await listen(app, config.host, config.port);
       onStop('server', http.close);
       log.info(
         { url: `http://${config.host}:${http.port}`, publicUrl: config.publicUrl },

@@ -17,6 +17,8 @@ const schema = z.object({
   DEPLOY_MCP_TEMPORAL_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
   DEPLOY_MCP_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   DEPLOY_MCP_TOOLS_DIR: z.string().min(1).default('./.tools'),
+  DEPLOY_MCP_SECRET_KEY: z.string().optional(),
+  DEPLOY_MCP_ALLOWED_ORIGINS: z.string().optional(),
 });
 
 export type Config = {
@@ -41,6 +43,10 @@ export type Config = {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /** Directory `npm run setup` fills with pinned binaries (bin/) and Node.js (node/bin/). */
   toolsDir: string;
+  /** Base64 master key for secrets at rest; undefined: `<dataDir>/secret.key` (created once). */
+  secretKey: string | undefined;
+  /** Browser origins allowed to call /mcp (besides the public URL's own origin). */
+  allowedOrigins: string[];
 };
 
 export class ConfigError extends Error {
@@ -70,6 +76,11 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     },
     logLevel: e.DEPLOY_MCP_LOG_LEVEL,
     toolsDir: path.resolve(cwd, e.DEPLOY_MCP_TOOLS_DIR),
+    secretKey: e.DEPLOY_MCP_SECRET_KEY,
+    allowedOrigins: (e.DEPLOY_MCP_ALLOWED_ORIGINS ?? '')
+      .split(',')
+      .map((o) => o.trim())
+      .filter(Boolean),
   };
 }
 

@@ -1,15 +1,151 @@
-import express from 'express';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { ApiKeyAuthenticator, Caller } from '../core/api-keys.ts';
+import type { Db } from '../core/db/client.ts';
 import { type HealthCheck, healthHandler } from '../core/health.ts';
+import type { Logger } from '../core/log.ts';
+import type { SecretBox } from '../core/secrets.ts';
+import { createServer } from './server.ts';
 
 export type McpAppDeps = {
+  db: Db;
+  log: Logger;
+  authenticator: ApiKeyAuthenticator;
+  secrets: SecretBox;
+  /** Base URL of this server; its origin is always allowed. */
+  publicUrl: string;
+  /** Further browser origins allowed to call /mcp. */
+  allowedOrigins: string[];
   /** Checks /healthz runs (database, Temporal, ...). */
   health: Record<string, HealthCheck>;
 };
+
+/** Largest JSON-RPC request body accepted on /mcp. */
+export const MAX_BODY = '1mb';
+const KEY_PARAMS = ['api_key', 'apikey', 'key', 'token', 'access_token'];
 
 /** The `server` role's express app: all of its HTTP wiring is in this file. */
 export function createMcpApp(deps: McpAppDeps) {
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', healthHandler('server', deps.health));
+
+  const origins = new Set([new URL(deps.publicUrl).origin, ...deps.allowedOrigins]);
+  app.use(
+    '/mcp',
+    refuseKeysInUrl,
+    checkOrigin(origins),
+    authenticate(deps),
+    express.json({ limit: MAX_BODY }),
+  );
+  app.post('/mcp', (req, res) => handleMcp(deps, req, res));
+  // Stateless server: no sessions, so no standalone SSE stream (GET) and nothing to end (DELETE).
+  app.all('/mcp', (_req, res) => {
+    res.set('allow', 'POST');
+    jsonRpcError(res, 405, -32000, 'Method not allowed: this server is stateless; send JSON-RPC with POST.');
+  });
+  app.use(errorHandler(deps.log));
   return app;
+}
+
+async function handleMcp(deps: McpAppDeps, req: Request, res: Response) {
+  const caller = res.locals.caller as Caller;
+  const server = createServer(
+    { db: deps.db, caller, log: deps.log.child({ userId: caller.userId }), publicUrl: deps.publicUrl },
+    { secrets: deps.secrets },
+  );
+  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+  res.on('close', () => {
+    void transport.close();
+    void server.close();
+  });
+  try {
+    await server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
+  } catch (err) {
+    deps.log.error({ err }, 'mcp request failed');
+    if (!res.headersSent) jsonRpcError(res, 500, -32603, 'Internal server error');
+  }
+}
+
+/** API keys never travel in URLs (they would land in logs and browser history). */
+function refuseKeysInUrl(req: Request, res: Response, next: NextFunction) {
+  const query = req.originalUrl.split('?')[1] ?? '';
+  const params = new URLSearchParams(query);
+  const offending =
+    [...params.keys()].some((k) => KEY_PARAMS.includes(k.toLowerCase())) || query.includes('dk_live_');
+  if (offending) {
+    jsonRpcError(
+      res,
+      400,
+      -32600,
+      'API keys are not accepted in the URL. Send them as: Authorization: Bearer <key>',
+    );
+    return;
+  }
+  next();
+}
+
+/** DNS-rebinding protection: a browser Origin must be ours (or configured). */
+function checkOrigin(allowed: Set<string>) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const origin = req.headers.origin;
+    if (origin !== undefined && !allowed.has(origin)) {
+      jsonRpcError(res, 403, -32600, `Origin ${origin} is not allowed`);
+      return;
+    }
+    next();
+  };
+}
+
+function authenticate(deps: McpAppDeps) {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const header = req.headers.authorization;
+    const realm = 'Bearer realm="deploy-mcp"';
+    if (!header) {
+      res.set('www-authenticate', realm);
+      jsonRpcError(
+        res,
+        401,
+        -32001,
+        'Authentication required: send Authorization: Bearer <dk_live_… API key>',
+      );
+      return;
+    }
+    const [scheme, key] = header.split(' ', 2);
+    try {
+      const caller =
+        scheme?.toLowerCase() === 'bearer' && key
+          ? await deps.authenticator.authenticate(key.trim())
+          : undefined;
+      if (!caller) {
+        res.set(
+          'www-authenticate',
+          `${realm}, error="invalid_token", error_description="unknown or revoked key"`,
+        );
+        jsonRpcError(res, 401, -32001, 'Invalid API key: it is unknown, revoked or expired');
+        return;
+      }
+      res.locals.caller = caller;
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+function jsonRpcError(res: Response, status: number, code: number, message: string) {
+  res.status(status).json({ jsonrpc: '2.0', error: { code, message }, id: null });
+}
+
+function errorHandler(log: Logger) {
+  return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { type?: string; status?: number };
+    if (e.type === 'entity.too.large')
+      return jsonRpcError(res, 413, -32600, `Request body exceeds ${MAX_BODY}`);
+    if (e.type === 'entity.parse.failed')
+      return jsonRpcError(res, 400, -32700, 'Parse error: body is not valid JSON');
+    log.error({ err }, 'request failed');
+    if (!res.headersSent) jsonRpcError(res, 500, -32603, 'Internal server error');
+  };
 }

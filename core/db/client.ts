@@ -11,7 +11,7 @@ import { isSqliteUrl, SQLITE_BUSY_TIMEOUT_MS } from './sql-connection.ts';
  * against it runs on either database.
  */
 export type Db = SqliteClient;
-export type * from '../../prisma/generated/sqlite/models.ts';
+export type * from '../../prisma/generated/sqlite/browser.ts';
 
 export type Database = {
   prisma: Db;

@@ -1,0 +1,120 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Db } from './db/client.ts';
+import { invalidInput, notFound } from './errors.ts';
+
+/**
+ * API keys: `dk_live_` + 32 base64url characters (192 random bits). The first 10 random
+ * characters form the public prefix used to find the row; only a SHA-256 of the whole key is
+ * stored, so a database dump yields no usable key. The secret part left after the prefix
+ * still carries 132 bits, so a fast hash is safe (no bcrypt, no cache needed).
+ */
+export const API_KEY_PREFIX = 'dk_live_';
+const RANDOM_CHARS = 32;
+const PREFIX_LENGTH = API_KEY_PREFIX.length + 10;
+const KEY_PATTERN = /^dk_live_[A-Za-z0-9_-]{32}$/;
+/** last_used_at is written at most this often per key, so auth stays a single read. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export function generateApiKey(): { key: string; prefix: string; secretHash: string } {
+  const key = API_KEY_PREFIX + randomBytes(24).toString('base64url');
+  if (key.length !== API_KEY_PREFIX.length + RANDOM_CHARS) throw new Error('unexpected key length');
+  return { key, prefix: key.slice(0, PREFIX_LENGTH), secretHash: hashKey(key) };
+}
+
+function hashKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+export type ApiKeySummary = {
+  prefix: string;
+  name: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+};
+
+/** Creates a key for `userId`. The plaintext key is returned once and never stored. */
+export async function createApiKey(db: Db, userId: string, name: string) {
+  if (!/^[\w .@-]{1,64}$/.test(name)) {
+    throw invalidInput('key name: 1-64 characters of letters, digits, spaces and . _ @ -');
+  }
+  for (let attempt = 0; ; attempt++) {
+    const { key, prefix, secretHash } = generateApiKey();
+    try {
+      await db.apiKey.create({ data: { userId, name, prefix, secretHash } });
+      return { key, prefix };
+    } catch (err) {
+      // A prefix collision (60 random bits) is astronomically rare; retry once.
+      if ((err as { code?: string }).code !== 'P2002' || attempt > 0) throw err;
+    }
+  }
+}
+
+export async function listApiKeys(db: Db, userId: string): Promise<ApiKeySummary[]> {
+  return db.apiKey.findMany({
+    where: { userId },
+    orderBy: { createdAt: 'asc' },
+    select: { prefix: true, name: true, createdAt: true, lastUsedAt: true, revokedAt: true },
+  });
+}
+
+/** Revokes the key with `prefix`; revoking twice is not an error. */
+export async function revokeApiKey(db: Db, prefix: string) {
+  const key = await db.apiKey.findUnique({ where: { prefix } });
+  if (!key) throw notFound(`API key ${prefix}`, 'List keys with: deploy-mcp keys list <email>');
+  const revoked = key.revokedAt
+    ? key
+    : await db.apiKey.update({ where: { id: key.id }, data: { revokedAt: new Date() } });
+  return revoked;
+}
+
+/** Who a verified key belongs to. */
+export type Caller = { userId: string; email: string; keyId: string; keyPrefix: string; keyName: string };
+
+/** Verifies bearer keys: one indexed read, a hash and a constant-time comparison. */
+export class ApiKeyAuthenticator {
+  private readonly lastUsedWrites = new Map<string, number>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly onError: (err: unknown) => void = () => undefined,
+  ) {}
+
+  async authenticate(presented: string): Promise<Caller | undefined> {
+    if (!KEY_PATTERN.test(presented)) return undefined;
+    const row = await this.db.apiKey.findUnique({
+      where: { prefix: presented.slice(0, PREFIX_LENGTH) },
+      select: {
+        id: true,
+        name: true,
+        prefix: true,
+        secretHash: true,
+        revokedAt: true,
+        expiresAt: true,
+        user: { select: { id: true, email: true, disabledAt: true } },
+      },
+    });
+    // Hash and compare even when no row matched, so timing does not reveal valid prefixes.
+    const expected = Buffer.from(row?.secretHash ?? '0'.repeat(64), 'hex');
+    const matches = timingSafeEqual(Buffer.from(hashKey(presented), 'hex'), expected);
+    const now = Date.now();
+    if (!row || !matches || row.revokedAt || row.user.disabledAt) return undefined;
+    if (row.expiresAt && row.expiresAt.getTime() <= now) return undefined;
+    this.touch(row.id, now);
+    return {
+      userId: row.user.id,
+      email: row.user.email,
+      keyId: row.id,
+      keyPrefix: row.prefix,
+      keyName: row.name,
+    };
+  }
+
+  private touch(keyId: string, now: number) {
+    const last = this.lastUsedWrites.get(keyId) ?? 0;
+    if (now - last < LAST_USED_RESOLUTION_MS) return;
+    this.lastUsedWrites.set(keyId, now);
+    if (this.lastUsedWrites.size > 10_000) this.lastUsedWrites.clear();
+    this.db.apiKey.update({ where: { id: keyId }, data: { lastUsedAt: new Date(now) } }).catch(this.onError);
+  }
+}

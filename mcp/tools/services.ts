@@ -1,0 +1,293 @@
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import type { Service } from '../../core/db/client.ts';
+import { notAvailableYet, notFound } from '../../core/errors.ts';
+import { resolveProject } from '../../core/projects.ts';
+import type { SecretBox } from '../../core/secrets.ts';
+import { DEFAULT_LOG_LINES, logTail } from '../log-tail.ts';
+import { DEFAULT_PAGE_SIZE, decodeCursor, page } from '../pagination.ts';
+import {
+  BUILD_PACKS,
+  branch,
+  buildPack,
+  CPU_SIZES,
+  command,
+  cpu,
+  cursor,
+  envVars,
+  gitHost,
+  logLines,
+  MAX_LOG_LINES,
+  MEMORY_SIZES,
+  memory,
+  pageSize,
+  port,
+  projectName,
+  repoRef,
+  serviceName,
+} from '../schemas.ts';
+import { CHANGES, CREATES, DESTROYS, READ_ONLY, runTool, type ToolContext } from '../tool-kit.ts';
+
+export const SERVICE_STATUSES = [
+  'queued',
+  'building',
+  'deploying',
+  'active',
+  'failed',
+  'cancelled',
+  'superseded',
+] as const;
+const STATUS_HELP =
+  'Statuses: queued, building, deploying, active (serving at url), failed (see reason and logs), ' +
+  'cancelled, superseded (a newer deploy replaced it).';
+
+const serviceSummary = z.object({
+  name: z.string(),
+  project: z.string(),
+  status: z.string(),
+  url: z.string().nullable(),
+  repo: z.string(),
+  branch: z.string(),
+  updated_at: z.string(),
+});
+
+const logTailShape = z.object({ lines: z.array(z.string()), truncated: z.boolean(), note: z.string() });
+
+const serviceDetail = {
+  ...serviceSummary.shape,
+  build_pack: z.enum(BUILD_PACKS),
+  port: z.number().nullable(),
+  memory: z.string(),
+  cpu: z.string(),
+  install_command: z.string().nullable(),
+  build_command: z.string().nullable(),
+  start_command: z.string().nullable(),
+  env: z.record(z.string(), z.string()).describe('Values masked unless include_env is true.'),
+  created_at: z.string(),
+  deployment: z
+    .object({
+      id: z.string(),
+      status: z.string(),
+      reason: z.string().nullable(),
+      trigger: z.string(),
+      commit: z.string().nullable(),
+      created_at: z.string(),
+      finished_at: z.string().nullable(),
+      phase_ms: z.record(z.string(), z.number()),
+      build_log: logTailShape,
+      runtime_log: logTailShape,
+    })
+    .nullable(),
+};
+
+const memoryName = (mb: number) => Object.entries(MEMORY_SIZES).find(([, v]) => v === mb)?.[0] ?? `${mb}Mi`;
+const cpuName = (millis: number) =>
+  Object.entries(CPU_SIZES).find(([, v]) => v === millis)?.[0] ?? String(millis / 1000);
+
+function summary(s: Service & { project: { name: string } }) {
+  return {
+    name: s.name,
+    project: s.project.name,
+    status: s.status,
+    url: s.url,
+    repo: s.repoUrl,
+    branch: s.branch,
+    updated_at: s.updatedAt.toISOString(),
+  };
+}
+
+export type ServiceToolDeps = { secrets: SecretBox };
+
+export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: ServiceToolDeps) {
+  const { db, caller } = ctx;
+
+  /** The caller's live service `name` in `project`; another tenant's is simply not found. */
+  async function findService(name: string, project: string | undefined) {
+    const p = await resolveProject(db, caller.userId, project);
+    const service = await db.service.findFirst({
+      where: { userId: caller.userId, projectId: p.id, name, deletedAt: null },
+      include: { project: { select: { name: true } } },
+    });
+    if (!service) {
+      throw notFound(`service "${name}" in project "${p.name}"`, 'Call list_services to see your services.');
+    }
+    return service;
+  }
+
+  server.registerTool(
+    'create_service',
+    {
+      title: 'Create (deploy) a service',
+      description:
+        'Deploys a git repo as a web service and returns its status and URL. repo is a repo on our git server ' +
+        '(see create_repo) or an https clone URL; the build pack is detected unless given. The URL is live only ' +
+        `when status is "active". Calling again with the same name and settings is safe. ${STATUS_HELP} ` +
+        'Next: get_service to follow the deploy and read its logs.',
+      inputSchema: {
+        name: serviceName.describe('Service name (DNS label); becomes part of the URL.'),
+        repo: repoRef.describe('Repo name on the host, "owner/name", or an https:// clone URL.'),
+        host: gitHost,
+        branch,
+        project: projectName,
+        build_pack: buildPack,
+        port,
+        env_vars: envVars,
+        memory,
+        cpu,
+        install_command: command('install_command').describe('Overrides the detected install command.'),
+        build_command: command('build_command').describe('Overrides the detected build command.'),
+        start_command: command('start_command').describe('Overrides the detected start command.'),
+      },
+      outputSchema: serviceDetail,
+      annotations: { title: 'Create (deploy) a service', ...CREATES },
+    },
+    (args) =>
+      runTool(ctx, 'create_service', async () => {
+        await resolveProject(db, caller.userId, args.project);
+        throw notAvailableYet('Deploying services (create_service)');
+      }),
+  );
+
+  server.registerTool(
+    'list_services',
+    {
+      title: 'List services',
+      description:
+        'Lists your services (name, status, URL), newest first within a page of at most 100 (default 20). ' +
+        'When next_cursor is set, call again with cursor to get more. Next: get_service for details and logs.',
+      inputSchema: {
+        project: projectName.describe('Only this project; default: all your projects.'),
+        limit: pageSize,
+        cursor,
+      },
+      outputSchema: {
+        services: z.array(serviceSummary),
+        next_cursor: z.string().nullable(),
+        note: z.string(),
+      },
+      annotations: { title: 'List services', ...READ_ONLY },
+    },
+    (args) =>
+      runTool(ctx, 'list_services', async () => {
+        const limit = args.limit ?? DEFAULT_PAGE_SIZE;
+        const after = decodeCursor(args.cursor);
+        const projectId = args.project
+          ? (await resolveProject(db, caller.userId, args.project)).id
+          : undefined;
+        const rows = await db.service.findMany({
+          where: { userId: caller.userId, deletedAt: null, ...(projectId ? { projectId } : {}) },
+          include: { project: { select: { name: true } } },
+          orderBy: { id: 'asc' },
+          take: limit + 1,
+          ...(after ? { cursor: { id: after }, skip: 1 } : {}),
+        });
+        const p = page(rows, limit, 'list_services');
+        return { services: p.items.map(summary), next_cursor: p.next_cursor, note: p.note };
+      }),
+  );
+
+  server.registerTool(
+    'get_service',
+    {
+      title: 'Get a service',
+      description:
+        'Shows one service: status, URL, settings, env (masked unless include_env), and its latest deployment ' +
+        `with the failure reason, time per phase and the last lines of the build and runtime logs (default ` +
+        `${DEFAULT_LOG_LINES}, at most ${MAX_LOG_LINES} each). ${STATUS_HELP}`,
+      inputSchema: {
+        name: serviceName,
+        project: projectName,
+        include_env: z
+          .boolean({ error: 'include_env must be true or false' })
+          .optional()
+          .describe('Show env values.'),
+        deploy_log_lines: logLines('deploy_log_lines').describe(`Build log lines, 0-${MAX_LOG_LINES}.`),
+        runtime_log_lines: logLines('runtime_log_lines').describe(`Runtime log lines, 0-${MAX_LOG_LINES}.`),
+      },
+      outputSchema: serviceDetail,
+      annotations: { title: 'Get a service', ...READ_ONLY },
+    },
+    (args) =>
+      runTool(ctx, 'get_service', async () => {
+        const s = await findService(args.name, args.project);
+        const env = s.envEncrypted
+          ? deps.secrets.openJson<Record<string, string>>(s.envEncrypted, `service:${s.id}:env`)
+          : {};
+        const d = await db.deployment.findFirst({
+          where: { serviceId: s.id },
+          orderBy: { createdAt: 'desc' },
+        });
+        const more = (field: string) => `call get_service with ${field} up to ${MAX_LOG_LINES} for more.`;
+        return {
+          ...summary(s),
+          build_pack: s.buildPack as (typeof BUILD_PACKS)[number],
+          port: s.port,
+          memory: memoryName(s.memoryMb),
+          cpu: cpuName(s.cpuMillis),
+          install_command: s.installCommand,
+          build_command: s.buildCommand,
+          start_command: s.startCommand,
+          env: Object.fromEntries(
+            Object.entries(env).map(([k, v]) => [k, args.include_env ? v : '********']),
+          ),
+          created_at: s.createdAt.toISOString(),
+          deployment: d && {
+            id: d.id,
+            status: d.status,
+            reason: d.statusReason,
+            trigger: d.trigger,
+            commit: d.commitSha,
+            created_at: d.createdAt.toISOString(),
+            finished_at: d.finishedAt?.toISOString() ?? null,
+            phase_ms: d.phaseTimings ? (JSON.parse(d.phaseTimings) as Record<string, number>) : {},
+            build_log: logTail(
+              d.buildLogTail,
+              args.deploy_log_lines ?? DEFAULT_LOG_LINES,
+              more('deploy_log_lines'),
+            ),
+            runtime_log: logTail(
+              d.runtimeLogTail,
+              args.runtime_log_lines ?? DEFAULT_LOG_LINES,
+              more('runtime_log_lines'),
+            ),
+          },
+        };
+      }),
+  );
+
+  server.registerTool(
+    'redeploy_service',
+    {
+      title: 'Redeploy a service',
+      description:
+        "Builds and deploys the newest commit of the service's branch again. The current release keeps serving " +
+        'until the new one is healthy. Next: get_service to follow it.',
+      inputSchema: { name: serviceName, project: projectName },
+      outputSchema: serviceDetail,
+      annotations: { title: 'Redeploy a service', ...CHANGES },
+    },
+    (args) =>
+      runTool(ctx, 'redeploy_service', async () => {
+        await findService(args.name, args.project);
+        throw notAvailableYet('Redeploying services (redeploy_service)');
+      }),
+  );
+
+  server.registerTool(
+    'delete_service',
+    {
+      title: 'Delete a service',
+      description:
+        'Stops the service and removes its container, route and stack; its URL stops answering. Deployment ' +
+        'history is kept. Deleting a service that is already gone reports not found.',
+      inputSchema: { name: serviceName, project: projectName },
+      outputSchema: { name: z.string(), project: z.string(), deleted: z.boolean() },
+      annotations: { title: 'Delete a service', ...DESTROYS },
+    },
+    (args) =>
+      runTool(ctx, 'delete_service', async () => {
+        await findService(args.name, args.project);
+        throw notAvailableYet('Deleting services (delete_service)');
+      }),
+  );
+}

@@ -1,0 +1,98 @@
+import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { ApiKeyAuthenticator, createApiKey } from '../../core/api-keys.ts';
+import { type Database, openDatabase } from '../../core/db/client.ts';
+import { migrate } from '../../core/db/migrate.ts';
+import { type Listening, listen } from '../../core/http.ts';
+import { createLogger } from '../../core/log.ts';
+import { SecretBox } from '../../core/secrets.ts';
+import { createUser } from '../../core/users.ts';
+import { createMcpApp } from '../../mcp/app.ts';
+import { scratchDir } from './scratch.ts';
+
+/** The seed contract: these names are fixed. */
+export const SEED_TOOLS = [
+  'whoami',
+  'create_service',
+  'list_services',
+  'get_service',
+  'redeploy_service',
+  'delete_service',
+  'create_resource',
+  'list_resources',
+  'get_resource',
+  'delete_resource',
+  'create_repo',
+  'get_git_token',
+];
+
+export type McpTestServer = {
+  url: string;
+  origin: string;
+  db: Database;
+  secrets: SecretBox;
+  /** Creates a user and an API key for it. */
+  newUser: (email: string) => Promise<{ userId: string; key: string; prefix: string }>;
+  close: () => Promise<void>;
+};
+
+/** The `server` role's app on a real port, with a fresh embedded database. */
+export async function startMcpTestServer(): Promise<McpTestServer> {
+  const scratch = scratchDir('mcp');
+  const url = `file:${path.join(scratch.dir, 'test.db')}`;
+  await migrate(url);
+  const db = await openDatabase(url);
+  const secrets = new SecretBox(Buffer.alloc(32, 1));
+  const log = createLogger({ level: 'silent' });
+  let http: Listening | undefined;
+  const app = createMcpApp({
+    db: db.prisma,
+    log,
+    authenticator: new ApiKeyAuthenticator(db.prisma),
+    secrets,
+    publicUrl: 'http://localhost:8081',
+    allowedOrigins: [],
+    health: { database: () => db.ping() },
+  });
+  http = await listen(app, '127.0.0.1', 0);
+  return {
+    url: `http://127.0.0.1:${http.port}/mcp`,
+    origin: 'http://localhost:8081',
+    db,
+    secrets,
+    newUser: async (email) => {
+      const user = await createUser(db.prisma, email);
+      const { key, prefix } = await createApiKey(db.prisma, user.id, 'test');
+      return { userId: user.id, key, prefix };
+    },
+    close: async () => {
+      try {
+        await http?.close();
+        await db.close();
+      } finally {
+        scratch.cleanup();
+      }
+    },
+  };
+}
+
+/** An MCP SDK client connected over Streamable HTTP with a Bearer key. */
+export async function connectClient(url: string, key: string, headers: Record<string, string> = {}) {
+  const client = new Client({ name: 'deploy-mcp-tests', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: { headers: { authorization: `Bearer ${key}`, ...headers } },
+  });
+  await client.connect(transport);
+  return client;
+}
+
+/** Calls a tool and returns its result (typed as a plain CallToolResult). */
+export async function call(client: Client, name: string, args: Record<string, unknown> = {}) {
+  return (await client.callTool({ name, arguments: args })) as CallToolResult;
+}
+
+export function text(result: CallToolResult): string {
+  return result.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
+}
