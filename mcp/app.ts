@@ -1,3 +1,4 @@
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { ApiKeyAuthenticator, Caller } from '../core/api-keys.ts';
@@ -5,7 +6,8 @@ import type { Db } from '../core/db/client.ts';
 import { type HealthCheck, healthHandler } from '../core/health.ts';
 import type { Logger } from '../core/log.ts';
 import type { SecretBox } from '../core/secrets.ts';
-import { createServer } from './server.ts';
+import { createServer, ServerPool } from './server.ts';
+import { callerAuthInfo } from './tool-kit.ts';
 
 export type McpAppDeps = {
   db: Db;
@@ -38,7 +40,10 @@ export function createMcpApp(deps: McpAppDeps) {
     authenticate(deps),
     express.json({ limit: MAX_BODY }),
   );
-  app.post('/mcp', (req, res) => handleMcp(deps, req, res));
+  const pool = new ServerPool(() =>
+    createServer({ db: deps.db, log: deps.log, publicUrl: deps.publicUrl }, { secrets: deps.secrets }),
+  );
+  app.post('/mcp', (req, res) => handleMcp(deps, pool, req, res));
   // Stateless server: no sessions, so no standalone SSE stream (GET) and nothing to end (DELETE).
   app.all('/mcp', (_req, res) => {
     res.set('allow', 'POST');
@@ -48,24 +53,37 @@ export function createMcpApp(deps: McpAppDeps) {
   return app;
 }
 
-async function handleMcp(deps: McpAppDeps, req: Request, res: Response) {
-  const caller = res.locals.caller as Caller;
-  const server = createServer(
-    { db: deps.db, caller, log: deps.log.child({ userId: caller.userId }), publicUrl: deps.publicUrl },
-    { secrets: deps.secrets },
-  );
-  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+async function handleMcp(deps: McpAppDeps, pool: ServerPool, req: Request, res: Response) {
+  const server = pool.take();
+  // A plain JSON response is cheaper than an SSE stream; stream only when the client asked for
+  // progress notifications (params._meta.progressToken), e.g. create_service waiting for a deploy.
+  const transport = new StreamableHTTPServerTransport({
+    sessionIdGenerator: undefined,
+    enableJsonResponse: !wantsProgress(req.body),
+  });
   res.on('close', () => {
-    void transport.close();
-    void server.close();
+    transport.close().then(
+      () => pool.give(server),
+      (err: unknown) => deps.log.warn({ err }, 'closing an MCP transport failed'),
+    );
   });
   try {
     await server.connect(transport);
+    // The transport hands req.auth to tool handlers as authInfo: the caller's identity.
+    (req as Request & { auth?: AuthInfo }).auth = callerAuthInfo(res.locals.caller as Caller);
     await transport.handleRequest(req, res, req.body);
   } catch (err) {
     deps.log.error({ err }, 'mcp request failed');
     if (!res.headersSent) jsonRpcError(res, 500, -32603, 'Internal server error');
   }
+}
+
+function wantsProgress(body: unknown): boolean {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.some(
+    (m) =>
+      (m as { params?: { _meta?: { progressToken?: unknown } } })?.params?._meta?.progressToken !== undefined,
+  );
 }
 
 /** API keys never travel in URLs (they would land in logs and browser history). */

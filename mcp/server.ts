@@ -1,4 +1,5 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import type { SecretBox } from '../core/secrets.ts';
 import type { ToolContext } from './tool-kit.ts';
 import { registerAccountTools } from './tools/account.ts';
@@ -12,12 +13,46 @@ const INSTRUCTIONS =
   'Deploy MCP takes a git repo to a live URL. Typical flow: whoami → create_repo → git push → ' +
   'create_service → get_service until status is "active" (or "failed", with the reason and logs).';
 
-/** An MCP server bound to one verified caller; every tool acts only on that caller's data. */
+// Building an Ajv validator is the costliest part of constructing a server; one instance
+// serves every request (it only validates elicitation schemas, which we do not use).
+const jsonSchemaValidator = new AjvJsonSchemaValidator();
+
+/**
+ * An MCP server with every tool registered. It serves any caller: each request carries its
+ * verified caller in authInfo, and every tool acts only on that caller's data.
+ */
 export function createServer(ctx: ToolContext, deps: { secrets: SecretBox }): McpServer {
-  const server = new McpServer(SERVER_INFO, { instructions: INSTRUCTIONS, capabilities: { logging: {} } });
+  const server = new McpServer(SERVER_INFO, {
+    instructions: INSTRUCTIONS,
+    capabilities: { logging: {} },
+    jsonSchemaValidator,
+  });
   registerAccountTools(server, ctx);
   registerServiceTools(server, ctx, deps);
   registerResourceTools(server, ctx, deps);
   registerRepoTools(server, ctx);
   return server;
+}
+
+/**
+ * Reuses servers across requests. The transport is stateless (one per request) and a server
+ * holds one transport at a time, so each concurrent request takes its own server; building
+ * one (registering every tool) costs more than the rest of a small request.
+ */
+export class ServerPool {
+  private readonly idle: McpServer[] = [];
+
+  constructor(
+    private readonly build: () => McpServer,
+    private readonly maxIdle = 64,
+  ) {}
+
+  take(): McpServer {
+    return this.idle.pop() ?? this.build();
+  }
+
+  /** Returns a server whose transport has closed. */
+  give(server: McpServer): void {
+    if (this.idle.length < this.maxIdle && !server.isConnected()) this.idle.push(server);
+  }
 }

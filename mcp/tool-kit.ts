@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Caller } from '../core/api-keys.ts';
 import type { Db } from '../core/db/client.ts';
 import { DomainError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 
-/** What every tool handler gets: the verified caller (never from arguments) and services. */
+/** Services every tool handler uses; the caller comes per request (see callerOf). */
 export type ToolContext = {
   db: Db;
-  caller: Caller;
   log: Logger;
   /** Base URL of this server, for git remotes and links. */
   publicUrl: string;
@@ -39,18 +39,34 @@ export const DESTROYS = {
   openWorldHint: false,
 };
 
+/** What a tool handler receives besides its arguments (the part we use). */
+export type ToolExtra = { authInfo?: AuthInfo };
+
+/** The verified caller the auth middleware attached to this request (never from arguments). */
+export function callerAuthInfo(caller: Caller): AuthInfo {
+  return { token: caller.keyPrefix, clientId: caller.keyPrefix, scopes: [], extra: { caller } };
+}
+
+function callerOf(extra: ToolExtra): Caller {
+  const caller = extra.authInfo?.extra?.caller as Caller | undefined;
+  if (!caller) throw new Error('tool called without an authenticated caller');
+  return caller;
+}
+
 /**
- * Runs a tool body. Its value becomes structured content (and JSON text for clients that
+ * Runs a tool body for the request's verified caller. Its value becomes structured content (and JSON text for clients that
  * read text only). A DomainError becomes an `isError` result with its message; any other
  * error is logged with a reference and the agent sees only that reference.
  */
 export async function runTool(
   ctx: ToolContext,
+  extra: ToolExtra,
   tool: string,
-  body: () => Promise<Record<string, unknown>>,
+  body: (caller: Caller) => Promise<Record<string, unknown>>,
 ): Promise<CallToolResult> {
+  const caller = callerOf(extra);
   try {
-    const structured = await body();
+    const structured = await body(caller);
     return {
       content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }],
       structuredContent: structured,
@@ -60,7 +76,7 @@ export async function runTool(
       return { isError: true, content: [{ type: 'text', text: err.message }] };
     }
     const ref = randomUUID().slice(0, 8);
-    ctx.log.error({ err, tool, ref, userId: ctx.caller.userId }, 'tool failed');
+    ctx.log.error({ err, tool, ref, userId: caller.userId }, 'tool failed');
     return {
       isError: true,
       content: [{ type: 'text', text: `Internal error (ref ${ref}). It was logged; retry later.` }],

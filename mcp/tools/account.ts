@@ -26,12 +26,12 @@ export function registerAccountTools(server: McpServer, ctx: ToolContext) {
       },
       annotations: { title: 'Who am I', ...READ_ONLY },
     },
-    () =>
-      runTool(ctx, 'whoami', async () => {
+    (_args, extra) =>
+      runTool(ctx, extra, 'whoami', async (caller) => {
         const [user, projects] = await Promise.all([
-          ctx.db.user.findUniqueOrThrow({ where: { id: ctx.caller.userId }, select: { ownerName: true } }),
+          ctx.db.user.findUniqueOrThrow({ where: { id: caller.userId }, select: { ownerName: true } }),
           ctx.db.project.findMany({
-            where: { userId: ctx.caller.userId },
+            where: { userId: caller.userId },
             orderBy: { name: 'asc' },
             select: {
               name: true,
@@ -45,8 +45,8 @@ export function registerAccountTools(server: McpServer, ctx: ToolContext) {
           }),
         ]);
         return {
-          email: ctx.caller.email,
-          api_key: { prefix: ctx.caller.keyPrefix, name: ctx.caller.keyName },
+          email: caller.email,
+          api_key: { prefix: caller.keyPrefix, name: caller.keyName },
           projects: projects.map((p) => ({
             name: p.name,
             services: p._count.services,

@@ -25,8 +25,8 @@ export function registerRepoTools(server: McpServer, ctx: ToolContext) {
       outputSchema: gitRemote,
       annotations: { title: 'Create a git repo', ...CREATES },
     },
-    (args) =>
-      runTool(ctx, 'create_repo', async () => {
+    (args, extra) =>
+      runTool(ctx, extra, 'create_repo', async () => {
         throw notAvailableYet(`Git hosting (create_repo on host "${args.host ?? 'internal'}")`);
       }),
   );
@@ -42,11 +42,11 @@ export function registerRepoTools(server: McpServer, ctx: ToolContext) {
       outputSchema: gitRemote,
       annotations: { title: 'Get a git remote with a fresh token', ...CHANGES },
     },
-    (args) =>
-      runTool(ctx, 'get_git_token', async () => {
+    (args, extra) =>
+      runTool(ctx, extra, 'get_git_token', async (caller) => {
         const host = args.host ?? 'internal';
         const repo = await ctx.db.repo.findFirst({
-          where: { userId: ctx.caller.userId, host, name: args.name },
+          where: { userId: caller.userId, host, name: args.name },
         });
         if (!repo) throw notFound(`repo "${args.name}" on host "${host}"`, 'Create it with create_repo.');
         throw notAvailableYet('Git tokens (get_git_token)');

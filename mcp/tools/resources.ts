@@ -1,5 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
+import type { Caller } from '../../core/api-keys.ts';
 import type { Resource } from '../../core/db/client.ts';
 import { notAvailableYet, notFound } from '../../core/errors.ts';
 import { resolveProject } from '../../core/projects.ts';
@@ -49,9 +50,9 @@ function summary(r: Resource & { project: { name: string } }) {
 export type ResourceToolDeps = { secrets: SecretBox };
 
 export function registerResourceTools(server: McpServer, ctx: ToolContext, deps: ResourceToolDeps) {
-  const { db, caller } = ctx;
+  const { db } = ctx;
 
-  async function findResource(name: string, project: string | undefined) {
+  async function findResource(caller: Caller, name: string, project: string | undefined) {
     const p = await resolveProject(db, caller.userId, project);
     const resource = await db.resource.findFirst({
       where: { userId: caller.userId, projectId: p.id, name, deletedAt: null },
@@ -86,8 +87,8 @@ export function registerResourceTools(server: McpServer, ctx: ToolContext, deps:
       outputSchema: resourceDetail,
       annotations: { title: 'Create a database', ...CREATES },
     },
-    (args) =>
-      runTool(ctx, 'create_resource', async () => {
+    (args, extra) =>
+      runTool(ctx, extra, 'create_resource', async (caller) => {
         await resolveProject(db, caller.userId, args.project);
         throw notAvailableYet('Creating databases (create_resource)');
       }),
@@ -112,8 +113,8 @@ export function registerResourceTools(server: McpServer, ctx: ToolContext, deps:
       },
       annotations: { title: 'List databases', ...READ_ONLY },
     },
-    (args) =>
-      runTool(ctx, 'list_resources', async () => {
+    (args, extra) =>
+      runTool(ctx, extra, 'list_resources', async (caller) => {
         const limit = args.limit ?? DEFAULT_PAGE_SIZE;
         const after = decodeCursor(args.cursor);
         const projectId = args.project
@@ -149,9 +150,9 @@ export function registerResourceTools(server: McpServer, ctx: ToolContext, deps:
       outputSchema: resourceDetail,
       annotations: { title: 'Get a database', ...READ_ONLY },
     },
-    (args) =>
-      runTool(ctx, 'get_resource', async () => {
-        const r = await findResource(args.name, args.project);
+    (args, extra) =>
+      runTool(ctx, extra, 'get_resource', async (caller) => {
+        const r = await findResource(caller, args.name, args.project);
         const connection = r.connectionEncrypted
           ? deps.secrets.openJson<Record<string, string>>(
               r.connectionEncrypted,
@@ -179,9 +180,9 @@ export function registerResourceTools(server: McpServer, ctx: ToolContext, deps:
       outputSchema: { name: z.string(), project: z.string(), deleted: z.boolean() },
       annotations: { title: 'Delete a database', ...DESTROYS },
     },
-    (args) =>
-      runTool(ctx, 'delete_resource', async () => {
-        await findResource(args.name, args.project);
+    (args, extra) =>
+      runTool(ctx, extra, 'delete_resource', async (caller) => {
+        await findResource(caller, args.name, args.project);
         throw notAvailableYet('Deleting databases (delete_resource)');
       }),
   );

@@ -1,5 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
+import type { Caller } from '../../core/api-keys.ts';
 import type { Service } from '../../core/db/client.ts';
 import { notAvailableYet, notFound } from '../../core/errors.ts';
 import { resolveProject } from '../../core/projects.ts';
@@ -99,10 +100,10 @@ function summary(s: Service & { project: { name: string } }) {
 export type ServiceToolDeps = { secrets: SecretBox };
 
 export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: ServiceToolDeps) {
-  const { db, caller } = ctx;
+  const { db } = ctx;
 
   /** The caller's live service `name` in `project`; another tenant's is simply not found. */
-  async function findService(name: string, project: string | undefined) {
+  async function findService(caller: Caller, name: string, project: string | undefined) {
     const p = await resolveProject(db, caller.userId, project);
     const service = await db.service.findFirst({
       where: { userId: caller.userId, projectId: p.id, name, deletedAt: null },
@@ -141,8 +142,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       outputSchema: serviceDetail,
       annotations: { title: 'Create (deploy) a service', ...CREATES },
     },
-    (args) =>
-      runTool(ctx, 'create_service', async () => {
+    (args, extra) =>
+      runTool(ctx, extra, 'create_service', async (caller) => {
         await resolveProject(db, caller.userId, args.project);
         throw notAvailableYet('Deploying services (create_service)');
       }),
@@ -167,8 +168,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       },
       annotations: { title: 'List services', ...READ_ONLY },
     },
-    (args) =>
-      runTool(ctx, 'list_services', async () => {
+    (args, extra) =>
+      runTool(ctx, extra, 'list_services', async (caller) => {
         const limit = args.limit ?? DEFAULT_PAGE_SIZE;
         const after = decodeCursor(args.cursor);
         const projectId = args.project
@@ -207,9 +208,9 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       outputSchema: serviceDetail,
       annotations: { title: 'Get a service', ...READ_ONLY },
     },
-    (args) =>
-      runTool(ctx, 'get_service', async () => {
-        const s = await findService(args.name, args.project);
+    (args, extra) =>
+      runTool(ctx, extra, 'get_service', async (caller) => {
+        const s = await findService(caller, args.name, args.project);
         const env = s.envEncrypted
           ? deps.secrets.openJson<Record<string, string>>(s.envEncrypted, `service:${s.id}:env`)
           : {};
@@ -266,9 +267,9 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       outputSchema: serviceDetail,
       annotations: { title: 'Redeploy a service', ...CHANGES },
     },
-    (args) =>
-      runTool(ctx, 'redeploy_service', async () => {
-        await findService(args.name, args.project);
+    (args, extra) =>
+      runTool(ctx, extra, 'redeploy_service', async (caller) => {
+        await findService(caller, args.name, args.project);
         throw notAvailableYet('Redeploying services (redeploy_service)');
       }),
   );
@@ -284,9 +285,9 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       outputSchema: { name: z.string(), project: z.string(), deleted: z.boolean() },
       annotations: { title: 'Delete a service', ...DESTROYS },
     },
-    (args) =>
-      runTool(ctx, 'delete_service', async () => {
-        await findService(args.name, args.project);
+    (args, extra) =>
+      runTool(ctx, extra, 'delete_service', async (caller) => {
+        await findService(caller, args.name, args.project);
         throw notAvailableYet('Deleting services (delete_service)');
       }),
   );

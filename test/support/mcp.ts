@@ -30,6 +30,8 @@ export const SEED_TOOLS = [
 
 export type McpTestServer = {
   url: string;
+  /** The embedded database's URL (other processes may open it too). */
+  dbUrl: string;
   origin: string;
   db: Database;
   secrets: SecretBox;
@@ -59,6 +61,7 @@ export async function startMcpTestServer(): Promise<McpTestServer> {
   http = await listen(app, '127.0.0.1', 0);
   return {
     url: `http://127.0.0.1:${http.port}/mcp`,
+    dbUrl: url,
     origin: 'http://localhost:8081',
     db,
     secrets,
