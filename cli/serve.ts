@@ -8,6 +8,7 @@ import { migrate } from '../core/db/migrate.ts';
 import { listen } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
 import { loadMasterKey, SecretBox } from '../core/secrets.ts';
+import { createGitServer } from '../git/git-server.ts';
 import { createMcpApp } from '../mcp/app.ts';
 import { createActivities } from '../workers/activities/index.ts';
 import { connectTemporal } from '../workers/client.ts';
@@ -98,6 +99,15 @@ export async function serve(config: Config, role: Role, log: Logger): Promise<vo
         publicUrl: config.publicUrl,
         allowedOrigins: config.allowedOrigins,
         health,
+        git: createGitServer({
+          db: db.prisma,
+          log,
+          root: path.join(config.dataDir, 'git'),
+          baseUrl: `${config.publicUrl}/git`,
+          tokenTtlSeconds: config.git.tokenTtlSeconds,
+          maxReposPerUser: config.git.maxReposPerUser,
+          limits: { maxPushBytes: config.git.maxPushBytes, maxRepoBytes: config.git.maxRepoBytes },
+        }),
       });
       const http = await listen(app, config.host, config.port);
       onStop('server', http.close);

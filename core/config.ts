@@ -19,6 +19,10 @@ const schema = z.object({
   DEPLOY_MCP_TOOLS_DIR: z.string().min(1).default('./.tools'),
   DEPLOY_MCP_SECRET_KEY: z.string().optional(),
   DEPLOY_MCP_ALLOWED_ORIGINS: z.string().optional(),
+  DEPLOY_MCP_GIT_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
+  DEPLOY_MCP_GIT_MAX_PUSH_MB: z.coerce.number().int().min(1).max(10_240).default(200),
+  DEPLOY_MCP_GIT_MAX_REPO_MB: z.coerce.number().int().min(1).max(102_400).default(1024),
+  DEPLOY_MCP_GIT_MAX_REPOS: z.coerce.number().int().min(1).max(100_000).default(100),
 });
 
 export type Config = {
@@ -47,6 +51,13 @@ export type Config = {
   secretKey: string | undefined;
   /** Browser origins allowed to call /mcp (besides the public URL's own origin). */
   allowedOrigins: string[];
+  git: {
+    /** Lifetime of the tokens in issued git remotes (capped at 24 h). */
+    tokenTtlSeconds: number;
+    maxPushBytes: number;
+    maxRepoBytes: number;
+    maxReposPerUser: number;
+  };
 };
 
 export class ConfigError extends Error {
@@ -81,6 +92,12 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       .split(',')
       .map((o) => o.trim())
       .filter(Boolean),
+    git: {
+      tokenTtlSeconds: e.DEPLOY_MCP_GIT_TOKEN_TTL_SECONDS,
+      maxPushBytes: e.DEPLOY_MCP_GIT_MAX_PUSH_MB * 1024 * 1024,
+      maxRepoBytes: e.DEPLOY_MCP_GIT_MAX_REPO_MB * 1024 * 1024,
+      maxReposPerUser: e.DEPLOY_MCP_GIT_MAX_REPOS,
+    },
   };
 }
 

@@ -6,6 +6,8 @@ import type { Db } from '../core/db/client.ts';
 import { type HealthCheck, healthHandler } from '../core/health.ts';
 import type { Logger } from '../core/log.ts';
 import type { SecretBox } from '../core/secrets.ts';
+import type { GitHosting } from '../git/hosting.ts';
+import { type GitHttpDeps, handleGitRequest } from '../git/smart-http.ts';
 import { createServer, ServerPool } from './server.ts';
 import { callerAuthInfo } from './tool-kit.ts';
 
@@ -20,6 +22,8 @@ export type McpAppDeps = {
   allowedOrigins: string[];
   /** Checks /healthz runs (database, Temporal, ...). */
   health: Record<string, HealthCheck>;
+  /** Our git server: repos for the tools, smart HTTP under /git. */
+  git: { hosting: GitHosting; http: GitHttpDeps };
 };
 
 /** Largest JSON-RPC request body accepted on /mcp. */
@@ -32,6 +36,11 @@ export function createMcpApp(deps: McpAppDeps) {
   app.disable('x-powered-by');
   app.get('/healthz', healthHandler('server', deps.health));
 
+  // Git smart HTTP: git clients authenticate with a repo token (Basic), not an API key.
+  app.use('/git', (req, res, next) => {
+    handleGitRequest(deps.git.http, req, res).catch(next);
+  });
+
   const origins = new Set([new URL(deps.publicUrl).origin, ...deps.allowedOrigins]);
   app.use(
     '/mcp',
@@ -41,7 +50,10 @@ export function createMcpApp(deps: McpAppDeps) {
     express.json({ limit: MAX_BODY }),
   );
   const pool = new ServerPool(() =>
-    createServer({ db: deps.db, log: deps.log, publicUrl: deps.publicUrl }, { secrets: deps.secrets }),
+    createServer(
+      { db: deps.db, log: deps.log, publicUrl: deps.publicUrl },
+      { secrets: deps.secrets, git: deps.git.hosting },
+    ),
   );
   app.post('/mcp', (req, res) => handleMcp(deps, pool, req, res));
   // Stateless server: no sessions, so no standalone SSE stream (GET) and nothing to end (DELETE).

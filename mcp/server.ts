@@ -1,6 +1,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import type { SecretBox } from '../core/secrets.ts';
+import type { GitHosting } from '../git/hosting.ts';
 import type { ToolContext } from './tool-kit.ts';
 import { registerAccountTools } from './tools/account.ts';
 import { registerRepoTools } from './tools/repos.ts';
@@ -21,7 +22,7 @@ const jsonSchemaValidator = new AjvJsonSchemaValidator();
  * An MCP server with every tool registered. It serves any caller: each request carries its
  * verified caller in authInfo, and every tool acts only on that caller's data.
  */
-export function createServer(ctx: ToolContext, deps: { secrets: SecretBox }): McpServer {
+export function createServer(ctx: ToolContext, deps: { secrets: SecretBox; git: GitHosting }): McpServer {
   const server = new McpServer(SERVER_INFO, {
     instructions: INSTRUCTIONS,
     capabilities: { logging: {} },
@@ -30,7 +31,7 @@ export function createServer(ctx: ToolContext, deps: { secrets: SecretBox }): Mc
   registerAccountTools(server, ctx);
   registerServiceTools(server, ctx, deps);
   registerResourceTools(server, ctx, deps);
-  registerRepoTools(server, ctx);
+  registerRepoTools(server, ctx, deps.git);
   return server;
 }
 

@@ -1,18 +1,27 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { notAvailableYet, notFound } from '../../core/errors.ts';
+import { notAvailableYet } from '../../core/errors.ts';
+import type { GitHosting } from '../../git/hosting.ts';
 import { description, gitHost, repoName } from '../schemas.ts';
 import { CHANGES, CREATES, runTool, type ToolContext } from '../tool-kit.ts';
 
 const gitRemote = {
   name: z.string(),
   host: z.string(),
+  owner: z.string(),
+  clone_url: z.string().describe('Clone URL without credentials.'),
   git_remote: z.string().describe('HTTPS remote with a short-lived token embedded; treat it as a secret.'),
   expires_at: z.string(),
   push_command: z.string(),
+  created: z.boolean().describe('False when the repo already existed.'),
 };
 
-export function registerRepoTools(server: McpServer, ctx: ToolContext) {
+/** GitHub hosting is not built yet; every other host value is refused by the schema. */
+function requireInternal(host: string | undefined) {
+  if (host !== undefined && host !== 'internal') throw notAvailableYet(`Git host "${host}"`);
+}
+
+export function registerRepoTools(server: McpServer, ctx: ToolContext, git: GitHosting) {
   server.registerTool(
     'create_repo',
     {
@@ -26,8 +35,9 @@ export function registerRepoTools(server: McpServer, ctx: ToolContext) {
       annotations: { title: 'Create a git repo', ...CREATES },
     },
     (args, extra) =>
-      runTool(ctx, extra, 'create_repo', async () => {
-        throw notAvailableYet(`Git hosting (create_repo on host "${args.host ?? 'internal'}")`);
+      runTool(ctx, extra, 'create_repo', async (caller) => {
+        requireInternal(args.host);
+        return git.createRepo(caller, args.name, args.description);
       }),
   );
 
@@ -44,12 +54,8 @@ export function registerRepoTools(server: McpServer, ctx: ToolContext) {
     },
     (args, extra) =>
       runTool(ctx, extra, 'get_git_token', async (caller) => {
-        const host = args.host ?? 'internal';
-        const repo = await ctx.db.repo.findFirst({
-          where: { userId: caller.userId, host, name: args.name },
-        });
-        if (!repo) throw notFound(`repo "${args.name}" on host "${host}"`, 'Create it with create_repo.');
-        throw notAvailableYet('Git tokens (get_git_token)');
+        requireInternal(args.host);
+        return git.remoteFor(caller, args.name);
       }),
   );
 }

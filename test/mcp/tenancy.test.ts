@@ -70,7 +70,7 @@ describe('tenancy: every tool is scoped to the caller', () => {
     ['delete_service', { name: 'web', project: 'staging' }, /not available yet/],
     ['get_resource', { name: 'db', project: 'staging', include_secrets: true }, /libsql:\/\/bob/],
     ['delete_resource', { name: 'db', project: 'staging' }, /not available yet/],
-    ['get_git_token', { name: 'code' }, /not available yet/],
+    ['get_git_token', { name: 'code' }, /"git_remote": "http:\/\/bob:mlg_/],
   ];
 
   it.each(probes)("%s on the other tenant's object answers not found", async (tool, args, bobSees) => {

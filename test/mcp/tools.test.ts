@@ -79,7 +79,7 @@ describe('MCP tool contract', () => {
     expect(res.structuredContent).toMatchObject({
       email: 'tools@example.com',
       projects: [{ name: 'default', services: 0, resources: 0 }],
-      git_hosts: [{ host: 'internal', base_url: 'http://localhost:8081/git', default: true }],
+      git_hosts: [{ host: 'internal', base_url: `${srv.origin}/git`, default: true }],
     });
     expect(JSON.parse(text(res))).toEqual(res.structuredContent);
   });
@@ -162,7 +162,7 @@ describe('MCP tool contract', () => {
       /Deploying services \(create_service\) is not available yet/,
     ],
     ['create_resource', { name: 'db' }, /Creating databases \(create_resource\) is not available yet/],
-    ['create_repo', { name: 'code' }, /Git hosting \(create_repo on host "internal"\) is not available yet/],
+    ['create_repo', { name: 'code', host: 'github' }, /Git host "github" is not available yet/],
     ['redeploy_service', { name: 'svc-01' }, /is not available yet/],
     ['delete_service', { name: 'svc-01' }, /is not available yet/],
   ])('%s answers a clear "not available yet" error', async (tool, args, message) => {

@@ -3,12 +3,14 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ApiKeyAuthenticator, createApiKey } from '../../core/api-keys.ts';
+import { freePort } from '../../core/daemons/probes.ts';
 import { type Database, openDatabase } from '../../core/db/client.ts';
 import { migrate } from '../../core/db/migrate.ts';
 import { type Listening, listen } from '../../core/http.ts';
 import { createLogger } from '../../core/log.ts';
 import { SecretBox } from '../../core/secrets.ts';
 import { createUser } from '../../core/users.ts';
+import { createGitServer } from '../../git/git-server.ts';
 import { createMcpApp } from '../../mcp/app.ts';
 import { scratchDir } from './scratch.ts';
 
@@ -32,6 +34,7 @@ export type McpTestServer = {
   url: string;
   /** The embedded database's URL (other processes may open it too). */
   dbUrl: string;
+  /** The server's public URL; its origin is the one browsers may call from. */
   origin: string;
   db: Database;
   secrets: SecretBox;
@@ -41,7 +44,9 @@ export type McpTestServer = {
 };
 
 /** The `server` role's app on a real port, with a fresh embedded database. */
-export async function startMcpTestServer(): Promise<McpTestServer> {
+export async function startMcpTestServer(
+  options: { git?: Partial<{ maxPushBytes: number; maxRepoBytes: number; maxReposPerUser: number }> } = {},
+): Promise<McpTestServer> {
   const scratch = scratchDir('mcp');
   const url = `file:${path.join(scratch.dir, 'test.db')}`;
   await migrate(url);
@@ -49,20 +54,34 @@ export async function startMcpTestServer(): Promise<McpTestServer> {
   const secrets = new SecretBox(Buffer.alloc(32, 1));
   const log = createLogger({ level: 'silent' });
   let http: Listening | undefined;
+  const port = await freePort();
+  const publicUrl = `http://127.0.0.1:${port}`;
   const app = createMcpApp({
     db: db.prisma,
     log,
     authenticator: new ApiKeyAuthenticator(db.prisma),
     secrets,
-    publicUrl: 'http://localhost:8081',
+    publicUrl,
     allowedOrigins: [],
     health: { database: () => db.ping() },
+    git: createGitServer({
+      db: db.prisma,
+      log,
+      root: path.join(scratch.dir, 'git'),
+      baseUrl: `${publicUrl}/git`,
+      tokenTtlSeconds: 3600,
+      maxReposPerUser: options.git?.maxReposPerUser ?? 100,
+      limits: {
+        maxPushBytes: options.git?.maxPushBytes ?? 200 * 1024 * 1024,
+        maxRepoBytes: options.git?.maxRepoBytes ?? 1024 * 1024 * 1024,
+      },
+    }),
   });
-  http = await listen(app, '127.0.0.1', 0);
+  http = await listen(app, '127.0.0.1', port);
   return {
     url: `http://127.0.0.1:${http.port}/mcp`,
     dbUrl: url,
-    origin: 'http://localhost:8081',
+    origin: publicUrl,
     db,
     secrets,
     newUser: async (email) => {
