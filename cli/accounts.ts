@@ -2,11 +2,16 @@ import { parseArgs } from 'node:util';
 import { createApiKey, listApiKeys, revokeApiKey } from '../core/api-keys.ts';
 import type { Config } from '../core/config.ts';
 import { openDatabase } from '../core/db/client.ts';
-import { invalidInput } from '../core/errors.ts';
+import { invalidInput, notFound } from '../core/errors.ts';
 import { createUser, getUserByEmail } from '../core/users.ts';
+import { revokeGitToken } from '../git/tokens.ts';
 
-/** Operator commands: `users create <email>`, `keys create|list|revoke`. Safe while the server runs. */
-export async function accounts(config: Config, group: 'users' | 'keys', args: string[]): Promise<void> {
+/** Operator commands: users, API keys, git tokens. Safe while the server runs. */
+export async function accounts(
+  config: Config,
+  group: 'users' | 'keys' | 'git-tokens',
+  args: string[],
+): Promise<void> {
   const [action, ...rest] = args;
   const db = await openDatabase(config.databaseUrl, { poolSize: 1 });
   try {
@@ -60,6 +65,10 @@ export async function accounts(config: Config, group: 'users' | 'keys', args: st
         },
       });
       console.log(`revoked ${key.prefix} (${key.name})`);
+    } else if (group === 'git-tokens' && action === 'revoke') {
+      const [prefix] = positionals(rest, 1, 'git-tokens revoke <prefix>');
+      if (!(await revokeGitToken(prisma, prefix))) throw notFound(`live git token ${prefix}`);
+      console.log(`revoked git token ${prefix}`);
     } else {
       throw invalidInput(`unknown command "${group} ${action ?? ''}". Try: deploy-mcp --help`);
     }

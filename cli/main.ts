@@ -23,6 +23,8 @@ Commands:
   keys list <email>  List a user's API keys (prefix, name, last use, state).
   keys revoke <prefix>
                      Revoke an API key; it stops working at once.
+  git-tokens revoke <prefix>
+                     Revoke a git token (mlg_ + 10 characters, as in the remote URL).
 
 Configuration comes from DEPLOY_MCP_* environment variables; see .env.example.`;
 
@@ -74,6 +76,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'users':
     case 'keys':
+    case 'git-tokens':
       await accounts(config, command, rest);
       return 0;
     default:

@@ -9,6 +9,7 @@ import { listen } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
 import { loadMasterKey, SecretBox } from '../core/secrets.ts';
 import { createGitServer } from '../git/git-server.ts';
+import { pruneExpiredGitTokens } from '../git/tokens.ts';
 import { createMcpApp } from '../mcp/app.ts';
 import { createActivities } from '../workers/activities/index.ts';
 import { connectTemporal } from '../workers/client.ts';
@@ -120,6 +121,19 @@ export async function serve(config: Config, role: Role, log: Logger): Promise<vo
       const http = await listen(createDeployerApp({ health }), config.host, config.deployerPort);
       onStop('deployer-server', http.close);
       log.info({ url: `http://${config.host}:${http.port}` }, 'deployer-server listening');
+    }
+
+    if (has('server')) {
+      // Expired git tokens are kept a day (for audits), then deleted: the table stays bounded.
+      const prune = () =>
+        pruneExpiredGitTokens(db.prisma).then(
+          (count) => count && log.info({ count }, 'pruned expired git tokens'),
+          (err: unknown) => log.warn({ err }, 'pruning git tokens failed'),
+        );
+      void prune();
+      const timer = setInterval(prune, 3_600_000);
+      timer.unref();
+      onStop('git token pruning', async () => clearInterval(timer));
     }
 
     log.info({ role }, 'ready');

@@ -9,6 +9,8 @@ import type { Db } from '../core/db/client.ts';
 export const GIT_TOKEN_PREFIX = 'mlg_';
 const PREFIX_LENGTH = GIT_TOKEN_PREFIX.length + 10;
 const TOKEN_PATTERN = /^mlg_[A-Za-z0-9_-]{32}$/;
+/** Live tokens kept per repo; issuing more revokes the oldest. */
+export const MAX_LIVE_TOKENS_PER_REPO = 50;
 
 export type GitScope = 'pull' | 'pull,push';
 
@@ -33,6 +35,18 @@ export async function issueGitToken(
       expiresAt,
     },
   });
+  const live = await db.gitToken.findMany({
+    where: { repoId: o.repoId, revokedAt: null, expiresAt: { gt: new Date() } },
+    orderBy: { createdAt: 'desc' },
+    skip: MAX_LIVE_TOKENS_PER_REPO,
+    select: { id: true },
+  });
+  if (live.length) {
+    await db.gitToken.updateMany({
+      where: { id: { in: live.map((t) => t.id) } },
+      data: { revokedAt: new Date() },
+    });
+  }
   return { token, expiresAt };
 }
 

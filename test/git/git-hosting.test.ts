@@ -5,7 +5,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueGitToken } from '../../git/tokens.ts';
+import {
+  issueGitToken,
+  MAX_LIVE_TOKENS_PER_REPO,
+  pruneExpiredGitTokens,
+  revokeGitToken,
+} from '../../git/tokens.ts';
 import { call, connectClient, type McpTestServer, startMcpTestServer, text } from '../support/mcp.ts';
 import { scratchDir } from '../support/scratch.ts';
 
@@ -163,10 +168,7 @@ describe('internal git hosting with the real git client', () => {
       now: new Date(Date.now() - 120_000),
     });
     const revoked = new URL((await createRepo(alice, 'guarded')).git_remote).password;
-    await srv.db.prisma.gitToken.update({
-      where: { prefix: revoked.slice(0, 14) },
-      data: { revokedAt: new Date() },
-    });
+    expect(await revokeGitToken(srv.db.prisma, revoked.slice(0, 14))).toBe(true);
 
     for (const token of [`mlg_${'A'.repeat(32)}`, pullOnly.token, expired.token, revoked]) {
       expect(await gitFails(['push', withToken(token), 'HEAD:refs/heads/main'], local)).toMatch(
@@ -226,6 +228,23 @@ describe('internal git hosting with the real git client', () => {
     expect(
       (await srv.db.prisma.repo.findUniqueOrThrow({ where: { id: repo.id } })).sizeBytes,
     ).toBeGreaterThan(256n * 1024n);
+  });
+
+  it('keeps live tokens per repo bounded, and prunes long-expired ones', async () => {
+    const first = await createRepo(alice, 'chatty');
+    for (let i = 0; i < MAX_LIVE_TOKENS_PER_REPO; i++) await call(alice, 'get_git_token', { name: 'chatty' });
+    const repo = await srv.db.prisma.repo.findFirstOrThrow({ where: { userId: aliceId, name: 'chatty' } });
+    const live = await srv.db.prisma.gitToken.count({ where: { repoId: repo.id, revokedAt: null } });
+    expect(live).toBe(MAX_LIVE_TOKENS_PER_REPO);
+    expect(await gitFails(['ls-remote', first.git_remote])).toMatch(/Authentication failed/); // the oldest went
+    await issueGitToken(srv.db.prisma, {
+      repoId: repo.id,
+      userId: aliceId,
+      scope: 'pull',
+      ttlSeconds: 60,
+      now: new Date(Date.now() - 2 * 86_400_000),
+    });
+    expect(await pruneExpiredGitTokens(srv.db.prisma)).toBe(1);
   });
 
   it('takes concurrent pushes to one repo safely', async () => {
