@@ -1,0 +1,161 @@
+import type * as pulumi from '@pulumi/pulumi';
+
+// Pulumi serializes these providers' methods into the provider launcher, so each is
+// self-contained: Node built-ins come from process.getBuiltinModule and helpers are nested.
+// (Values captured from module scope would be serialized too; imports would not survive.)
+
+export type ContainerInputs = {
+  /** Docker Engine API socket (podman's compat API). */
+  socketPath: string;
+  name: string;
+  image: string;
+  /** "KEY=value" entries (a Pulumi secret in state). */
+  env: string[];
+  /** Port the app listens on inside the container. */
+  port: number;
+  memoryMb: number;
+  nanoCpus: number;
+  labels: Record<string, string>;
+};
+
+export type ContainerOutputs = ContainerInputs & { containerId: string; hostPort: number };
+
+/** A running container, pulled and started through the Docker Engine API. */
+export const containerProvider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: ContainerInputs) {
+    const http = process.getBuiltinModule('node:http');
+    const call = (method: string, path: string, body?: unknown) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const payload = body === undefined ? undefined : JSON.stringify(body);
+        const req = http.request(
+          {
+            socketPath: inputs.socketPath,
+            method,
+            path,
+            headers: payload
+              ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+              : {},
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c) => {
+              text += c;
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
+        req.on('error', reject);
+        req.end(payload);
+      });
+    const at = inputs.image.lastIndexOf(':');
+    const pull = await call(
+      'POST',
+      `/images/create?fromImage=${encodeURIComponent(inputs.image.slice(0, at))}&tag=${encodeURIComponent(inputs.image.slice(at + 1))}`,
+    );
+    const pullError = pull.text.split('\n').find((l) => l.includes('"error"'));
+    if (pull.status !== 200 || pullError)
+      throw new Error(`pull ${inputs.image} failed: ${pullError ?? pull.text.slice(0, 300)}`);
+    await call('DELETE', `/containers/${encodeURIComponent(inputs.name)}?force=true`); // leftover of a failed run
+    const created = await call('POST', `/containers/create?name=${encodeURIComponent(inputs.name)}`, {
+      Image: inputs.image,
+      Env: inputs.env,
+      Labels: inputs.labels,
+      ExposedPorts: { [`${inputs.port}/tcp`]: {} },
+      HostConfig: {
+        PortBindings: { [`${inputs.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
+        // Without CAP_SYS_RESOURCE here, runc needs limits at or below the current ones.
+        Ulimits: [
+          { Name: 'nofile', Soft: 20000, Hard: 20000 },
+          { Name: 'nproc', Soft: 4096, Hard: 4096 },
+        ],
+        Memory: inputs.memoryMb * 1024 * 1024,
+        NanoCpus: inputs.nanoCpus,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 },
+      },
+    });
+    if (created.status !== 201)
+      throw new Error(`create container failed: HTTP ${created.status} ${created.text.slice(0, 300)}`);
+    const id = (JSON.parse(created.text) as { Id: string }).Id;
+    const started = await call('POST', `/containers/${id}/start`);
+    if (started.status !== 204 && started.status !== 304) {
+      throw new Error(`start container failed: HTTP ${started.status} ${started.text.slice(0, 300)}`);
+    }
+    const info = JSON.parse((await call('GET', `/containers/${id}/json`)).text) as {
+      NetworkSettings: { Ports: Record<string, { HostPort: string }[] | null> };
+    };
+    const hostPort = Number(info.NetworkSettings.Ports[`${inputs.port}/tcp`]?.[0]?.HostPort);
+    return { id, outs: { ...inputs, containerId: id, hostPort } };
+  },
+
+  async diff(_id: string, olds: ContainerOutputs, news: ContainerInputs) {
+    const keys = ['name', 'image', 'env', 'port', 'memoryMb', 'nanoCpus', 'socketPath'] as const;
+    const replaces = keys.filter((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
+    return { changes: replaces.length > 0, replaces, deleteBeforeReplace: olds.name === news.name };
+  },
+
+  async delete(id: string, olds: ContainerOutputs) {
+    const http = process.getBuiltinModule('node:http');
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        {
+          socketPath: olds.socketPath,
+          method: 'DELETE',
+          path: `/containers/${encodeURIComponent(id)}?force=true&v=true`,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () =>
+            res.statusCode === 204 || res.statusCode === 404
+              ? resolve()
+              : reject(new Error(`remove container ${id}: HTTP ${res.statusCode}`)),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  },
+};
+
+export type RouteInputs = { routesDir: string; name: string; host: string; upstream: string };
+
+/** A Traefik HTTP route (file provider): Host(host) → upstream. */
+export const routeProvider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: RouteInputs) {
+    const fs = process.getBuiltinModule('node:fs');
+    const path = process.getBuiltinModule('node:path');
+    const yaml = [
+      'http:',
+      '  routers:',
+      `    ${inputs.name}:`,
+      `      rule: "Host(\`${inputs.host}\`)"`,
+      '      entryPoints: [web]',
+      `      service: ${inputs.name}`,
+      '  services:',
+      `    ${inputs.name}:`,
+      '      loadBalancer:',
+      '        servers:',
+      `          - url: "${inputs.upstream}"`,
+      '',
+    ].join('\n');
+    const file = path.join(inputs.routesDir, `${inputs.name}.yml`);
+    fs.mkdirSync(inputs.routesDir, { recursive: true });
+    fs.writeFileSync(`${file}.tmp`, yaml);
+    fs.renameSync(`${file}.tmp`, file);
+    return { id: file, outs: inputs };
+  },
+  async update(id: string, _olds: RouteInputs, news: RouteInputs) {
+    const created = await (routeProvider.create as (i: RouteInputs) => Promise<{ outs: RouteInputs }>)(news);
+    return { outs: created.outs, id };
+  },
+  async diff(_id: string, olds: RouteInputs, news: RouteInputs) {
+    const changed = (['host', 'upstream'] as const).filter((k) => olds[k] !== news[k]);
+    const replaces = (['name', 'routesDir'] as const).filter((k) => olds[k] !== news[k]);
+    return { changes: changed.length + replaces.length > 0, replaces };
+  },
+  async delete(id: string) {
+    process.getBuiltinModule('node:fs').rmSync(id, { force: true });
+  },
+};

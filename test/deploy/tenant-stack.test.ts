@@ -1,0 +1,200 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Buildkit, startBuildkit } from '../../core/daemons/buildkit.ts';
+import { type PodmanService, startPodmanService } from '../../core/daemons/podman.ts';
+import { freePort } from '../../core/daemons/probes.ts';
+import { type Registry, startRegistry } from '../../core/daemons/registry.ts';
+import { startTraefik, type Traefik } from '../../core/daemons/traefik.ts';
+import { localServiceProgram, type ReleaseSpec } from '../../tenant-stacks/local/program.ts';
+import { TenantStackRunner } from '../../tenant-stacks/runner.ts';
+import { ensureBaseImages } from '../../workers/build/base-images.ts';
+import { buildAndPush } from '../../workers/build/buildkit.ts';
+import { detectBuildPlan } from '../../workers/build/detect.ts';
+import { renderDockerfile } from '../../workers/build/dockerfile.ts';
+import { repoRoot, scratchDir } from '../support/scratch.ts';
+
+/** GET with an optional Host header (fetch would drop it: Host is a forbidden header there). */
+function get(url: string, host?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers: host ? { host } : {}, timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (c) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/** Names of the containers (running or not) labelled for this test. */
+function containersOf(slug: string): string[] {
+  const out = execFileSync('podman', [
+    'ps',
+    '-a',
+    '--filter',
+    `label=deploy-mcp.test=${slug}`,
+    '--format',
+    '{{.Names}}',
+  ]);
+  return out.toString().split('\n').filter(Boolean).sort();
+}
+
+async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (ok(v)) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`not reached within ${ms} ms: ${JSON.stringify(last)}`);
+}
+
+describe('local tenant stack: containers and a Traefik route through Pulumi dynamic providers', () => {
+  const work = scratchDir('stack', path.join(repoRoot, '.data', 'test'));
+  const slug = `t-${process.pid}`;
+  let registry: Registry;
+  let buildkit: Buildkit;
+  let podman: PodmanService;
+  let traefik: Traefik;
+  let traefikPort: number;
+  let image: string;
+  let runner: TenantStackRunner;
+
+  beforeAll(async () => {
+    registry = await startRegistry({
+      bin: 'docker-registry',
+      dir: path.join(work.dir, 'registry'),
+      port: await freePort(),
+    });
+    traefikPort = await freePort();
+    [buildkit, podman, traefik] = await Promise.all([
+      startBuildkit({
+        bin: 'buildkitd',
+        dir: path.join(work.dir, 'buildkit'),
+        insecureRegistries: [registry.host],
+      }),
+      startPodmanService({
+        bin: 'podman',
+        dir: path.join(work.dir, 'podman'),
+        insecureRegistries: [registry.host],
+      }),
+      startTraefik({ bin: 'traefik', dir: path.join(work.dir, 'traefik'), port: traefikPort }),
+    ]);
+    const base = await ensureBaseImages({
+      buildkitAddress: buildkit.address,
+      registryHost: registry.host,
+      rootfsTar: path.join(repoRoot, '.tools/images/base-node.tar'),
+    });
+    const app = path.join(work.dir, 'app');
+    fs.cpSync(path.join(repoRoot, 'test/fixtures/apps/node-hello'), app, { recursive: true });
+    const plan = detectBuildPlan(app);
+    if (plan.pack === 'dockerfile') throw new Error('unexpected plan');
+    fs.writeFileSync(path.join(app, 'Dockerfile.generated'), renderDockerfile(plan, base));
+    const meta = path.join(work.dir, 'meta');
+    fs.mkdirSync(meta);
+    fs.renameSync(path.join(app, 'Dockerfile.generated'), path.join(meta, 'Dockerfile'));
+    image = `${registry.host}/t/${slug}:1`;
+    await buildAndPush({
+      address: buildkit.address,
+      contextDir: app,
+      dockerfileDir: meta,
+      imageRef: image,
+      timeoutMs: 300_000,
+      onLog: () => undefined,
+    });
+    runner = new TenantStackRunner({
+      projectName: 'deploy-mcp-tenants',
+      stateDir: path.join(work.dir, 'state'),
+      workRoot: path.join(work.dir, 'work'),
+      passphrase: 'test',
+    });
+  });
+
+  afterAll(async () => {
+    try {
+      await runner?.destroy(slug).catch(() => undefined);
+    } finally {
+      await Promise.all([traefik, podman, buildkit, registry].map((d) => d?.stop()));
+      work.cleanup();
+    }
+  });
+
+  const release = (key: string, message: string): ReleaseSpec => ({
+    key,
+    image,
+    env: { MESSAGE: message },
+    port: 3000,
+    memoryMb: 256,
+    cpuMillis: 500,
+  });
+  const spec = (active?: ReleaseSpec, candidate?: ReleaseSpec) =>
+    localServiceProgram({
+      slug,
+      host: `${slug}.localhost`,
+      active,
+      candidate,
+      engineSocket: podman.socketPath,
+      routesDir: traefik.routesDir,
+      labels: { 'deploy-mcp.test': slug },
+    });
+  const viaTraefik = () => get(`http://127.0.0.1:${traefikPort}/`, `${slug}.localhost`);
+
+  it('starts a candidate that answers on its own port before it takes traffic', async () => {
+    const { outputs } = await runner.up(slug, spec(undefined, release('r1', 'one')));
+    const port = outputs.candidateHostPort?.value as number;
+    const res = await eventually(
+      () => get(`http://127.0.0.1:${port}/`),
+      (r) => r.status === 200,
+    );
+    expect(res.body).toBe('one | no build token | 1m\n');
+    expect((await viaTraefik()).status).toBe(404);
+  });
+
+  it('promotes it: Traefik routes the host to it, and the env values are secret in the state', async () => {
+    await runner.up(slug, spec(release('r1', 'one')));
+    expect((await eventually(viaTraefik, (r) => r.status === 200)).body).toMatch(/^one \|/);
+    // At rest (the file backend's state on disk) env values are ciphertext.
+    const files = fs.readdirSync(path.join(work.dir, 'state'), { recursive: true }).map(String);
+    const stateFile = files.find((f) => f.endsWith(`${slug}.json`));
+    if (!stateFile) throw new Error(`no state file among ${files.join(', ')}`);
+    const state = fs.readFileSync(path.join(work.dir, 'state', stateFile), 'utf8');
+    expect(state).toContain('4dabf18193072939515e22adb298388d'); // Pulumi's secret marker
+    expect(state).not.toContain('MESSAGE=one');
+  });
+
+  it('keeps serving the active release while a candidate runs, then switches and removes the old one', async () => {
+    const { outputs } = await runner.up(slug, spec(release('r1', 'one'), release('r2', 'two')));
+    const candidate = outputs.candidateHostPort?.value as number;
+    expect(
+      (
+        await eventually(
+          () => get(`http://127.0.0.1:${candidate}/`),
+          (r) => r.status === 200,
+        )
+      ).body,
+    ).toMatch(/^two/);
+    expect((await viaTraefik()).body).toMatch(/^one/);
+    await runner.up(slug, spec(release('r2', 'two')));
+    expect((await eventually(viaTraefik, (r) => r.body.startsWith('two'))).body).toMatch(/^two/);
+    expect(containersOf(slug)).toEqual([`${slug}-r2`]);
+  });
+
+  it('destroys everything: no container, no route, no stack', async () => {
+    await runner.destroy(slug);
+    await eventually(viaTraefik, (r) => r.status === 404);
+    expect(fs.readdirSync(traefik.routesDir).filter((f) => f.startsWith(slug))).toEqual([]);
+    expect(containersOf(slug)).toEqual([]);
+    expect(await runner.listStacks()).not.toContain(slug);
+  });
+});
