@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ApiKeyAuthenticator } from '../core/api-keys.ts';
 import type { Config } from '../core/config.ts';
+import { ContainerEngine } from '../core/container-engine.ts';
 import { startTemporalDevServer } from '../core/daemons/temporal.ts';
 import { openDatabase } from '../core/db/client.ts';
 import { migrate } from '../core/db/migrate.ts';
@@ -11,12 +12,19 @@ import { loadMasterKey, SecretBox } from '../core/secrets.ts';
 import { createGitServer } from '../git/git-server.ts';
 import { pruneExpiredGitTokens } from '../git/tokens.ts';
 import { createMcpApp } from '../mcp/app.ts';
-import { createActivities } from '../workers/activities/index.ts';
+import { TenantStackRunner } from '../tenant-stacks/runner.ts';
+import { createDeployActivities, createSelfCheckActivities } from '../workers/activities/index.ts';
+import { ensureBaseImages } from '../workers/build/base-images.ts';
+import type { BaseImages } from '../workers/build/dockerfile.ts';
 import { connectTemporal } from '../workers/client.ts';
+import { DeployStarter } from '../workers/deploy/start-deploy.ts';
 import { createDeployerApp } from '../workers/deployer-app.ts';
 import { installTemporalRuntime } from '../workers/runtime.ts';
 import { DEPLOY_TASK_QUEUE, PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
 import { createWorker } from '../workers/worker.ts';
+import { startEmbeddedRuntime } from './embedded-runtime.ts';
+
+const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 
 export const ROLES = ['all', 'server', 'worker', 'deployer-server', 'deployer-worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -65,11 +73,63 @@ export async function serve(config: Config, role: Role, log: Logger): Promise<vo
       },
     };
 
+    const secrets = new SecretBox(loadMasterKey(config.dataDir, config.secretKey));
+    const git = createGitServer({
+      db: db.prisma,
+      log,
+      root: path.join(config.dataDir, 'git'),
+      baseUrl: `${config.publicUrl}/git`,
+      tokenTtlSeconds: config.git.tokenTtlSeconds,
+      maxReposPerUser: config.git.maxReposPerUser,
+      limits: { maxPushBytes: config.git.maxPushBytes, maxRepoBytes: config.git.maxRepoBytes },
+      onDeployRequested: (ids) => {
+        void deploys
+          .startRequested(ids)
+          .catch((err: unknown) => log.error({ err }, 'starting pushed deploys failed'));
+      },
+    });
+    const deploys = new DeployStarter(db.prisma, temporal.client, git.store);
+
     if (has('worker') || has('deployer-worker')) installTemporalRuntime(log);
-    const activities = createActivities({ pingDatabase: () => db.ping() });
-    for (const [r, taskQueue, workflows] of [
-      ['worker', PRODUCT_TASK_QUEUE, true],
-      ['deployer-worker', DEPLOY_TASK_QUEUE, false],
+    let deployActivities: ReturnType<typeof createDeployActivities> | undefined;
+    if (has('deployer-worker')) {
+      if (role !== 'all')
+        throw new Error('the deployer-worker role runs inside role all for now (embedded runtime)');
+      const rt = await startEmbeddedRuntime(config, log, onStop);
+      let baseImages: Promise<BaseImages> | undefined;
+      deployActivities = createDeployActivities({
+        db: db.prisma,
+        secrets,
+        runner: new TenantStackRunner({
+          projectName: 'deploy-mcp-tenants',
+          stateDir: path.join(config.dataDir, 'pulumi'),
+          workRoot: path.join(REPO_ROOT, '.data', 'pulumi-work', path.basename(config.dataDir)),
+          passphrase: secrets.derive('pulumi-state'),
+          pulumiRoot: config.toolsDir,
+        }),
+        engine: new ContainerEngine(rt.engineSocket),
+        engineSocket: rt.engineSocket,
+        buildkitAddress: rt.buildkitAddress,
+        registryHost: rt.registryHost,
+        baseImages: () => {
+          baseImages ??= ensureBaseImages({
+            buildkitAddress: rt.buildkitAddress,
+            registryHost: rt.registryHost,
+            rootfsTar: path.join(config.toolsDir, 'images', 'base-node.tar'),
+          });
+          return baseImages;
+        },
+        gitBaseUrl: `${config.publicUrl}/git`,
+        routesDir: rt.routesDir,
+        ingressPort: rt.ingressPort,
+        appsDomain: config.runtime.appsDomain,
+        buildTimeoutMs: config.runtime.buildTimeoutMs,
+        healthTimeoutMs: config.runtime.healthTimeoutMs,
+      });
+    }
+    for (const [r, taskQueue, workflows, activities] of [
+      ['worker', PRODUCT_TASK_QUEUE, true, createSelfCheckActivities({ pingDatabase: () => db.ping() })],
+      ['deployer-worker', DEPLOY_TASK_QUEUE, false, deployActivities],
     ] as const) {
       if (!has(r)) continue;
       const { worker, close } = await createWorker({
@@ -77,7 +137,7 @@ export async function serve(config: Config, role: Role, log: Logger): Promise<vo
         namespace: config.temporal.namespace,
         taskQueue,
         workflows,
-        activities,
+        ...(activities ? { activities } : {}),
       });
       const run = worker.run();
       running.push(run);
@@ -96,19 +156,12 @@ export async function serve(config: Config, role: Role, log: Logger): Promise<vo
         authenticator: new ApiKeyAuthenticator(db.prisma, (err) =>
           log.warn({ err }, 'last_used_at update failed'),
         ),
-        secrets: new SecretBox(loadMasterKey(config.dataDir, config.secretKey)),
+        secrets,
         publicUrl: config.publicUrl,
         allowedOrigins: config.allowedOrigins,
         health,
-        git: createGitServer({
-          db: db.prisma,
-          log,
-          root: path.join(config.dataDir, 'git'),
-          baseUrl: `${config.publicUrl}/git`,
-          tokenTtlSeconds: config.git.tokenTtlSeconds,
-          maxReposPerUser: config.git.maxReposPerUser,
-          limits: { maxPushBytes: config.git.maxPushBytes, maxRepoBytes: config.git.maxRepoBytes },
-        }),
+        git,
+        deploys,
       });
       const http = await listen(app, config.host, config.port);
       onStop('server', http.close);

@@ -19,6 +19,14 @@ const schema = z.object({
   DEPLOY_MCP_TOOLS_DIR: z.string().min(1).default('./.tools'),
   DEPLOY_MCP_SECRET_KEY: z.string().optional(),
   DEPLOY_MCP_ALLOWED_ORIGINS: z.string().optional(),
+  DEPLOY_MCP_INGRESS_PORT: z.coerce.number().int().min(1).max(65535).default(8080),
+  DEPLOY_MCP_REGISTRY_PORT: z.coerce.number().int().min(1).max(65535).default(5000),
+  DEPLOY_MCP_APPS_DOMAIN: z
+    .string()
+    .regex(/^[a-z0-9.-]+$/, 'must be a domain name')
+    .default('localhost'),
+  DEPLOY_MCP_BUILD_TIMEOUT_SECONDS: z.coerce.number().int().min(30).max(7200).default(900),
+  DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS: z.coerce.number().int().min(5).max(600).default(60),
   DEPLOY_MCP_GIT_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
   DEPLOY_MCP_GIT_MAX_PUSH_MB: z.coerce.number().int().min(1).max(10_240).default(200),
   DEPLOY_MCP_GIT_MAX_REPO_MB: z.coerce.number().int().min(1).max(102_400).default(1024),
@@ -51,6 +59,15 @@ export type Config = {
   secretKey: string | undefined;
   /** Browser origins allowed to call /mcp (besides the public URL's own origin). */
   allowedOrigins: string[];
+  runtime: {
+    /** Traefik's entry point for apps: http://<name>.<appsDomain>:<ingressPort>. */
+    ingressPort: number;
+    /** Port of the embedded OCI registry on 127.0.0.1. */
+    registryPort: number;
+    appsDomain: string;
+    buildTimeoutMs: number;
+    healthTimeoutMs: number;
+  };
   git: {
     /** Lifetime of the tokens in issued git remotes (capped at 24 h). */
     tokenTtlSeconds: number;
@@ -92,6 +109,13 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       .split(',')
       .map((o) => o.trim())
       .filter(Boolean),
+    runtime: {
+      ingressPort: e.DEPLOY_MCP_INGRESS_PORT,
+      registryPort: e.DEPLOY_MCP_REGISTRY_PORT,
+      appsDomain: e.DEPLOY_MCP_APPS_DOMAIN,
+      buildTimeoutMs: e.DEPLOY_MCP_BUILD_TIMEOUT_SECONDS * 1000,
+      healthTimeoutMs: e.DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS * 1000,
+    },
     git: {
       tokenTtlSeconds: e.DEPLOY_MCP_GIT_TOKEN_TTL_SECONDS,
       maxPushBytes: e.DEPLOY_MCP_GIT_MAX_PUSH_MB * 1024 * 1024,

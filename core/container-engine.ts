@@ -45,13 +45,59 @@ export class ContainerEngine {
     return JSON.parse(res.body) as ContainerInfo;
   }
 
+  /** The last `tail` lines of a container's stdout and stderr, interleaved. */
+  async logs(id: string, tail = 100): Promise<string[]> {
+    const res = await this.request(
+      'GET',
+      `/containers/${encodeURIComponent(id)}/logs?stdout=1&stderr=1&tail=${tail}`,
+      undefined,
+      true,
+    );
+    if (res.status === 404) return [];
+    if (res.status !== 200)
+      throw new EngineError(`logs of container ${id}`, { status: res.status, body: res.raw.toString() });
+    return demultiplex(res.raw)
+      .split('\n')
+      .filter((l, i, all) => l !== '' || i < all.length - 1);
+  }
+
+  /** Exit codes of a container's past runs (its "die" events), oldest first. */
+  async exitCodes(id: string, since: Date): Promise<number[]> {
+    const filters = encodeURIComponent(JSON.stringify({ container: [id], event: ['die'] }));
+    const sinceS = Math.floor(since.getTime() / 1000) - 1;
+    const untilS = Math.ceil(Date.now() / 1000) + 1;
+    const res = await this.request('GET', `/events?since=${sinceS}&until=${untilS}&filters=${filters}`);
+    if (res.status !== 200) return [];
+    return res.body
+      .split('\n')
+      .filter(Boolean)
+      .map((l) =>
+        Number(
+          (JSON.parse(l) as { Actor?: { Attributes?: { exitCode?: string } } }).Actor?.Attributes?.exitCode,
+        ),
+      )
+      .filter((n) => Number.isFinite(n));
+  }
+
   /** Force-removes a container; a missing container is not an error. */
   async removeContainer(id: string): Promise<void> {
     const res = await this.request('DELETE', `/containers/${encodeURIComponent(id)}?force=true&v=true`);
     if (res.status !== 204 && res.status !== 404) throw new EngineError(`remove container ${id}`, res);
   }
 
-  private request(method: string, path: string, body?: unknown): Promise<EngineResponse> {
+  private request(method: string, path: string, body?: unknown, raw?: false): Promise<EngineResponse>;
+  private request(
+    method: string,
+    path: string,
+    body: unknown,
+    raw: true,
+  ): Promise<EngineResponse & { raw: Buffer }>;
+  private request(
+    method: string,
+    path: string,
+    body?: unknown,
+    _raw?: boolean,
+  ): Promise<EngineResponse & { raw: Buffer }> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -67,7 +113,11 @@ export class ContainerEngine {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+            resolve({
+              status: res.statusCode ?? 0,
+              body: Buffer.concat(chunks).toString('utf8'),
+              raw: Buffer.concat(chunks),
+            }),
           );
           res.on('error', reject);
         },
@@ -96,6 +146,27 @@ function engineMessage(body: string): string {
   } catch {
     return body.slice(0, 500);
   }
+}
+
+/**
+ * Docker's log stream for non-TTY containers: frames of [stream, 0, 0, 0, size(4 bytes BE)]
+ * followed by the payload. Anything else is returned as text.
+ */
+function demultiplex(buf: Buffer): string {
+  const parts: Buffer[] = [];
+  let i = 0;
+  while (
+    i + 8 <= buf.length &&
+    buf[i + 1] === 0 &&
+    buf[i + 2] === 0 &&
+    buf[i + 3] === 0 &&
+    (buf[i] ?? 9) <= 2
+  ) {
+    const size = buf.readUInt32BE(i + 4);
+    parts.push(buf.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return i === 0 ? buf.toString('utf8') : Buffer.concat(parts).toString('utf8');
 }
 
 function splitImage(image: string): { name: string; tag: string } {
@@ -135,6 +206,15 @@ export type ContainerSpec = {
 export type ContainerInfo = {
   Id: string;
   Name: string;
-  State: { Status: string; Running: boolean; ExitCode: number; OOMKilled: boolean };
+  RestartCount?: number;
+  State: {
+    Status: string;
+    Running: boolean;
+    ExitCode: number;
+    OOMKilled: boolean;
+    Pid: number;
+    StartedAt: string;
+    FinishedAt: string;
+  };
   NetworkSettings: { Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> };
 };

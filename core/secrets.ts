@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -29,6 +29,11 @@ export class SecretBox {
     decipher.setAAD(Buffer.from(aad));
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
     return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString('utf8');
+  }
+
+  /** A stable secret for `purpose` derived from the master key (e.g. Pulumi's state passphrase). */
+  derive(purpose: string): string {
+    return createHmac('sha256', this.key).update(`deploy-mcp:${purpose}`).digest('base64url');
   }
 
   sealJson(value: unknown, aad: string): string {

@@ -18,9 +18,14 @@ export type GitServerOptions = {
 };
 
 /** The internal git server's parts: repo hosting for the tools and the smart-HTTP handler. */
-export function createGitServer(o: GitServerOptions): { hosting: GitHosting; http: GitHttpDeps } {
+export function createGitServer(o: GitServerOptions): {
+  hosting: GitHosting;
+  http: GitHttpDeps;
+  store: RepoStore;
+} {
   const store = new RepoStore(o.root, o.limits);
   return {
+    store,
     hosting: new GitHosting({
       db: o.db,
       store,

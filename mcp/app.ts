@@ -8,6 +8,7 @@ import type { Logger } from '../core/log.ts';
 import type { SecretBox } from '../core/secrets.ts';
 import type { GitHosting } from '../git/hosting.ts';
 import { type GitHttpDeps, handleGitRequest } from '../git/smart-http.ts';
+import type { DeployStarter } from '../workers/deploy/start-deploy.ts';
 import { createServer, ServerPool } from './server.ts';
 import { callerAuthInfo } from './tool-kit.ts';
 
@@ -24,6 +25,8 @@ export type McpAppDeps = {
   health: Record<string, HealthCheck>;
   /** Our git server: repos for the tools, smart HTTP under /git. */
   git: { hosting: GitHosting; http: GitHttpDeps };
+  /** Starts deployments (create_service, redeploy_service); absent on a server without a pipeline. */
+  deploys?: DeployStarter;
 };
 
 /** Largest JSON-RPC request body accepted on /mcp. */
@@ -52,7 +55,7 @@ export function createMcpApp(deps: McpAppDeps) {
   const pool = new ServerPool(() =>
     createServer(
       { db: deps.db, log: deps.log, publicUrl: deps.publicUrl },
-      { secrets: deps.secrets, git: deps.git.hosting },
+      { secrets: deps.secrets, git: deps.git.hosting, ...(deps.deploys ? { deploys: deps.deploys } : {}) },
     ),
   );
   app.post('/mcp', (req, res) => handleMcp(deps, pool, req, res));

@@ -2,6 +2,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import type { SecretBox } from '../core/secrets.ts';
 import type { GitHosting } from '../git/hosting.ts';
+import type { DeployStarter } from '../workers/deploy/start-deploy.ts';
 import type { ToolContext } from './tool-kit.ts';
 import { registerAccountTools } from './tools/account.ts';
 import { registerRepoTools } from './tools/repos.ts';
@@ -22,7 +23,9 @@ const jsonSchemaValidator = new AjvJsonSchemaValidator();
  * An MCP server with every tool registered. It serves any caller: each request carries its
  * verified caller in authInfo, and every tool acts only on that caller's data.
  */
-export function createServer(ctx: ToolContext, deps: { secrets: SecretBox; git: GitHosting }): McpServer {
+export type ServerDeps = { secrets: SecretBox; git: GitHosting; deploys?: DeployStarter };
+
+export function createServer(ctx: ToolContext, deps: ServerDeps): McpServer {
   const server = new McpServer(SERVER_INFO, {
     instructions: INSTRUCTIONS,
     capabilities: { logging: {} },

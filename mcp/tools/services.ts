@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { Caller } from '../../core/api-keys.ts';
@@ -5,6 +6,8 @@ import type { Service } from '../../core/db/client.ts';
 import { notAvailableYet, notFound } from '../../core/errors.ts';
 import { resolveProject } from '../../core/projects.ts';
 import type { SecretBox } from '../../core/secrets.ts';
+import { ensureOwnerName } from '../../git/owner-names.ts';
+import type { DeployStarter } from '../../workers/deploy/start-deploy.ts';
 import { DEFAULT_LOG_LINES, logTail } from '../log-tail.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor, page } from '../pagination.ts';
 import {
@@ -27,7 +30,15 @@ import {
   repoRef,
   serviceName,
 } from '../schemas.ts';
-import { CHANGES, CREATES, DESTROYS, READ_ONLY, runTool, type ToolContext } from '../tool-kit.ts';
+import {
+  CHANGES,
+  CREATES,
+  DESTROYS,
+  READ_ONLY,
+  runTool,
+  type ToolContext,
+  type ToolExtra,
+} from '../tool-kit.ts';
 
 export const SERVICE_STATUSES = [
   'queued',
@@ -97,7 +108,25 @@ function summary(s: Service & { project: { name: string } }) {
   };
 }
 
-export type ServiceToolDeps = { secrets: SecretBox };
+export type ServiceToolDeps = { secrets: SecretBox; deploys?: DeployStarter };
+
+/** create_service and redeploy_service return by then, with the deployment still running if need be. */
+const WAIT_MS = 50_000;
+const IN_FLIGHT = ['queued', 'building', 'deploying'];
+const wait = z
+  .boolean({ error: 'wait must be true or false' })
+  .optional()
+  .describe(
+    `Wait (up to ${WAIT_MS / 1000} s, with progress notifications) until the deploy is active or failed; default true.`,
+  );
+
+type ProgressExtra = {
+  _meta?: { progressToken?: string | number };
+  sendNotification: (n: {
+    method: 'notifications/progress';
+    params: { progressToken: string | number; progress: number; total: number; message: string };
+  }) => Promise<void>;
+};
 
 export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: ServiceToolDeps) {
   const { db } = ctx;
@@ -113,6 +142,79 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       throw notFound(`service "${name}" in project "${p.name}"`, 'Call list_services to see your services.');
     }
     return service;
+  }
+
+  /** The service view get_service, create_service and redeploy_service return. */
+  async function detail(
+    s: Awaited<ReturnType<typeof findService>>,
+    o: {
+      include_env?: boolean | undefined;
+      deploy_log_lines?: number | undefined;
+      runtime_log_lines?: number | undefined;
+    },
+  ) {
+    const env = s.envEncrypted
+      ? deps.secrets.openJson<Record<string, string>>(s.envEncrypted, `service:${s.id}:env`)
+      : {};
+    const d = await db.deployment.findFirst({ where: { serviceId: s.id }, orderBy: { createdAt: 'desc' } });
+    const more = (field: string) => `call get_service with ${field} up to ${MAX_LOG_LINES} for more.`;
+    return {
+      ...summary(s),
+      build_pack: s.buildPack as (typeof BUILD_PACKS)[number],
+      port: s.port,
+      memory: memoryName(s.memoryMb),
+      cpu: cpuName(s.cpuMillis),
+      install_command: s.installCommand,
+      build_command: s.buildCommand,
+      start_command: s.startCommand,
+      env: Object.fromEntries(Object.entries(env).map(([k, v]) => [k, o.include_env ? v : '********'])),
+      created_at: s.createdAt.toISOString(),
+      deployment: d && {
+        id: d.id,
+        status: d.status,
+        reason: d.statusReason,
+        trigger: d.trigger,
+        commit: d.commitSha,
+        created_at: d.createdAt.toISOString(),
+        finished_at: d.finishedAt?.toISOString() ?? null,
+        phase_ms: d.phaseTimings ? (JSON.parse(d.phaseTimings) as Record<string, number>) : {},
+        build_log: logTail(d.buildLogTail, o.deploy_log_lines ?? DEFAULT_LOG_LINES, more('deploy_log_lines')),
+        runtime_log: logTail(
+          d.runtimeLogTail,
+          o.runtime_log_lines ?? DEFAULT_LOG_LINES,
+          more('runtime_log_lines'),
+        ),
+      },
+    };
+  }
+
+  /**
+   * Waits (at most WAIT_MS, to answer within an MCP client's usual timeout) until the deployment
+   * ends, sending a progress notification at each status change when the client asked for them.
+   */
+  async function waitForDeployment(deploymentId: string, extra: ToolExtra & ProgressExtra) {
+    const token = extra._meta?.progressToken;
+    const deadline = Date.now() + WAIT_MS;
+    let last = '';
+    let step = 0;
+    while (Date.now() < deadline) {
+      const d = await db.deployment.findUniqueOrThrow({
+        where: { id: deploymentId },
+        select: { status: true },
+      });
+      if (d.status !== last) {
+        last = d.status;
+        step++;
+        if (token !== undefined) {
+          await extra.sendNotification({
+            method: 'notifications/progress',
+            params: { progressToken: token, progress: step, total: 4, message: `deployment ${d.status}` },
+          });
+        }
+      }
+      if (!IN_FLIGHT.includes(d.status)) return;
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 
   server.registerTool(
@@ -138,14 +240,81 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         install_command: command('install_command').describe('Overrides the detected install command.'),
         build_command: command('build_command').describe('Overrides the detected build command.'),
         start_command: command('start_command').describe('Overrides the detected start command.'),
+        wait,
       },
       outputSchema: serviceDetail,
       annotations: { title: 'Create (deploy) a service', ...CREATES },
     },
     (args, extra) =>
       runTool(ctx, extra, 'create_service', async (caller) => {
-        await resolveProject(db, caller.userId, args.project);
-        throw notAvailableYet('Deploying services (create_service)');
+        const project = await resolveProject(db, caller.userId, args.project);
+        if (!deps.deploys) throw notAvailableYet('Deploying services (create_service)');
+        if (args.host === 'github' || args.repo.includes('://')) {
+          throw notAvailableYet(
+            'Deploying from GitHub or clone URLs (use a repo on our git server: create_repo)',
+          );
+        }
+        const owner = await ensureOwnerName(db, caller.userId);
+        const [repoOwner, repoName] = args.repo.includes('/') ? args.repo.split('/') : [owner, args.repo];
+        const repo =
+          repoOwner === owner
+            ? await db.repo.findFirst({ where: { userId: caller.userId, host: 'internal', name: repoName } })
+            : null;
+        if (!repo)
+          throw notFound(`repo "${args.repo}"`, 'Create it with create_repo and push your code first.');
+        const settings = {
+          repoUrl: `${owner}/${repo.name}`,
+          repoId: repo.id,
+          branch: args.branch ?? 'main',
+          buildPack: args.build_pack ?? 'railpack',
+          port: args.port ?? null,
+          memoryMb: MEMORY_SIZES[args.memory ?? '512Mi'],
+          cpuMillis: CPU_SIZES[args.cpu ?? '0.5'],
+          installCommand: args.install_command ?? null,
+          buildCommand: args.build_command ?? null,
+          startCommand: args.start_command ?? null,
+        };
+        const existing = await db.service.findFirst({
+          where: { userId: caller.userId, projectId: project.id, name: args.name, deletedAt: null },
+        });
+        const service =
+          existing ??
+          (await db.service.create({
+            data: {
+              userId: caller.userId,
+              projectId: project.id,
+              name: args.name,
+              liveKey: `${project.id}/${args.name}`,
+              stackName: `svc-${randomUUID().replaceAll('-', '').slice(0, 20)}`,
+              ...settings,
+            },
+          }));
+        await db.service.update({
+          where: { id: service.id },
+          data: {
+            ...settings,
+            envEncrypted: args.env_vars
+              ? deps.secrets.sealJson(args.env_vars, `service:${service.id}:env`)
+              : null,
+          },
+        });
+        await db.auditEvent.create({
+          data: {
+            userId: caller.userId,
+            actor: `api_key:${caller.keyPrefix}`,
+            action: existing ? 'service.update' : 'service.create',
+            targetType: 'service',
+            targetId: service.id,
+            detail: JSON.stringify({
+              name: args.name,
+              project: project.name,
+              env: Object.keys(args.env_vars ?? {}),
+            }),
+          },
+        });
+        const { deployment } = await deps.deploys.start(service.id, 'create');
+        if (args.wait !== false) await waitForDeployment(deployment.id, extra);
+        return detail(await findService(caller, args.name, args.project), {});
       }),
   );
 
@@ -210,49 +379,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
     },
     (args, extra) =>
       runTool(ctx, extra, 'get_service', async (caller) => {
-        const s = await findService(caller, args.name, args.project);
-        const env = s.envEncrypted
-          ? deps.secrets.openJson<Record<string, string>>(s.envEncrypted, `service:${s.id}:env`)
-          : {};
-        const d = await db.deployment.findFirst({
-          where: { serviceId: s.id },
-          orderBy: { createdAt: 'desc' },
-        });
-        const more = (field: string) => `call get_service with ${field} up to ${MAX_LOG_LINES} for more.`;
-        return {
-          ...summary(s),
-          build_pack: s.buildPack as (typeof BUILD_PACKS)[number],
-          port: s.port,
-          memory: memoryName(s.memoryMb),
-          cpu: cpuName(s.cpuMillis),
-          install_command: s.installCommand,
-          build_command: s.buildCommand,
-          start_command: s.startCommand,
-          env: Object.fromEntries(
-            Object.entries(env).map(([k, v]) => [k, args.include_env ? v : '********']),
-          ),
-          created_at: s.createdAt.toISOString(),
-          deployment: d && {
-            id: d.id,
-            status: d.status,
-            reason: d.statusReason,
-            trigger: d.trigger,
-            commit: d.commitSha,
-            created_at: d.createdAt.toISOString(),
-            finished_at: d.finishedAt?.toISOString() ?? null,
-            phase_ms: d.phaseTimings ? (JSON.parse(d.phaseTimings) as Record<string, number>) : {},
-            build_log: logTail(
-              d.buildLogTail,
-              args.deploy_log_lines ?? DEFAULT_LOG_LINES,
-              more('deploy_log_lines'),
-            ),
-            runtime_log: logTail(
-              d.runtimeLogTail,
-              args.runtime_log_lines ?? DEFAULT_LOG_LINES,
-              more('runtime_log_lines'),
-            ),
-          },
-        };
+        return detail(await findService(caller, args.name, args.project), args);
       }),
   );
 
@@ -263,14 +390,17 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       description:
         "Builds and deploys the newest commit of the service's branch again. The current release keeps serving " +
         'until the new one is healthy. Next: get_service to follow it.',
-      inputSchema: { name: serviceName, project: projectName },
+      inputSchema: { name: serviceName, project: projectName, wait },
       outputSchema: serviceDetail,
       annotations: { title: 'Redeploy a service', ...CHANGES },
     },
     (args, extra) =>
       runTool(ctx, extra, 'redeploy_service', async (caller) => {
-        await findService(caller, args.name, args.project);
-        throw notAvailableYet('Redeploying services (redeploy_service)');
+        const service = await findService(caller, args.name, args.project);
+        if (!deps.deploys) throw notAvailableYet('Redeploying services (redeploy_service)');
+        const { deployment } = await deps.deploys.start(service.id, 'redeploy');
+        if (args.wait !== false) await waitForDeployment(deployment.id, extra);
+        return detail(await findService(caller, args.name, args.project), {});
       }),
   );
 
@@ -287,8 +417,19 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
     },
     (args, extra) =>
       runTool(ctx, extra, 'delete_service', async (caller) => {
-        await findService(caller, args.name, args.project);
-        throw notAvailableYet('Deleting services (delete_service)');
+        const service = await findService(caller, args.name, args.project);
+        if (!deps.deploys) throw notAvailableYet('Deleting services (delete_service)');
+        await deps.deploys.delete(service.id);
+        await db.auditEvent.create({
+          data: {
+            userId: caller.userId,
+            actor: `api_key:${caller.keyPrefix}`,
+            action: 'service.delete',
+            targetType: 'service',
+            targetId: service.id,
+          },
+        });
+        return { name: service.name, project: service.project.name, deleted: true };
       }),
   );
 }

@@ -4,7 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../core/daemons/probes.ts';
 import { startTemporalDevServer, type TemporalDevServer } from '../../core/daemons/temporal.ts';
-import { createActivities } from '../../workers/activities/index.ts';
+import { createSelfCheckActivities } from '../../workers/activities/index.ts';
 import { connectTemporal } from '../../workers/client.ts';
 import { createWorker } from '../../workers/worker.ts';
 import { scratchDir } from '../support/scratch.ts';
@@ -39,7 +39,7 @@ describe('Temporal dev server: a workflow with one activity', () => {
       namespace: 'default',
       taskQueue,
       workflows: true,
-      activities: createActivities({ pingDatabase }),
+      activities: createSelfCheckActivities({ pingDatabase }),
     });
     try {
       return await worker.runUntil(

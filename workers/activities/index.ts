@@ -1,12 +1,10 @@
-import { createSelfCheckActivities, type SelfCheckDeps } from './self-check.ts';
+import type { createDeployActivities } from './deploy.ts';
+import type { createSelfCheckActivities } from './self-check.ts';
 
-export type ActivityDeps = SelfCheckDeps;
+// Each worker registers the activities of its role: the product worker createSelfCheckActivities,
+// the deployer worker createDeployActivities. Workflows proxy this combined type.
+export { createDeployActivities, type DeployDeps } from './deploy.ts';
+export { createSelfCheckActivities, type SelfCheckDeps } from './self-check.ts';
 
-/** Every activity, bound to its dependencies. Workers register the result. */
-export function createActivities(deps: ActivityDeps) {
-  return {
-    ...createSelfCheckActivities(deps),
-  };
-}
-
-export type Activities = ReturnType<typeof createActivities>;
+export type Activities = ReturnType<typeof createSelfCheckActivities> &
+  ReturnType<typeof createDeployActivities>;

@@ -1,0 +1,61 @@
+import path from 'node:path';
+import type { Config } from '../core/config.ts';
+import { startBuildkit } from '../core/daemons/buildkit.ts';
+import { startPodmanService } from '../core/daemons/podman.ts';
+import { startRegistry } from '../core/daemons/registry.ts';
+import { startTraefik } from '../core/daemons/traefik.ts';
+import type { Logger } from '../core/log.ts';
+
+export type EmbeddedRuntime = {
+  registryHost: string;
+  buildkitAddress: string;
+  engineSocket: string;
+  routesDir: string;
+  ingressPort: number;
+};
+
+/**
+ * The daemons the embedded default deploys with, as child processes under the data dir: the OCI
+ * registry, buildkitd, podman's Docker Engine API and Traefik. `onStop` receives each stopper.
+ */
+export async function startEmbeddedRuntime(
+  config: Config,
+  log: Logger,
+  onStop: (name: string, fn: () => Promise<void>) => void,
+): Promise<EmbeddedRuntime> {
+  const dir = (name: string) => path.join(config.dataDir, name);
+  const registry = await startRegistry({
+    bin: 'docker-registry',
+    dir: dir('registry'),
+    port: config.runtime.registryPort,
+  });
+  onStop('registry', registry.stop);
+  const started = await Promise.allSettled([
+    startBuildkit({ bin: 'buildkitd', dir: dir('buildkit'), insecureRegistries: [registry.host] }),
+    startPodmanService({ bin: 'podman', dir: dir('podman'), insecureRegistries: [registry.host] }),
+    startTraefik({ bin: 'traefik', dir: dir('traefik'), port: config.runtime.ingressPort }),
+  ]);
+  // Whatever started is stopped with the rest, even when a sibling failed.
+  for (const s of started) if (s.status === 'fulfilled') onStop(s.value.name, s.value.stop);
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  const [buildkit, podman, traefik] = started.map((s) => (s as PromiseFulfilledResult<unknown>).value) as [
+    Awaited<ReturnType<typeof startBuildkit>>,
+    Awaited<ReturnType<typeof startPodmanService>>,
+    Awaited<ReturnType<typeof startTraefik>>,
+  ];
+  log.info(
+    {
+      registry: registry.host,
+      ingress: `http://*.${config.runtime.appsDomain}:${config.runtime.ingressPort}`,
+    },
+    'embedded runtime started',
+  );
+  return {
+    registryHost: registry.host,
+    buildkitAddress: buildkit.address,
+    engineSocket: podman.socketPath,
+    routesDir: traefik.routesDir,
+    ingressPort: config.runtime.ingressPort,
+  };
+}

@@ -1,0 +1,199 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../core/daemons/probes.ts';
+import { call, connectClient, text } from '../support/mcp.ts';
+import { repoRoot, scratchDir } from '../support/scratch.ts';
+
+const exec = promisify(execFile);
+const cli = path.join(repoRoot, 'bin/deploy-mcp');
+
+/** GET through Traefik with the app's Host (fetch cannot set Host). */
+function viaIngress(url: string, ingressPort: number): Promise<{ status: number; body: string }> {
+  const host = new URL(url).hostname;
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      { host: '127.0.0.1', port: ingressPort, path: '/', headers: { host }, timeout: 5000 },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+type ServiceView = {
+  status: string;
+  url: string | null;
+  deployment: {
+    id: string;
+    status: string;
+    reason: string | null;
+    commit: string;
+    phase_ms: Record<string, number>;
+  } | null;
+};
+
+describe('end to end: repo → push → create_service → live URL → push → redeployed', () => {
+  const work = scratchDir('e2e', path.join(repoRoot, '.data', 'test'));
+  let child: ChildProcess;
+  let output = '';
+  let client: Client;
+  let ingressPort: number;
+  let remote: string;
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  const gitEnv = {
+    ...process.env,
+    HOME: work.dir,
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_AUTHOR_NAME: 'Agent',
+    GIT_AUTHOR_EMAIL: 'agent@example.com',
+    GIT_COMMITTER_NAME: 'Agent',
+    GIT_COMMITTER_EMAIL: 'agent@example.com',
+  };
+  const git = (args: string[], cwd: string) => exec('git', args, { cwd, env: gitEnv });
+  const app = path.join(work.dir, 'app');
+
+  beforeAll(async () => {
+    const port = await freePort();
+    ingressPort = await freePort();
+    Object.assign(env, {
+      DEPLOY_MCP_DATA_DIR: path.join(work.dir, 'data'),
+      DEPLOY_MCP_PORT: String(port),
+      DEPLOY_MCP_DEPLOYER_PORT: String(await freePort()),
+      DEPLOY_MCP_TEMPORAL_PORT: String(await freePort()),
+      DEPLOY_MCP_REGISTRY_PORT: String(await freePort()),
+      DEPLOY_MCP_INGRESS_PORT: String(ingressPort),
+      DEPLOY_MCP_PUBLIC_URL: `http://127.0.0.1:${port}`,
+      DEPLOY_MCP_TOOLS_DIR: path.join(repoRoot, '.tools'),
+    });
+    child = spawn(cli, ['serve', '--role', 'all'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (c) => {
+      output += c;
+    });
+    child.stderr?.on('data', (c) => {
+      output += c;
+    });
+    const deadline = Date.now() + 120_000;
+    while (!output.includes('"msg":"ready"')) {
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`serve did not start:\n${output}`);
+      await sleep(200);
+    }
+    containersBefore = await appContainers();
+    await exec(cli, ['users', 'create', 'agent@example.com'], { env });
+    const { stdout } = await exec(cli, ['keys', 'create', 'agent@example.com'], { env });
+    client = await connectClient(`http://127.0.0.1:${port}/mcp`, stdout.trim().split('\n').at(-1) ?? '');
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    if (child && child.exitCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    work.cleanup();
+  });
+
+  /** Ids of the containers the deploy pipeline made (labelled with their user). */
+  async function appContainers(): Promise<string[]> {
+    const { stdout } = await exec('podman', ['ps', '-aq', '--filter', 'label=deploy-mcp.user']);
+    return stdout.split('\n').filter(Boolean);
+  }
+  let containersBefore: string[] = [];
+
+  async function service(): Promise<ServiceView> {
+    return (await call(client, 'get_service', { name: 'web' })).structuredContent as ServiceView;
+  }
+
+  it('deploys a pushed Node app with create_service and serves it through Traefik', async () => {
+    const repo = await call(client, 'create_repo', { name: 'web' });
+    remote = (repo.structuredContent as { git_remote: string }).git_remote;
+    fs.cpSync(path.join(repoRoot, 'test/fixtures/apps/node-hello'), app, { recursive: true });
+    await git(['init', '-q', '-b', 'main'], app);
+    await git(['add', '.'], app);
+    await git(['commit', '-q', '-m', 'first'], app);
+    await git(['push', '-q', remote, 'HEAD:refs/heads/main'], app);
+
+    const res = await call(client, 'create_service', {
+      name: 'web',
+      repo: 'web',
+      env_vars: { MESSAGE: 'hello v1', BUILD_TOKEN: 'secret-build-token' },
+    });
+    if (res.isError) throw new Error(`${text(res)}\n${output.slice(-3000)}`);
+    let view = res.structuredContent as ServiceView;
+    const deadline = Date.now() + 240_000;
+    while (view.status !== 'active' && view.deployment?.status !== 'failed' && Date.now() < deadline) {
+      await sleep(1000);
+      view = await service();
+    }
+    expect(view.deployment?.reason ?? null, JSON.stringify(view)).toBeNull();
+    expect(view.status).toBe('active');
+    expect(view.url).toMatch(/^http:\/\/web-agent\.localhost:\d+$/);
+    expect(Object.keys(view.deployment?.phase_ms ?? {}).sort()).toEqual([
+      'build',
+      'clone',
+      'health',
+      'promote',
+      'stackUp',
+    ]);
+    const page = await viaIngress(view.url ?? '', ingressPort);
+    expect(page).toEqual({ status: 200, body: 'hello v1 | build token seen | 1m\n' });
+  });
+
+  it('redeploys on git push without another call, and the same commit never deploys twice', async () => {
+    fs.writeFileSync(
+      path.join(app, 'server.js'),
+      fs.readFileSync(path.join(app, 'server.js'), 'utf8').replace('res.end(`$', 'res.end(`v2 $'),
+    );
+    await git(['commit', '-q', '-am', 'second'], app);
+    const second = (await git(['rev-parse', 'HEAD'], app)).stdout.trim();
+    await git(['push', '-q', remote, 'HEAD:refs/heads/main'], app);
+    const url = (await service()).url ?? '';
+    const deadline = Date.now() + 240_000;
+    let page = await viaIngress(url, ingressPort);
+    while (!page.body.startsWith('v2') && Date.now() < deadline) {
+      await sleep(1000);
+      page = await viaIngress(url, ingressPort);
+    }
+    expect(page.body).toBe('v2 hello v1 | build token seen | 1m\n');
+    let view = await service();
+    while (view.deployment?.status !== 'active' && Date.now() < deadline) {
+      await sleep(500);
+      view = await service();
+    }
+    expect(view.deployment).toMatchObject({ commit: second, status: 'active' });
+
+    const before = (await service()).deployment?.id;
+    const again = await call(client, 'redeploy_service', { name: 'web' });
+    expect((again.structuredContent as ServiceView).deployment?.id).toBe(before);
+  });
+
+  it('delete_service leaves no container, route or stack behind, and frees the name', async () => {
+    const url = (await service()).url ?? '';
+    const res = await call(client, 'delete_service', { name: 'web' });
+    expect(res.structuredContent).toEqual({ name: 'web', project: 'default', deleted: true });
+    let status = (await viaIngress(url, ingressPort)).status;
+    for (let i = 0; i < 50 && status !== 404; i++) {
+      await sleep(200); // Traefik's file watcher picks the removed route up within moments
+      status = (await viaIngress(url, ingressPort)).status;
+    }
+    expect(status).toBe(404);
+    expect(text(await call(client, 'get_service', { name: 'web' }))).toMatch(/not found/);
+    expect((await appContainers()).filter((c) => !containersBefore.includes(c))).toEqual([]);
+    const routes = fs.readdirSync(path.join(work.dir, 'data/traefik/routes'));
+    expect(routes).toEqual([]);
+    const stacks = fs.readdirSync(path.join(work.dir, 'data/pulumi'), { recursive: true }).map(String);
+    expect(stacks.filter((f) => f.endsWith('.json') && f.includes('stacks'))).toEqual([]);
+  });
+});

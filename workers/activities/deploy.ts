@@ -1,0 +1,368 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { serviceHostLabel } from '../../core/app-hosts.ts';
+import type { ContainerEngine } from '../../core/container-engine.ts';
+import type { Db } from '../../core/db/client.ts';
+import type { SecretBox } from '../../core/secrets.ts';
+import { issueGitToken } from '../../git/tokens.ts';
+import { localServiceProgram, type ReleaseSpec } from '../../tenant-stacks/local/program.ts';
+import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
+import { BuildError, buildAndPush } from '../build/buildkit.ts';
+import { DetectError, detectBuildPlan } from '../build/detect.ts';
+import {
+  type BaseImages,
+  BUILD_ENV_SECRET,
+  buildEnvFile,
+  DOCKERIGNORE,
+  renderDockerfile,
+} from '../build/dockerfile.ts';
+import { waitUntilServing } from '../deploy/health.ts';
+
+const run = promisify(execFile);
+
+export type DeployDeps = {
+  db: Db;
+  secrets: SecretBox;
+  runner: TenantStackRunner;
+  engine: ContainerEngine;
+  engineSocket: string;
+  buildkitAddress: string;
+  registryHost: string;
+  /** Base images in the registry (published once, on first use). */
+  baseImages: () => Promise<BaseImages>;
+  /** Base URL of our git server, for token clones. */
+  gitBaseUrl: string;
+  routesDir: string;
+  /** Traefik's web entry point on this host, and the domain apps get names under. */
+  ingressPort: number;
+  appsDomain: string;
+  buildTimeoutMs: number;
+  healthTimeoutMs: number;
+};
+
+/** Lines of build and runtime logs kept on the deployment row. */
+const LOG_TAIL_LINES = 500;
+
+export function createDeployActivities(deps: DeployDeps) {
+  const { db } = deps;
+
+  async function load(deploymentId: string) {
+    const d = await db.deployment.findUniqueOrThrow({
+      where: { id: deploymentId },
+      include: {
+        service: {
+          include: { repo: true, project: { select: { name: true } }, user: { select: { ownerName: true } } },
+        },
+      },
+    });
+    return { deployment: d, service: d.service };
+  }
+
+  async function setStatus(deploymentId: string, status: string, reason?: string) {
+    await db.$transaction([
+      db.deployment.update({
+        where: { id: deploymentId },
+        data: {
+          status,
+          statusReason: reason ?? null,
+          ...(status === 'building' ? { startedAt: new Date() } : {}),
+          ...(['active', 'failed', 'cancelled', 'superseded'].includes(status)
+            ? { finishedAt: new Date() }
+            : {}),
+        },
+      }),
+      db.deploymentStatusChange.create({ data: { deploymentId, status, reason: reason ?? null } }),
+    ]);
+  }
+
+  async function addPhase(deploymentId: string, phase: string, ms: number) {
+    const d = await db.deployment.findUniqueOrThrow({
+      where: { id: deploymentId },
+      select: { phaseTimings: true },
+    });
+    const timings = {
+      ...(d.phaseTimings ? (JSON.parse(d.phaseTimings) as Record<string, number>) : {}),
+      [phase]: Math.round(ms),
+    };
+    await db.deployment.update({
+      where: { id: deploymentId },
+      data: { phaseTimings: JSON.stringify(timings) },
+    });
+  }
+
+  function serviceEnv(service: { id: string; envEncrypted: string | null }): Record<string, string> {
+    return service.envEncrypted
+      ? deps.secrets.openJson(service.envEncrypted, `service:${service.id}:env`)
+      : {};
+  }
+
+  function releaseSpec(
+    key: string,
+    image: string,
+    service: {
+      id: string;
+      envEncrypted: string | null;
+      port: number | null;
+      memoryMb: number;
+      cpuMillis: number;
+    },
+  ): ReleaseSpec {
+    return {
+      key,
+      image,
+      env: serviceEnv(service),
+      port: service.port ?? 3000,
+      memoryMb: service.memoryMb,
+      cpuMillis: service.cpuMillis,
+    };
+  }
+
+  type LoadedService = Awaited<ReturnType<typeof load>>['service'];
+
+  function program(
+    service: LoadedService,
+    active: ReleaseSpec | undefined,
+    candidate: ReleaseSpec | undefined,
+  ) {
+    return localServiceProgram({
+      slug: service.stackName,
+      host: hostFor(service),
+      active,
+      candidate,
+      engineSocket: deps.engineSocket,
+      routesDir: deps.routesDir,
+      labels: { 'deploy-mcp.service': service.id, 'deploy-mcp.user': service.userId },
+    });
+  }
+
+  function hostFor(service: LoadedService) {
+    return `${serviceHostLabel(service.name, service.project.name, service.user.ownerName ?? 'user')}.${deps.appsDomain}`;
+  }
+
+  /** The release currently serving (its key and image), if any. */
+  async function currentRelease(service: { currentReleaseId: string | null }) {
+    if (!service.currentReleaseId) return undefined;
+    const r = await db.release.findUnique({ where: { id: service.currentReleaseId } });
+    return r ? { key: r.deploymentId.slice(-12), image: r.imageRef } : undefined;
+  }
+
+  return {
+    /** Clones the commit with a short-lived token, detects the build pack, builds and pushes. */
+    async buildImage(deploymentId: string): Promise<string> {
+      const { deployment, service } = await load(deploymentId);
+      if (!deployment.commitSha || !service.repo) {
+        throw ApplicationFailure.nonRetryable('the service has no repo on our git server', 'InvalidService');
+      }
+      const imageRef = `${deps.registryHost}/t/${service.stackName}:${deployment.commitSha.slice(0, 12)}`;
+      await setStatus(deploymentId, 'building');
+      const work = fs.mkdtempSync(path.join(os.tmpdir(), 'deploy-build-'));
+      const log: string[] = [];
+      const record = (line: string) => {
+        log.push(line);
+        if (log.length > LOG_TAIL_LINES) log.shift();
+      };
+      try {
+        let t0 = Date.now();
+        const { token } = await issueGitToken(db, {
+          repoId: service.repo.id,
+          userId: service.userId,
+          scope: 'pull',
+          ttlSeconds: 600,
+        });
+        const url = new URL(`${deps.gitBaseUrl}/${service.repo.ownerName}/${service.repo.name}.git`);
+        url.username = 'deployer';
+        url.password = token;
+        const src = path.join(work, 'src');
+        const git = (args: string[]) =>
+          run('git', args, { env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
+        await git(['init', '-q', src]);
+        await git(['-C', src, 'fetch', '-q', '--depth', '1', url.href, deployment.commitSha]);
+        await git(['-C', src, 'checkout', '-q', deployment.commitSha]);
+        fs.rmSync(path.join(src, '.git'), { recursive: true, force: true });
+        record(`cloned ${service.repo.ownerName}/${service.repo.name} at ${deployment.commitSha}`);
+        await addPhase(deploymentId, 'clone', Date.now() - t0);
+
+        const plan = detectBuildPlan(src, {
+          buildPack: service.buildPack as 'railpack' | 'dockerfile' | 'static',
+          installCommand: service.installCommand ?? undefined,
+          buildCommand: service.buildCommand ?? undefined,
+          startCommand: service.startCommand ?? undefined,
+        });
+        for (const note of plan.notes) record(note);
+        const meta = path.join(work, 'meta');
+        fs.mkdirSync(meta);
+        if (plan.pack === 'dockerfile')
+          fs.copyFileSync(path.join(src, plan.dockerfile), path.join(meta, 'Dockerfile'));
+        else fs.writeFileSync(path.join(meta, 'Dockerfile'), renderDockerfile(plan, await deps.baseImages()));
+        if (!fs.existsSync(path.join(src, '.dockerignore')))
+          fs.writeFileSync(path.join(src, '.dockerignore'), DOCKERIGNORE);
+        const secretFile = path.join(meta, 'build.env');
+        fs.writeFileSync(secretFile, buildEnvFile(serviceEnv(service)), { mode: 0o600 });
+
+        t0 = Date.now();
+        const digest = await buildAndPush({
+          address: deps.buildkitAddress,
+          contextDir: src,
+          dockerfileDir: meta,
+          imageRef,
+          secrets: { [BUILD_ENV_SECRET]: secretFile },
+          timeoutMs: deps.buildTimeoutMs,
+          onLog: (line) => {
+            record(line);
+            heartbeat();
+          },
+        });
+        await addPhase(deploymentId, 'build', Date.now() - t0);
+        await db.deployment.update({
+          where: { id: deploymentId },
+          data: { imageRef: `${imageRef}@${digest}`, buildLogTail: log.join('\n') },
+        });
+        return imageRef;
+      } catch (err) {
+        await db.deployment.update({ where: { id: deploymentId }, data: { buildLogTail: log.join('\n') } });
+        if (err instanceof DetectError || err instanceof BuildError) {
+          throw ApplicationFailure.nonRetryable(err.message, 'BuildFailed');
+        }
+        throw err;
+      } finally {
+        fs.rmSync(work, { recursive: true, force: true });
+      }
+    },
+
+    /**
+     * Starts the new release beside the current one, waits until it answers, then moves the
+     * route to it and removes the old one. If it never becomes healthy it is removed and the
+     * current release keeps serving.
+     */
+    async releaseImage(deploymentId: string, imageRef: string): Promise<{ url: string }> {
+      const { service } = await load(deploymentId);
+      await setStatus(deploymentId, 'deploying');
+      const current = await currentRelease(service);
+      const activeSpec = current && releaseSpec(current.key, current.image, service);
+      const candidate = releaseSpec(deploymentId.slice(-12), imageRef, service);
+
+      let t0 = Date.now();
+      const up = await deps.runner.up(service.stackName, program(service, activeSpec, candidate));
+      await addPhase(deploymentId, 'stackUp', Date.now() - t0);
+      const containerId = up.outputs.candidateContainerId?.value as string;
+      const hostPort = up.outputs.candidateHostPort?.value as number;
+
+      t0 = Date.now();
+      const health = await waitUntilServing({
+        engine: deps.engine,
+        containerId,
+        hostPort,
+        port: candidate.port,
+        timeoutMs: deps.healthTimeoutMs,
+        onWait: () => heartbeat(),
+      });
+      await addPhase(deploymentId, 'health', Date.now() - t0);
+      const runtimeLog = await deps.engine.logs(containerId, 200).catch(() => []);
+      await db.deployment.update({
+        where: { id: deploymentId },
+        data: { runtimeLogTail: runtimeLog.join('\n') },
+      });
+      if (!health.healthy) {
+        await db.deployment.update({
+          where: { id: deploymentId },
+          data: { runtimeLogTail: health.logTail.join('\n') },
+        });
+        await deps.runner.up(service.stackName, program(service, activeSpec, undefined)); // drop the candidate
+        throw ApplicationFailure.nonRetryable(health.reason, 'Unhealthy');
+      }
+
+      // Promote: the route moves to the new release and the old container goes.
+      t0 = Date.now();
+      await deps.runner.up(service.stackName, program(service, candidate, undefined));
+      const host = hostFor(service);
+      await waitForRoute(deps.ingressPort, host, () => heartbeat());
+      await addPhase(deploymentId, 'promote', Date.now() - t0);
+      const url = `http://${host}${deps.ingressPort === 80 ? '' : `:${deps.ingressPort}`}`;
+
+      const d = await db.deployment.findUniqueOrThrow({ where: { id: deploymentId } });
+      await db.$transaction(async (tx) => {
+        const last = await tx.release.findFirst({
+          where: { serviceId: service.id },
+          orderBy: { version: 'desc' },
+        });
+        const release = await tx.release.create({
+          data: {
+            serviceId: service.id,
+            deploymentId,
+            version: (last?.version ?? 0) + 1,
+            imageRef,
+            configDigest: d.imageRef ?? imageRef,
+          },
+        });
+        await tx.deployment.updateMany({
+          where: { serviceId: service.id, status: 'active', id: { not: deploymentId } },
+          data: { status: 'superseded', finishedAt: new Date() },
+        });
+        await tx.service.update({
+          where: { id: service.id },
+          data: { status: 'active', url, currentReleaseId: release.id },
+        });
+      });
+      await setStatus(deploymentId, 'active');
+      return { url };
+    },
+
+    /**
+     * Destroys a service's stack (its containers and route) and the stack itself, then marks the
+     * service deleted. Its deployments and releases stay as history.
+     */
+    async destroyService(serviceId: string): Promise<void> {
+      const service = await db.service.findUniqueOrThrow({ where: { id: serviceId } });
+      await deps.runner.destroy(service.stackName, () => heartbeat());
+      await db.deployment.updateMany({
+        where: { serviceId, status: { in: ['queued', 'building', 'deploying'] } },
+        data: { status: 'cancelled', statusReason: 'the service was deleted', finishedAt: new Date() },
+      });
+      await db.service.update({
+        where: { id: serviceId },
+        data: { deletedAt: new Date(), liveKey: null, status: 'deleted', url: null },
+      });
+    },
+
+    /** Marks a deployment failed (or cancelled); the service keeps any release still serving. */
+    async finishUnsuccessful(
+      deploymentId: string,
+      status: 'failed' | 'cancelled',
+      reason: string,
+    ): Promise<void> {
+      const { service } = await load(deploymentId);
+      await setStatus(deploymentId, status, reason);
+      if (!service.currentReleaseId) await db.service.update({ where: { id: service.id }, data: { status } });
+    },
+  };
+}
+
+/** Waits until Traefik routes `host` to something other than its own 404/502. */
+async function waitForRoute(port: number, host: string, onWait: () => void, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    onWait();
+    const status = await new Promise<number>((resolve) => {
+      const req = http.get(
+        { host: '127.0.0.1', port, path: '/', headers: { host }, timeout: 2000 },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(0));
+    });
+    if (status && status !== 404 && status !== 502 && status !== 503) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw ApplicationFailure.nonRetryable(
+    `the route for ${host} did not start serving within ${timeoutMs / 1000} s`,
+    'RouteTimeout',
+  );
+}

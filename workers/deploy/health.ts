@@ -1,0 +1,96 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ContainerEngine } from '../../core/container-engine.ts';
+
+export type HealthResult =
+  | { healthy: true; waitedMs: number }
+  | { healthy: false; reason: string; logTail: string[]; waitedMs: number };
+
+export type HealthOptions = {
+  engine: ContainerEngine;
+  containerId: string;
+  /** Where the container's app port is published on this host. */
+  hostPort: number;
+  /** The port the app was told to listen on (PORT). */
+  port: number;
+  timeoutMs: number;
+  /** Called while waiting (activity heartbeats). */
+  onWait?: () => void;
+};
+
+/**
+ * Waits until the app answers HTTP (any status) on its published port, or says why it will
+ * not: the process exited (with its code and how long it ran), was killed for memory, listens
+ * on another port than PORT, or stayed silent past the timeout. Failures carry the log tail.
+ */
+export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> {
+  const started = Date.now();
+  const fail = async (reason: string): Promise<HealthResult> => ({
+    healthy: false,
+    reason,
+    logTail: await o.engine.logs(o.containerId, 100).catch(() => []),
+    waitedMs: Date.now() - started,
+  });
+  while (Date.now() - started < o.timeoutMs) {
+    o.onWait?.();
+    const info = await o.engine.inspectContainer(o.containerId);
+    if (!info) return fail('the container disappeared while starting');
+    const state = info.State;
+    if (state.OOMKilled) return fail('the process was killed: it ran out of memory (raise memory)');
+    const restarts = info.RestartCount ?? 0;
+    if (!state.Running || restarts > 0) {
+      // After a restart the state shows the new run; the crash's code is in the engine's events.
+      const codes = restarts > 0 ? await o.engine.exitCodes(o.containerId, new Date(started - 60_000)) : [];
+      const code = codes.find((c) => c !== 0) ?? state.ExitCode;
+      const ran = Date.parse(state.FinishedAt) - Date.parse(state.StartedAt);
+      const after =
+        restarts === 0 && Number.isFinite(ran) && ran >= 0 ? ` after ${(ran / 1000).toFixed(1)} s` : '';
+      const again = restarts > 0 ? ` (crash loop: restarted ${restarts} time${restarts > 1 ? 's' : ''})` : '';
+      return fail(`the process exited with code ${code}${after}${again}`);
+    }
+    if (await answers(o.hostPort)) return { healthy: true, waitedMs: Date.now() - started };
+    if (Date.now() - started > 3000) {
+      const listening = listeningPorts(state.Pid);
+      if (listening.length && !listening.includes(o.port)) {
+        return fail(
+          `the app listens on ${listening.join(', ')}, expected PORT=${o.port}: listen on process.env.PORT, or set port`,
+        );
+      }
+    }
+    await sleep(300);
+  }
+  return fail(`the app did not answer HTTP on PORT=${o.port} within ${Math.round(o.timeoutMs / 1000)} s`);
+}
+
+/** True when something answers HTTP on 127.0.0.1:port. */
+function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+/** TCP ports a process listens on, from its network namespace's /proc tables. */
+export function listeningPorts(pid: number): number[] {
+  const ports = new Set<number>();
+  for (const table of ['tcp', 'tcp6']) {
+    let text = '';
+    try {
+      text = fs.readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[3] !== '0A') continue; // LISTEN
+      const port = Number.parseInt(cols[1]?.split(':')[1] ?? '', 16);
+      if (port) ports.add(port);
+    }
+  }
+  return [...ports].sort((a, b) => a - b);
+}
