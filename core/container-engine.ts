@@ -63,7 +63,8 @@ export class ContainerEngine {
 
   /** Exit codes of a container's past runs (its "die" events), oldest first. */
   async exitCodes(id: string, since: Date): Promise<number[]> {
-    const filters = encodeURIComponent(JSON.stringify({ container: [id], event: ['die'] }));
+    // Podman 4.3's compat API ignores event=die in filters, so "die" is picked out here.
+    const filters = encodeURIComponent(JSON.stringify({ container: [id] }));
     const sinceS = Math.floor(since.getTime() / 1000) - 1;
     const untilS = Math.ceil(Date.now() / 1000) + 1;
     const res = await this.request('GET', `/events?since=${sinceS}&until=${untilS}&filters=${filters}`);

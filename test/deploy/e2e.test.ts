@@ -179,6 +179,69 @@ describe('end to end: repo → push → create_service → live URL → push →
     expect((again.structuredContent as ServiceView).deployment?.id).toBe(before);
   });
 
+  /** Commits `files` (path → content, relative to the app), pushes, waits for that deploy to end. */
+  async function pushAndWait(message: string, files: Record<string, string>): Promise<ServiceView> {
+    for (const [f, content] of Object.entries(files)) fs.writeFileSync(path.join(app, f), content);
+    await git(['add', '.'], app);
+    await git(['commit', '-q', '-m', message], app);
+    const sha = (await git(['rev-parse', 'HEAD'], app)).stdout.trim();
+    await git(['push', '-q', remote, 'HEAD:refs/heads/main'], app);
+    const deadline = Date.now() + 90_000;
+    let view = await service();
+    while (
+      (view.deployment?.commit !== sha ||
+        ['queued', 'building', 'deploying'].includes(view.deployment.status)) &&
+      Date.now() < deadline
+    ) {
+      await sleep(500);
+      view = await service();
+    }
+    return view;
+  }
+
+  it.each([
+    [
+      'crashes at start',
+      { 'server.js': "console.error('missing DATABASE_URL'); process.exit(1);\n" },
+      /^the process exited with code 1/,
+      /missing DATABASE_URL/,
+    ],
+    [
+      'listens on the wrong port',
+      { 'server.js': "require('node:http').createServer((q, s) => s.end('x')).listen(5000);\n" },
+      /^the app listens on 5000, expected PORT=3000/,
+      undefined,
+    ],
+    [
+      'fails to build',
+      { 'build.js': "console.error('TypeError: cannot compile'); process.exit(2);\n" },
+      /^build failed at .*RUN .*npm run build/,
+      undefined,
+    ],
+  ])(
+    'a push that %s ends failed with the reason and logs, while the healthy release keeps serving',
+    async (_what, files, reason, logLine) => {
+      const url = (await service()).url ?? '';
+      const original = Object.fromEntries(
+        Object.keys(files).map((f) => [f, fs.readFileSync(path.join(app, f), 'utf8')]),
+      );
+      const view = await pushAndWait(`break: ${_what}`, files);
+      expect(view.deployment?.status).toBe('failed');
+      expect(view.deployment?.reason).toMatch(reason);
+      if (logLine) {
+        const full = (await call(client, 'get_service', { name: 'web', runtime_log_lines: 100 }))
+          .structuredContent as {
+          deployment: { runtime_log: { lines: string[] } };
+        };
+        expect(full.deployment.runtime_log.lines.join('\n')).toMatch(logLine);
+      }
+      expect(view.status).toBe('active');
+      expect((await viaIngress(url, ingressPort)).body).toBe('v2 hello v1 | build token seen | 1m\n');
+      for (const [f, content] of Object.entries(original)) fs.writeFileSync(path.join(app, f), content);
+      await git(['commit', '-q', '-am', `restore after: ${_what}`], app);
+    },
+  );
+
   it('delete_service leaves no container, route or stack behind, and frees the name', async () => {
     const url = (await service()).url ?? '';
     const res = await call(client, 'delete_service', { name: 'web' });

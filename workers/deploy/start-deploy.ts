@@ -76,7 +76,9 @@ export class DeployStarter {
         data: { status: 'superseded', finishedAt: new Date() },
       });
     }
-    await this.db.service.update({ where: { id: serviceId }, data: { status: 'queued' } });
+    // A service with a live release stays "active" while the new deployment runs.
+    if (!service.currentReleaseId)
+      await this.db.service.update({ where: { id: serviceId }, data: { status: 'queued' } });
     try {
       await this.temporal.workflow.start('deployService', {
         taskQueue: PRODUCT_TASK_QUEUE,
