@@ -2,9 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Buildkit, startBuildkit } from '../../core/daemons/buildkit.ts';
-import { freePort } from '../../core/daemons/probes.ts';
-import { type Registry, startRegistry } from '../../core/daemons/registry.ts';
 import { ensureBaseImages } from '../../workers/build/base-images.ts';
 import { BuildError, buildAndPush, describeFailure } from '../../workers/build/buildkit.ts';
 import { detectBuildPlan } from '../../workers/build/detect.ts';
@@ -14,34 +11,25 @@ import {
   DOCKERIGNORE,
   renderDockerfile,
 } from '../../workers/build/dockerfile.ts';
+import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 
 describe('build packs on BuildKit', () => {
   const work = scratchDir('build');
-  let registry: Registry;
-  let buildkit: Buildkit;
+  let rt: TestRuntime;
 
   beforeAll(async () => {
-    registry = await startRegistry({
-      bin: 'docker-registry',
-      dir: path.join(work.dir, 'registry'),
-      port: await freePort(),
-    });
-    buildkit = await startBuildkit({
-      bin: 'buildkitd',
-      dir: path.join(work.dir, 'buildkit'),
-      insecureRegistries: [registry.host],
-    });
+    rt = await startTestRuntime(work.dir);
   });
   afterAll(async () => {
-    await Promise.all([buildkit?.stop(), registry?.stop()]);
+    await rt?.stop();
     work.cleanup();
   });
 
   it('builds a Node app: installs its dependency, runs its build with a secret env var, pushes the image', async () => {
     const base = await ensureBaseImages({
-      buildkitAddress: buildkit.address,
-      registryHost: registry.host,
+      buildkitAddress: rt.buildkit.address,
+      registryHost: rt.registry.host,
       rootfsTar: path.join(repoRoot, '.tools/images/base-node.tar'),
     });
     const app = path.join(work.dir, 'app');
@@ -63,10 +51,10 @@ describe('build packs on BuildKit', () => {
     fs.writeFileSync(secretFile, buildEnvFile({ BUILD_TOKEN: 'tok-5e3c9a7f-not-in-layers' }));
     const log: string[] = [];
     const digest = await buildAndPush({
-      address: buildkit.address,
+      address: rt.buildkit.address,
       contextDir: app,
       dockerfileDir: meta,
-      imageRef: `${registry.host}/t/app:1`,
+      imageRef: `${rt.registry.host}/t/app:1`,
       secrets: { [BUILD_ENV_SECRET]: secretFile },
       timeoutMs: 300_000,
       onLog: (l) => log.push(l),
@@ -107,10 +95,10 @@ describe('build packs on BuildKit', () => {
     fs.mkdirSync(app);
     fs.writeFileSync(path.join(app, 'Dockerfile'), 'FROM scratch\nCOPY missing.txt /\n');
     const err = await buildAndPush({
-      address: buildkit.address,
+      address: rt.buildkit.address,
       contextDir: app,
       dockerfileDir: app,
-      imageRef: `${registry.host}/t/broken:1`,
+      imageRef: `${rt.registry.host}/t/broken:1`,
       timeoutMs: 60_000,
       onLog: () => undefined,
     }).catch((e: unknown) => e);

@@ -1,35 +1,21 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../core/daemons/probes.ts';
+import { httpGet } from '../support/http.ts';
 import { call, connectClient, text } from '../support/mcp.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 
 const exec = promisify(execFile);
 const cli = path.join(repoRoot, 'bin/deploy-mcp');
 
-/** GET through Traefik with the app's Host (fetch cannot set Host). */
-function viaIngress(url: string, ingressPort: number): Promise<{ status: number; body: string }> {
-  const host = new URL(url).hostname;
-  return new Promise((resolve, reject) => {
-    const req = http.get(
-      { host: '127.0.0.1', port: ingressPort, path: '/', headers: { host }, timeout: 5000 },
-      (res) => {
-        let body = '';
-        res.on('data', (c) => {
-          body += c;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
+/** GET through Traefik with the app's Host. */
+function viaIngress(url: string, ingressPort: number) {
+  return httpGet(`http://127.0.0.1:${ingressPort}/`, new URL(url).hostname);
 }
 
 type ServiceView = {

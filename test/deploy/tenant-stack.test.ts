@@ -1,35 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Buildkit, startBuildkit } from '../../core/daemons/buildkit.ts';
-import { type PodmanService, startPodmanService } from '../../core/daemons/podman.ts';
-import { freePort } from '../../core/daemons/probes.ts';
-import { type Registry, startRegistry } from '../../core/daemons/registry.ts';
-import { startTraefik, type Traefik } from '../../core/daemons/traefik.ts';
 import { localServiceProgram, type ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import { TenantStackRunner } from '../../tenant-stacks/runner.ts';
 import { ensureBaseImages } from '../../workers/build/base-images.ts';
 import { buildAndPush } from '../../workers/build/buildkit.ts';
 import { detectBuildPlan } from '../../workers/build/detect.ts';
 import { renderDockerfile } from '../../workers/build/dockerfile.ts';
+import { eventually, httpGet } from '../support/http.ts';
+import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
-
-/** GET with an optional Host header (fetch would drop it: Host is a forbidden header there). */
-function get(url: string, host?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { headers: host ? { host } : {}, timeout: 5000 }, (res) => {
-      let body = '';
-      res.on('data', (c) => {
-        body += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
 
 /** Names of the containers (running or not) labelled for this test. */
 function containersOf(slug: string): string[] {
@@ -44,53 +25,16 @@ function containersOf(slug: string): string[] {
   return out.toString().split('\n').filter(Boolean).sort();
 }
 
-async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (ok(v)) return v;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`not reached within ${ms} ms: ${JSON.stringify(last)}`);
-}
-
 describe('local tenant stack: containers and a Traefik route through Pulumi dynamic providers', () => {
   const work = scratchDir('stack', path.join(repoRoot, '.data', 'test'));
   const slug = `t-${process.pid}`;
-  let registry: Registry;
-  let buildkit: Buildkit;
-  let podman: PodmanService;
-  let traefik: Traefik;
-  let traefikPort: number;
+  let rt: TestRuntime;
   let image: string;
   let runner: TenantStackRunner;
 
   beforeAll(async () => {
-    registry = await startRegistry({
-      bin: 'docker-registry',
-      dir: path.join(work.dir, 'registry'),
-      port: await freePort(),
-    });
-    traefikPort = await freePort();
-    [buildkit, podman, traefik] = await Promise.all([
-      startBuildkit({
-        bin: 'buildkitd',
-        dir: path.join(work.dir, 'buildkit'),
-        insecureRegistries: [registry.host],
-      }),
-      startPodmanService({
-        bin: 'podman',
-        dir: path.join(work.dir, 'podman'),
-        insecureRegistries: [registry.host],
-      }),
-      startTraefik({ bin: 'traefik', dir: path.join(work.dir, 'traefik'), port: traefikPort }),
-    ]);
+    rt = await startTestRuntime(work.dir);
+    const { buildkit, registry } = rt;
     const base = await ensureBaseImages({
       buildkitAddress: buildkit.address,
       registryHost: registry.host,
@@ -125,7 +69,7 @@ describe('local tenant stack: containers and a Traefik route through Pulumi dyna
     try {
       await runner?.destroy(slug).catch(() => undefined);
     } finally {
-      await Promise.all([traefik, podman, buildkit, registry].map((d) => d?.stop()));
+      await rt?.stop();
       work.cleanup();
     }
   });
@@ -144,17 +88,17 @@ describe('local tenant stack: containers and a Traefik route through Pulumi dyna
       host: `${slug}.localhost`,
       active,
       candidate,
-      engineSocket: podman.socketPath,
-      routesDir: traefik.routesDir,
+      engineSocket: rt.podman.socketPath,
+      routesDir: rt.traefik.routesDir,
       labels: { 'deploy-mcp.test': slug },
     });
-  const viaTraefik = () => get(`http://127.0.0.1:${traefikPort}/`, `${slug}.localhost`);
+  const viaTraefik = () => httpGet(`http://127.0.0.1:${rt.traefikPort}/`, `${slug}.localhost`);
 
   it('starts a candidate that answers on its own port before it takes traffic', async () => {
     const { outputs } = await runner.up(slug, spec(undefined, release('r1', 'one')));
     const port = outputs.candidateHostPort?.value as number;
     const res = await eventually(
-      () => get(`http://127.0.0.1:${port}/`),
+      () => httpGet(`http://127.0.0.1:${port}/`),
       (r) => r.status === 200,
     );
     expect(res.body).toBe('one | no build token | 1m\n');
@@ -179,7 +123,7 @@ describe('local tenant stack: containers and a Traefik route through Pulumi dyna
     expect(
       (
         await eventually(
-          () => get(`http://127.0.0.1:${candidate}/`),
+          () => httpGet(`http://127.0.0.1:${candidate}/`),
           (r) => r.status === 200,
         )
       ).body,
@@ -193,7 +137,7 @@ describe('local tenant stack: containers and a Traefik route through Pulumi dyna
   it('destroys everything: no container, no route, no stack', async () => {
     await runner.destroy(slug);
     await eventually(viaTraefik, (r) => r.status === 404);
-    expect(fs.readdirSync(traefik.routesDir).filter((f) => f.startsWith(slug))).toEqual([]);
+    expect(fs.readdirSync(rt.traefik.routesDir).filter((f) => f.startsWith(slug))).toEqual([]);
     expect(containersOf(slug)).toEqual([]);
     expect(await runner.listStacks()).not.toContain(slug);
   });

@@ -1,95 +1,36 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerEngine, DEFAULT_ULIMITS } from '../../core/container-engine.ts';
-import { type Buildkit, startBuildkit } from '../../core/daemons/buildkit.ts';
-import { type PodmanService, startPodmanService } from '../../core/daemons/podman.ts';
 import { freePort } from '../../core/daemons/probes.ts';
-import { type Registry, startRegistry } from '../../core/daemons/registry.ts';
-import { startTraefik, type Traefik } from '../../core/daemons/traefik.ts';
 import { removeRoute, writeRoute } from '../../core/traefik-routes.ts';
+import { eventually, httpGet } from '../support/http.ts';
+import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 
 const run = promisify(execFile);
 
-/** GET through 127.0.0.1:port with an explicit Host header; resolves status and body. */
-function get(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', headers: { host }, timeout: 3000 }, (res) => {
-      let body = '';
-      res.on('data', (c) => {
-        body += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
-
-async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: T | undefined;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      last = await probe();
-      if (ok(last)) return last;
-    } catch (e) {
-      lastError = e;
-    }
-    await sleep(200);
-  }
-  throw new Error(`condition not met within ${ms} ms; last: ${JSON.stringify(last)} ${lastError ?? ''}`);
-}
-
 describe('BuildKit build → local registry → podman run → Traefik route', () => {
   const work = scratchDir('infra-proof');
   const name = `proof-${process.pid}`;
-  const image = () => `${registry.host}/proof/${name}:1`;
-  let registry: Registry;
-  let buildkit: Buildkit;
-  let podman: PodmanService;
-  let traefik: Traefik;
-  let traefikPort: number;
+  const image = () => `${rt.registry.host}/proof/${name}:1`;
+  let rt: TestRuntime;
   let engine: ContainerEngine;
   let containerId: string | undefined;
   let hostPort: number;
 
   beforeAll(async () => {
-    registry = await startRegistry({
-      bin: 'docker-registry',
-      dir: path.join(work.dir, 'registry'),
-      port: await freePort(),
-    });
-    [buildkit, podman, traefik] = await Promise.all([
-      startBuildkit({
-        bin: 'buildkitd',
-        dir: path.join(work.dir, 'buildkit'),
-        insecureRegistries: [registry.host],
-      }),
-      startPodmanService({
-        bin: 'podman',
-        dir: path.join(work.dir, 'podman'),
-        insecureRegistries: [registry.host],
-      }),
-      freePort().then((port) => {
-        traefikPort = port;
-        return startTraefik({ bin: 'traefik', dir: path.join(work.dir, 'traefik'), port });
-      }),
-    ]);
-    engine = new ContainerEngine(podman.socketPath);
+    rt = await startTestRuntime(work.dir);
+    engine = new ContainerEngine(rt.podman.socketPath);
   });
 
   afterAll(async () => {
     try {
       if (containerId) await engine.removeContainer(containerId);
     } finally {
-      await Promise.all([traefik, podman, buildkit, registry].map((d) => d?.stop()));
+      await rt?.stop();
       work.cleanup();
     }
   });
@@ -105,7 +46,7 @@ describe('BuildKit build → local registry → podman run → Traefik route', (
     });
     await run('buildctl', [
       '--addr',
-      buildkit.address,
+      rt.buildkit.address,
       'build',
       '--frontend',
       'dockerfile.v0',
@@ -116,7 +57,7 @@ describe('BuildKit build → local registry → podman run → Traefik route', (
       '--output',
       `type=image,name=${image()},push=true,registry.insecure=true`,
     ]);
-    const res = await fetch(`http://${registry.host}/v2/proof/${name}/tags/list`);
+    const res = await fetch(`http://${rt.registry.host}/v2/proof/${name}/tags/list`);
     expect(await res.json()).toEqual({ name: `proof/${name}`, tags: ['1'] });
   });
 
@@ -136,7 +77,7 @@ describe('BuildKit build → local registry → podman run → Traefik route', (
     });
     await engine.startContainer(containerId);
     const res = await eventually(
-      () => get(hostPort, 'localhost'),
+      () => httpGet(`http://127.0.0.1:${hostPort}/`),
       (r) => r.status === 200,
     );
     // "by-buildkit" was written by the Dockerfile's RUN step at build time.
@@ -146,17 +87,19 @@ describe('BuildKit build → local registry → podman run → Traefik route', (
 
   it('routes Host(<name>.localhost) through Traefik to the container, and stops when removed', async () => {
     const host = `${name}.localhost`;
-    expect((await get(traefikPort, host)).status).toBe(404);
-    writeRoute(traefik.routesDir, { name, host, upstream: `http://127.0.0.1:${hostPort}` });
+    expect((await httpGet(`http://127.0.0.1:${rt.traefikPort}/`, host)).status).toBe(404);
+    writeRoute(rt.traefik.routesDir, { name, host, upstream: `http://127.0.0.1:${hostPort}` });
     const res = await eventually(
-      () => get(traefikPort, host),
+      () => httpGet(`http://127.0.0.1:${rt.traefikPort}/`, host),
       (r) => r.status === 200,
     );
     expect(res.body).toBe('hello from proof, built by-buildkit\n');
-    expect((await get(traefikPort, `other-${name}.localhost`)).status).toBe(404);
-    removeRoute(traefik.routesDir, name);
+    expect((await httpGet(`http://127.0.0.1:${rt.traefikPort}/`, `other-${name}.localhost`)).status).toBe(
+      404,
+    );
+    removeRoute(rt.traefik.routesDir, name);
     await eventually(
-      () => get(traefikPort, host),
+      () => httpGet(`http://127.0.0.1:${rt.traefikPort}/`, host),
       (r) => r.status === 404,
     );
   });

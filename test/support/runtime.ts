@@ -1,0 +1,41 @@
+import path from 'node:path';
+import { type Buildkit, startBuildkit } from '../../core/daemons/buildkit.ts';
+import { type PodmanService, startPodmanService } from '../../core/daemons/podman.ts';
+import { freePort } from '../../core/daemons/probes.ts';
+import { type Registry, startRegistry } from '../../core/daemons/registry.ts';
+import { startTraefik, type Traefik } from '../../core/daemons/traefik.ts';
+
+export type TestRuntime = {
+  registry: Registry;
+  buildkit: Buildkit;
+  podman: PodmanService;
+  traefik: Traefik;
+  traefikPort: number;
+  stop: () => Promise<void>;
+};
+
+/** The embedded runtime's daemons (registry, buildkitd, podman API, Traefik) under `dir`. */
+export async function startTestRuntime(dir: string): Promise<TestRuntime> {
+  const registry = await startRegistry({
+    bin: 'docker-registry',
+    dir: path.join(dir, 'registry'),
+    port: await freePort(),
+  });
+  const traefikPort = await freePort();
+  const started = await Promise.allSettled([
+    startBuildkit({ bin: 'buildkitd', dir: path.join(dir, 'buildkit'), insecureRegistries: [registry.host] }),
+    startPodmanService({ bin: 'podman', dir: path.join(dir, 'podman'), insecureRegistries: [registry.host] }),
+    startTraefik({ bin: 'traefik', dir: path.join(dir, 'traefik'), port: traefikPort }),
+  ]);
+  const daemons = [registry, ...started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))];
+  const stop = async () => {
+    await Promise.all(daemons.map((d) => d.stop()));
+  };
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) {
+    await stop();
+    throw failed.reason;
+  }
+  const [buildkit, podman, traefik] = daemons.slice(1) as [Buildkit, PodmanService, Traefik];
+  return { registry, buildkit, podman, traefik, traefikPort, stop };
+}
