@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../core/daemons/probes.ts';
+import { openDatabase } from '../../core/db/client.ts';
 import { httpGet } from '../support/http.ts';
 import { call, connectClient, text } from '../support/mcp.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
@@ -76,7 +77,6 @@ describe('end to end: repo → push → create_service → live URL → push →
         throw new Error(`serve did not start:\n${output}`);
       await sleep(200);
     }
-    containersBefore = await appContainers();
     await exec(cli, ['users', 'create', 'agent@example.com'], { env });
     const { stdout } = await exec(cli, ['keys', 'create', 'agent@example.com'], { env });
     client = await connectClient(`http://127.0.0.1:${port}/mcp`, stdout.trim().split('\n').at(-1) ?? '');
@@ -91,12 +91,17 @@ describe('end to end: repo → push → create_service → live URL → push →
     work.cleanup();
   });
 
-  /** Ids of the containers the deploy pipeline made (labelled with their user). */
-  async function appContainers(): Promise<string[]> {
-    const { stdout } = await exec('podman', ['ps', '-aq', '--filter', 'label=deploy-mcp.user']);
-    return stdout.split('\n').filter(Boolean);
+  /** Ids of the containers the pipeline runs for this test's user (labelled with the user id). */
+  async function userContainers(): Promise<string[]> {
+    const db = await openDatabase(`file:${path.join(work.dir, 'data', 'deploy-mcp.db')}`);
+    try {
+      const user = await db.prisma.user.findUniqueOrThrow({ where: { email: 'agent@example.com' } });
+      const { stdout } = await exec('podman', ['ps', '-aq', '--filter', `label=deploy-mcp.user=${user.id}`]);
+      return stdout.split('\n').filter(Boolean);
+    } finally {
+      await db.close();
+    }
   }
-  let containersBefore: string[] = [];
 
   async function service(): Promise<ServiceView> {
     return (await call(client, 'get_service', { name: 'web' })).structuredContent as ServiceView;
@@ -230,6 +235,7 @@ describe('end to end: repo → push → create_service → live URL → push →
 
   it('delete_service leaves no container, route or stack behind, and frees the name', async () => {
     const url = (await service()).url ?? '';
+    expect(await userContainers()).toHaveLength(1);
     const res = await call(client, 'delete_service', { name: 'web' });
     expect(res.structuredContent).toEqual({ name: 'web', project: 'default', deleted: true });
     let status = (await viaIngress(url, ingressPort)).status;
@@ -239,7 +245,7 @@ describe('end to end: repo → push → create_service → live URL → push →
     }
     expect(status).toBe(404);
     expect(text(await call(client, 'get_service', { name: 'web' }))).toMatch(/not found/);
-    expect((await appContainers()).filter((c) => !containersBefore.includes(c))).toEqual([]);
+    expect(await userContainers()).toEqual([]);
     const routes = fs.readdirSync(path.join(work.dir, 'data/traefik/routes'));
     expect(routes).toEqual([]);
     const stacks = fs.readdirSync(path.join(work.dir, 'data/pulumi'), { recursive: true }).map(String);
