@@ -144,6 +144,25 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
     return service;
   }
 
+  /**
+   * The env ciphertext to store: the current one when the variables are unchanged (each seal
+   * uses a fresh IV, and deployments are keyed on the stored settings), else a new seal.
+   */
+  function sealEnv(
+    service: { id: string; envEncrypted: string | null },
+    env: Record<string, string> | undefined,
+  ) {
+    const aad = `service:${service.id}:env`;
+    if (!env || Object.keys(env).length === 0) return null;
+    const current = service.envEncrypted
+      ? deps.secrets.openJson<Record<string, string>>(service.envEncrypted, aad)
+      : {};
+    const same =
+      Object.keys(current).length === Object.keys(env).length &&
+      Object.entries(env).every(([k, v]) => current[k] === v);
+    return same ? service.envEncrypted : deps.secrets.sealJson(env, aad);
+  }
+
   /** The service view get_service, create_service and redeploy_service return. */
   async function detail(
     s: Awaited<ReturnType<typeof findService>>,
@@ -262,6 +281,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
             : null;
         if (!repo)
           throw notFound(`repo "${args.repo}"`, 'Create it with create_repo and push your code first.');
+        // Before anything is written: a branch without commits cannot deploy ("push first").
+        const commit = await deps.deploys.branchHead(owner, repo.name, args.branch ?? 'main');
         const settings = {
           repoUrl: `${owner}/${repo.name}`,
           repoId: repo.id,
@@ -293,9 +314,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           where: { id: service.id },
           data: {
             ...settings,
-            envEncrypted: args.env_vars
-              ? deps.secrets.sealJson(args.env_vars, `service:${service.id}:env`)
-              : null,
+            envEncrypted: sealEnv(service, args.env_vars),
           },
         });
         await db.auditEvent.create({
@@ -312,7 +331,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
             }),
           },
         });
-        const { deployment } = await deps.deploys.start(service.id, 'create');
+        const { deployment } = await deps.deploys.start(service.id, 'create', commit);
         if (args.wait !== false) await waitForDeployment(deployment.id, extra);
         return detail(await findService(caller, args.name, args.project), {});
       }),

@@ -1,53 +1,29 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, tcpOpen } from '../../core/daemons/probes.ts';
+import { tcpOpen } from '../../core/daemons/probes.ts';
 import { migrate } from '../../core/db/migrate.ts';
 import { SEED_TOOLS } from '../support/mcp.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
+import { CLI as cli, type ServeProcess, startServe } from '../support/serve.ts';
 
 const run = promisify(execFile);
-const cli = path.join(repoRoot, 'bin/deploy-mcp');
 
 describe('deploy-mcp serve --role all (what npm start runs)', () => {
   const work = scratchDir('serve');
-  let child: ChildProcess;
+  let serve: ServeProcess;
   let env: NodeJS.ProcessEnv;
-  let ports: { server: number; deployer: number; temporal: number };
-  let output = '';
+  let ports: ServeProcess['ports'];
   let key = '';
-  let exit: Promise<number | null>;
 
   beforeAll(async () => {
-    ports = { server: await freePort(), deployer: await freePort(), temporal: await freePort() };
-    env = {
-      ...process.env,
-      DEPLOY_MCP_DATA_DIR: work.dir,
-      DEPLOY_MCP_PORT: String(ports.server),
-      DEPLOY_MCP_DEPLOYER_PORT: String(ports.deployer),
-      DEPLOY_MCP_TEMPORAL_PORT: String(ports.temporal),
-      DEPLOY_MCP_TOOLS_DIR: path.join(repoRoot, '.tools'),
-    };
-    child = spawn(cli, ['serve', '--role', 'all'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (c) => {
-      output += c;
-    });
-    child.stderr?.on('data', (c) => {
-      output += c;
-    });
-    exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-    const deadline = Date.now() + 120_000;
-    while (!output.includes('"msg":"ready"')) {
-      if (Date.now() > deadline || child.exitCode !== null)
-        throw new Error(`serve did not start:\n${output}`);
-      await sleep(200);
-    }
+    serve = await startServe(work.dir);
+    ({ env, ports } = serve);
   });
 
   afterAll(async () => {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (serve?.child.exitCode === null) serve.child.kill('SIGKILL');
     work.cleanup();
   });
 
@@ -125,11 +101,16 @@ describe('deploy-mcp serve --role all (what npm start runs)', () => {
   });
 
   it('logs JSON lines and stops cleanly on SIGTERM, taking the Temporal dev server with it', async () => {
-    expect(output.split('\n').find((l) => l.includes('"msg":"ready"'))).toMatch(/^\{"level":30/);
-    child.kill('SIGTERM');
-    expect(await exit).toBe(0);
+    expect(
+      serve
+        .output()
+        .split('\n')
+        .find((l) => l.includes('"msg":"ready"')),
+    ).toMatch(/^\{"level":30/);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
     expect(await tcpOpen('127.0.0.1', ports.temporal)).toBe(false);
     expect(await tcpOpen('127.0.0.1', ports.server)).toBe(false);
-    expect(output).toContain('"msg":"stopped"');
+    expect(serve.output()).toContain('"msg":"stopped"');
   });
 });

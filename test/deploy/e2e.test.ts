@@ -1,18 +1,17 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../core/daemons/probes.ts';
 import { openDatabase } from '../../core/db/client.ts';
-import { httpGet } from '../support/http.ts';
+import { eventually, httpGet } from '../support/http.ts';
 import { call, connectClient, text } from '../support/mcp.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
+import { CLI as cli, type ServeProcess, startServe } from '../support/serve.ts';
 
 const exec = promisify(execFile);
-const cli = path.join(repoRoot, 'bin/deploy-mcp');
 
 /** GET through Traefik with the app's Host. */
 function viaIngress(url: string, ingressPort: number) {
@@ -33,12 +32,10 @@ type ServiceView = {
 
 describe('end to end: repo → push → create_service → live URL → push → redeployed', () => {
   const work = scratchDir('e2e', path.join(repoRoot, '.data', 'test'));
-  let child: ChildProcess;
-  let output = '';
+  let serve: ServeProcess;
   let client: Client;
   let ingressPort: number;
   let remote: string;
-  const env: NodeJS.ProcessEnv = { ...process.env };
   const gitEnv = {
     ...process.env,
     HOME: work.dir,
@@ -52,41 +49,22 @@ describe('end to end: repo → push → create_service → live URL → push →
   const app = path.join(work.dir, 'app');
 
   beforeAll(async () => {
-    const port = await freePort();
-    ingressPort = await freePort();
-    Object.assign(env, {
-      DEPLOY_MCP_DATA_DIR: path.join(work.dir, 'data'),
-      DEPLOY_MCP_PORT: String(port),
-      DEPLOY_MCP_DEPLOYER_PORT: String(await freePort()),
-      DEPLOY_MCP_TEMPORAL_PORT: String(await freePort()),
-      DEPLOY_MCP_REGISTRY_PORT: String(await freePort()),
-      DEPLOY_MCP_INGRESS_PORT: String(ingressPort),
-      DEPLOY_MCP_PUBLIC_URL: `http://127.0.0.1:${port}`,
-      DEPLOY_MCP_TOOLS_DIR: path.join(repoRoot, '.tools'),
-    });
-    child = spawn(cli, ['serve', '--role', 'all'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (c) => {
-      output += c;
-    });
-    child.stderr?.on('data', (c) => {
-      output += c;
-    });
-    const deadline = Date.now() + 120_000;
-    while (!output.includes('"msg":"ready"')) {
-      if (Date.now() > deadline || child.exitCode !== null)
-        throw new Error(`serve did not start:\n${output}`);
-      await sleep(200);
-    }
+    serve = await startServe(path.join(work.dir, 'data'));
+    const { env, ports } = serve;
+    ingressPort = ports.ingress;
     await exec(cli, ['users', 'create', 'agent@example.com'], { env });
     const { stdout } = await exec(cli, ['keys', 'create', 'agent@example.com'], { env });
-    client = await connectClient(`http://127.0.0.1:${port}/mcp`, stdout.trim().split('\n').at(-1) ?? '');
+    client = await connectClient(
+      `http://127.0.0.1:${ports.server}/mcp`,
+      stdout.trim().split('\n').at(-1) ?? '',
+    );
   });
 
   afterAll(async () => {
     await client?.close();
-    if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+    if (serve && serve.child.exitCode === null) {
+      serve.child.kill('SIGTERM');
+      await serve.exited;
     }
     work.cleanup();
   });
@@ -110,6 +88,10 @@ describe('end to end: repo → push → create_service → live URL → push →
   it('deploys a pushed Node app with create_service and serves it through Traefik', async () => {
     const repo = await call(client, 'create_repo', { name: 'web' });
     remote = (repo.structuredContent as { git_remote: string }).git_remote;
+    // Nothing pushed yet: a clear error, and no half-created service.
+    const early = await call(client, 'create_service', { name: 'web', repo: 'web' });
+    expect(text(early)).toMatch(/branch "main" of repo agent\/web has no commits yet: push first/);
+    expect((await call(client, 'list_services')).structuredContent).toMatchObject({ services: [] });
     fs.cpSync(path.join(repoRoot, 'test/fixtures/apps/node-hello'), app, { recursive: true });
     await git(['init', '-q', '-b', 'main'], app);
     await git(['add', '.'], app);
@@ -121,7 +103,7 @@ describe('end to end: repo → push → create_service → live URL → push →
       repo: 'web',
       env_vars: { MESSAGE: 'hello v1', BUILD_TOKEN: 'secret-build-token' },
     });
-    if (res.isError) throw new Error(`${text(res)}\n${output.slice(-3000)}`);
+    if (res.isError) throw new Error(`${text(res)}\n${serve.output().slice(-3000)}`);
     let view = res.structuredContent as ServiceView;
     const deadline = Date.now() + 240_000;
     while (view.status !== 'active' && view.deployment?.status !== 'failed' && Date.now() < deadline) {
@@ -232,6 +214,33 @@ describe('end to end: repo → push → create_service → live URL → push →
       await git(['commit', '-q', '-am', `restore after: ${_what}`], app);
     },
   );
+
+  it('create_service again: the same settings start nothing, a changed env var redeploys the commit', async () => {
+    await git(['push', '-q', remote, 'HEAD:refs/heads/main'], app); // the restored app
+    const settings = {
+      name: 'web',
+      repo: 'web',
+      env_vars: { MESSAGE: 'hello v1', BUILD_TOKEN: 'secret-build-token' },
+    };
+    let view = (await call(client, 'create_service', settings)).structuredContent as ServiceView;
+    for (let i = 0; i < 180 && view.deployment?.status !== 'active'; i++) {
+      await sleep(500);
+      view = await service();
+    }
+    expect(view.deployment?.status).toBe('active');
+    const same = (await call(client, 'create_service', settings)).structuredContent as ServiceView;
+    expect(same.deployment?.id).toBe(view.deployment?.id);
+
+    const changed = { ...settings, env_vars: { ...settings.env_vars, MESSAGE: 'hello v3' } };
+    view = (await call(client, 'create_service', changed)).structuredContent as ServiceView;
+    expect(view.deployment?.id).not.toBe(same.deployment?.id);
+    const page = await eventually(
+      () => viaIngress(view.url ?? '', ingressPort),
+      (p) => p.body.includes('hello v3'),
+      90_000,
+    );
+    expect(page.body).toBe('v2 hello v3 | build token seen | 1m\n');
+  });
 
   it('delete_service leaves no container, route or stack behind, and frees the name', async () => {
     const url = (await service()).url ?? '';

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerEngine, DEFAULT_ULIMITS } from '../../core/container-engine.ts';
 import { freePort } from '../../core/daemons/probes.ts';
-import { removeRoute, writeRoute } from '../../core/traefik-routes.ts';
+import { routeProvider } from '../../tenant-stacks/local/providers.ts';
 import { eventually, httpGet } from '../support/http.ts';
 import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
@@ -88,7 +88,13 @@ describe('BuildKit build → local registry → podman run → Traefik route', (
   it('routes Host(<name>.localhost) through Traefik to the container, and stops when removed', async () => {
     const host = `${name}.localhost`;
     expect((await httpGet(`http://127.0.0.1:${rt.traefikPort}/`, host)).status).toBe(404);
-    writeRoute(rt.traefik.routesDir, { name, host, upstream: `http://127.0.0.1:${hostPort}` });
+    // The tenant stacks' own route provider, called directly (no Pulumi engine needed here).
+    const route = await routeProvider.create({
+      routesDir: rt.traefik.routesDir,
+      name,
+      host,
+      upstream: `http://127.0.0.1:${hostPort}`,
+    });
     const res = await eventually(
       () => httpGet(`http://127.0.0.1:${rt.traefikPort}/`, host),
       (r) => r.status === 200,
@@ -97,7 +103,7 @@ describe('BuildKit build → local registry → podman run → Traefik route', (
     expect((await httpGet(`http://127.0.0.1:${rt.traefikPort}/`, `other-${name}.localhost`)).status).toBe(
       404,
     );
-    removeRoute(rt.traefik.routesDir, name);
+    await routeProvider.delete?.(route.id, route.outs);
     await eventually(
       () => httpGet(`http://127.0.0.1:${rt.traefikPort}/`, host),
       (r) => r.status === 404,

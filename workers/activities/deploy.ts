@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -296,7 +297,7 @@ export function createDeployActivities(deps: DeployDeps) {
             deploymentId,
             version: (last?.version ?? 0) + 1,
             imageRef,
-            configDigest: d.imageRef ?? imageRef,
+            configDigest: configDigest(d.imageRef ?? imageRef, candidate),
           },
         });
         await tx.deployment.updateMany({
@@ -342,7 +343,22 @@ export function createDeployActivities(deps: DeployDeps) {
   };
 }
 
-/** Waits until Traefik routes `host` to something other than its own 404/502. */
+/** SHA-256 of what a release runs: image digest, env names (not values), port and limits. */
+function configDigest(image: string, r: ReleaseSpec): string {
+  const config = {
+    image,
+    env: Object.keys(r.env).sort(),
+    port: r.port,
+    memoryMb: r.memoryMb,
+    cpuMillis: r.cpuMillis,
+  };
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex');
+}
+
+/**
+ * Waits until Traefik routes `host` to the app. Only Traefik's own answers mean "not yet": its
+ * 404 page (no router) and 502/503 (no reachable server); an app may answer 404 itself.
+ */
 async function waitForRoute(port: number, host: string, onWait: () => void, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

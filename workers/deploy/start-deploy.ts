@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { type Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { Db } from '../../core/db/client.ts';
@@ -19,7 +20,7 @@ export class DeployStarter {
     private readonly repos: RepoStore,
   ) {}
 
-  /** The deployment of `commitSha` (default: the branch head) for a service; started if new. */
+  /** The deployment of `commitSha` (default: the branch head) with the service's current settings; started if new. */
   async start(serviceId: string, trigger: DeployTrigger, commitSha?: string) {
     const service = await this.db.service.findUniqueOrThrow({
       where: { id: serviceId },
@@ -28,7 +29,25 @@ export class DeployStarter {
     if (!service.repo) throw invalidInput('the service has no repo on our git server');
     const sha =
       commitSha ?? (await this.branchHead(service.repo.ownerName, service.repo.name, service.branch));
-    const workflowId = `deploy-${service.id}-${sha}`;
+    // Service + commit + settings: the same commit never deploys twice with the same settings,
+    // while changed settings (env vars, limits, commands) deploy it again.
+    const settings = createHash('sha256')
+      .update(
+        JSON.stringify([
+          service.branch,
+          service.buildPack,
+          service.port,
+          service.memoryMb,
+          service.cpuMillis,
+          service.installCommand,
+          service.buildCommand,
+          service.startCommand,
+          service.envEncrypted,
+        ]),
+      )
+      .digest('hex')
+      .slice(0, 12);
+    const workflowId = `deploy-${service.id}-${sha}-${settings}`;
     const existing = await this.db.deployment.findUnique({ where: { workflowId } });
     if (existing) return { deployment: existing, started: false };
 
@@ -137,7 +156,8 @@ export class DeployStarter {
     }
   }
 
-  private async branchHead(owner: string, name: string, branch: string): Promise<string> {
+  /** The commit a branch of one of our repos points at; a clear error when it has none. */
+  async branchHead(owner: string, name: string, branch: string): Promise<string> {
     try {
       const { stdout } = await run('git', [
         '--git-dir',

@@ -1,0 +1,56 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../core/daemons/probes.ts';
+import { repoRoot } from './scratch.ts';
+
+export const CLI = path.join(repoRoot, 'bin/deploy-mcp');
+
+export type ServeProcess = {
+  env: NodeJS.ProcessEnv;
+  ports: { server: number; deployer: number; temporal: number; registry: number; ingress: number };
+  /** Everything the process printed so far (JSON log lines). */
+  output: () => string;
+  exited: Promise<number | null>;
+  child: ChildProcess;
+};
+
+/**
+ * `deploy-mcp serve --role all` (what npm start runs) on free ports with its state in
+ * `dataDir`; resolves once it logs "ready".
+ */
+export async function startServe(dataDir: string): Promise<ServeProcess> {
+  const ports = {
+    server: await freePort(),
+    deployer: await freePort(),
+    temporal: await freePort(),
+    registry: await freePort(),
+    ingress: await freePort(),
+  };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DEPLOY_MCP_DATA_DIR: dataDir,
+    DEPLOY_MCP_PORT: String(ports.server),
+    DEPLOY_MCP_DEPLOYER_PORT: String(ports.deployer),
+    DEPLOY_MCP_TEMPORAL_PORT: String(ports.temporal),
+    DEPLOY_MCP_REGISTRY_PORT: String(ports.registry),
+    DEPLOY_MCP_INGRESS_PORT: String(ports.ingress),
+    DEPLOY_MCP_PUBLIC_URL: `http://127.0.0.1:${ports.server}`,
+    DEPLOY_MCP_TOOLS_DIR: path.join(repoRoot, '.tools'),
+  };
+  let output = '';
+  const child = spawn(CLI, ['serve', '--role', 'all'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.on('data', (c) => {
+    output += c;
+  });
+  child.stderr?.on('data', (c) => {
+    output += c;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 120_000;
+  while (!output.includes('"msg":"ready"')) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start:\n${output}`);
+    await sleep(200);
+  }
+  return { env, ports, output: () => output, exited, child };
+}
