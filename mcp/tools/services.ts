@@ -83,6 +83,7 @@ const serviceDetail = {
       reason: z.string().nullable(),
       trigger: z.string(),
       commit: z.string().nullable(),
+      release: z.number().nullable().describe('Release version it produced (see list_deployments).'),
       created_at: z.string(),
       finished_at: z.string().nullable(),
       phase_ms: z.record(z.string(), z.number()),
@@ -91,6 +92,19 @@ const serviceDetail = {
     })
     .nullable(),
 };
+
+const deploymentSummary = z.object({
+  id: z.string(),
+  status: z.string(),
+  reason: z.string().nullable(),
+  trigger: z.string().describe('create, redeploy, push or rollback'),
+  commit: z.string().nullable(),
+  message: z.string().nullable().describe("The commit's subject line."),
+  release: z.number().nullable().describe('Release version this deployment produced (for rollback_service).'),
+  serving: z.boolean().describe('This release serves the URL now.'),
+  created_at: z.string(),
+  finished_at: z.string().nullable(),
+});
 
 const memoryName = (mb: number) => Object.entries(MEMORY_SIZES).find(([, v]) => v === mb)?.[0] ?? `${mb}Mi`;
 const cpuName = (millis: number) =>
@@ -175,7 +189,11 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
     const env = s.envEncrypted
       ? deps.secrets.openJson<Record<string, string>>(s.envEncrypted, `service:${s.id}:env`)
       : {};
-    const d = await db.deployment.findFirst({ where: { serviceId: s.id }, orderBy: { createdAt: 'desc' } });
+    const d = await db.deployment.findFirst({
+      where: { serviceId: s.id },
+      include: { release: { select: { version: true } } },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    });
     const more = (field: string) => `call get_service with ${field} up to ${MAX_LOG_LINES} for more.`;
     return {
       ...summary(s),
@@ -194,6 +212,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         reason: d.statusReason,
         trigger: d.trigger,
         commit: d.commitSha,
+        release: d.release?.version ?? null,
         created_at: d.createdAt.toISOString(),
         finished_at: d.finishedAt?.toISOString() ?? null,
         phase_ms: d.phaseTimings ? (JSON.parse(d.phaseTimings) as Record<string, number>) : {},
@@ -407,8 +426,9 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
     {
       title: 'Redeploy a service',
       description:
-        "Builds and deploys the newest commit of the service's branch again. The current release keeps serving " +
-        'until the new one is healthy. Next: get_service to follow it.',
+        "Deploys the newest commit of the service's branch. A commit already built with the same settings is " +
+        'not built again: when it is serving nothing happens, after a rollback its release serves again. The ' +
+        'current release keeps serving until the new one is healthy. Next: get_service to follow it.',
       inputSchema: { name: serviceName, project: projectName, wait },
       outputSchema: serviceDetail,
       annotations: { title: 'Redeploy a service', ...CHANGES },
@@ -418,6 +438,100 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         const service = await findService(caller, args.name, args.project);
         if (!deps.deploys) throw notAvailableYet('Redeploying services (redeploy_service)');
         const { deployment } = await deps.deploys.start(service.id, 'redeploy');
+        if (args.wait !== false) await waitForDeployment(deployment.id, extra);
+        return detail(await findService(caller, args.name, args.project), {});
+      }),
+  );
+
+  server.registerTool(
+    'list_deployments',
+    {
+      title: "List a service's deployments",
+      description:
+        'Lists the deployments of one service, newest first (at most 100 a page, default 20): status, reason, ' +
+        'trigger, commit, the release it produced (version) and whether that release is serving now. ' +
+        `When next_cursor is set, call again with cursor. ${STATUS_HELP} ` +
+        'Next: rollback_service with a release version to serve it again; get_service for logs.',
+      inputSchema: { name: serviceName, project: projectName, limit: pageSize, cursor },
+      outputSchema: {
+        service: z.string(),
+        deployments: z.array(deploymentSummary),
+        next_cursor: z.string().nullable(),
+        note: z.string(),
+      },
+      annotations: { title: "List a service's deployments", ...READ_ONLY },
+    },
+    (args, extra) =>
+      runTool(ctx, extra, 'list_deployments', async (caller) => {
+        const after = decodeCursor(args.cursor);
+        const limit = args.limit ?? DEFAULT_PAGE_SIZE;
+        const service = await findService(caller, args.name, args.project);
+        const rows = await db.deployment.findMany({
+          where: { serviceId: service.id, userId: caller.userId },
+          include: { release: { select: { id: true, version: true } } },
+          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+          take: limit + 1,
+          ...(after ? { cursor: { id: after }, skip: 1 } : {}),
+        });
+        const p = page(rows, limit, 'list_deployments');
+        return {
+          service: service.name,
+          deployments: p.items.map((d) => ({
+            id: d.id,
+            status: d.status,
+            reason: d.statusReason,
+            trigger: d.trigger,
+            commit: d.commitSha,
+            message: d.commitMessage,
+            release: d.release?.version ?? null,
+            serving: d.release !== null && d.release.id === service.currentReleaseId,
+            created_at: d.createdAt.toISOString(),
+            finished_at: d.finishedAt?.toISOString() ?? null,
+          })),
+          next_cursor: p.next_cursor,
+          note: p.note,
+        };
+      }),
+  );
+
+  server.registerTool(
+    'rollback_service',
+    {
+      title: 'Roll back a service',
+      description:
+        'Serves an earlier release again, from its stored image, without rebuilding: release is a version ' +
+        'from list_deployments (default: the release before the current one). The current release keeps ' +
+        "serving until the earlier one answers. The service's current env vars, port and limits apply. A later " +
+        'push or redeploy_service deploys the branch head again. Next: get_service to follow it.',
+      inputSchema: {
+        name: serviceName,
+        project: projectName,
+        release: z
+          .number({ error: 'release must be a release version number (see list_deployments)' })
+          .int({ error: 'release must be a whole number' })
+          .min(1, { error: 'release must be 1 or more' })
+          .optional()
+          .describe('Release version to serve (see list_deployments); default: the previous one.'),
+        wait,
+      },
+      outputSchema: serviceDetail,
+      annotations: { title: 'Roll back a service', ...CHANGES },
+    },
+    (args, extra) =>
+      runTool(ctx, extra, 'rollback_service', async (caller) => {
+        const service = await findService(caller, args.name, args.project);
+        if (!deps.deploys) throw notAvailableYet('Rolling back services (rollback_service)');
+        const { deployment } = await deps.deploys.rollback(service.id, args.release);
+        await db.auditEvent.create({
+          data: {
+            userId: caller.userId,
+            actor: `api_key:${caller.keyPrefix}`,
+            action: 'service.rollback',
+            targetType: 'service',
+            targetId: service.id,
+            detail: JSON.stringify({ deployment: deployment.id, release: args.release ?? 'previous' }),
+          },
+        });
         if (args.wait !== false) await waitForDeployment(deployment.id, extra);
         return detail(await findService(caller, args.name, args.project), {});
       }),

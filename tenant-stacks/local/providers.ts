@@ -47,7 +47,8 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
         req.on('error', reject);
         req.end(payload);
       });
-    const at = inputs.image.lastIndexOf(':');
+    // "repo@sha256:…" (a pinned release) or "repo:tag"; the API takes either as tag.
+    const at = inputs.image.includes('@') ? inputs.image.indexOf('@') : inputs.image.lastIndexOf(':');
     const pull = await call(
       'POST',
       `/images/create?fromImage=${encodeURIComponent(inputs.image.slice(0, at))}&tag=${encodeURIComponent(inputs.image.slice(at + 1))}`,

@@ -118,6 +118,7 @@ describe('end to end: repo → push → create_service → live URL → push →
       'clone',
       'health',
       'promote',
+      'push',
       'stackUp',
     ]);
     const page = await viaIngress(view.url ?? '', ingressPort);
@@ -150,6 +151,51 @@ describe('end to end: repo → push → create_service → live URL → push →
     const before = (await service()).deployment?.id;
     const again = await call(client, 'redeploy_service', { name: 'web' });
     expect((again.structuredContent as ServiceView).deployment?.id).toBe(before);
+  });
+
+  it('rollback_service serves the old release without building; redeploy_service brings the head back', async () => {
+    const url = (await service()).url ?? '';
+    const listed = (await call(client, 'list_deployments', { name: 'web' })).structuredContent as {
+      deployments: { id: string; release: number | null; serving: boolean; trigger: string }[];
+    };
+    expect(listed.deployments.map((d) => [d.trigger, d.release, d.serving])).toEqual([
+      ['push', 2, true],
+      ['create', 1, false],
+    ]);
+
+    const back = await call(client, 'rollback_service', { name: 'web' });
+    if (back.isError) throw new Error(text(back));
+    const rolled = back.structuredContent as ServiceView & { deployment: { release: number } };
+    expect(rolled.deployment).toMatchObject({ status: 'active', release: 3 });
+    // No clone or build: the release's stored image runs again.
+    expect(Object.keys(rolled.deployment.phase_ms).sort()).toEqual(['health', 'promote', 'stackUp']);
+    expect((await viaIngress(url, ingressPort)).body).toBe('hello v1 | build token seen | 1m\n');
+    expect(await userContainers()).toHaveLength(1);
+    // Rolling back to the release that serves is refused; an unknown release names the real ones.
+    expect(text(await call(client, 'rollback_service', { name: 'web', release: 3 }))).toMatch(
+      /release v3 is already serving/,
+    );
+    expect(text(await call(client, 'rollback_service', { name: 'web', release: 9 }))).toMatch(
+      /release v9 not found; releases: v3, v2, v1/,
+    );
+
+    const forward = (await call(client, 'redeploy_service', { name: 'web' }))
+      .structuredContent as ServiceView;
+    expect(forward.deployment).toMatchObject({ status: 'active', release: 4 });
+    expect(Object.keys(forward.deployment?.phase_ms ?? {})).not.toContain('build');
+    expect((await viaIngress(url, ingressPort)).body).toBe('v2 hello v1 | build token seen | 1m\n');
+    const after = (await call(client, 'list_deployments', { name: 'web', limit: 2 })).structuredContent as {
+      deployments: { trigger: string; release: number; serving: boolean }[];
+      next_cursor: string | null;
+    };
+    expect(after.deployments.map((d) => [d.trigger, d.release, d.serving])).toEqual([
+      ['redeploy', 4, true],
+      ['rollback', 3, false],
+    ]);
+    const rest = (await call(client, 'list_deployments', { name: 'web', cursor: after.next_cursor }))
+      .structuredContent as { deployments: { release: number }[]; next_cursor: string | null };
+    expect(rest.deployments.map((d) => d.release)).toEqual([2, 1]);
+    expect(rest.next_cursor).toBeNull();
   });
 
   /** Commits `files` (path → content, relative to the app), pushes, waits for that deploy to end. */

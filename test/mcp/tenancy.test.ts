@@ -68,6 +68,8 @@ describe('tenancy: every tool is scoped to the caller', () => {
     ['get_service', { name: 'web', project: 'staging' }, /"name": "web"/],
     ['redeploy_service', { name: 'web', project: 'staging' }, /not available yet/],
     ['delete_service', { name: 'web', project: 'staging' }, /not available yet/],
+    ['list_deployments', { name: 'web', project: 'staging' }, /"service": "web"/],
+    ['rollback_service', { name: 'web', project: 'staging', release: 1 }, /not available yet/],
     ['get_resource', { name: 'db', project: 'staging', include_secrets: true }, /libsql:\/\/bob/],
     ['delete_resource', { name: 'db', project: 'staging' }, /not available yet/],
     ['get_git_token', { name: 'code' }, /"git_remote": "http:\/\/bob:mlg_/],

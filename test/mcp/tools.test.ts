@@ -1,6 +1,7 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ADDED_TOOLS,
   call,
   connectClient,
   type McpTestServer,
@@ -44,9 +45,9 @@ describe('MCP tool contract', () => {
     }
   }
 
-  it('lists exactly the twelve seed tools, each with a description, schemas and annotations', async () => {
+  it('lists exactly the twelve seed tools and the added ones, each with a description, schemas and annotations', async () => {
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual([...SEED_TOOLS].sort());
+    expect(tools.map((t) => t.name).sort()).toEqual([...SEED_TOOLS, ...ADDED_TOOLS].sort());
     for (const t of tools) {
       expect(t.description?.length, t.name).toBeGreaterThan(80);
       expect(t.outputSchema?.type, t.name).toBe('object');

@@ -30,6 +30,9 @@ export const SEED_TOOLS = [
   'get_git_token',
 ];
 
+/** Tools issues added to the seed contract. */
+export const ADDED_TOOLS = ['list_deployments', 'rollback_service'];
+
 export type McpTestServer = {
   url: string;
   /** The embedded database's URL (other processes may open it too). */

@@ -155,6 +155,7 @@ export function createDeployActivities(deps: DeployDeps) {
   return {
     /** Clones the commit with a short-lived token, detects the build pack, builds and pushes. */
     async buildImage(deploymentId: string): Promise<string> {
+      using _ = keepAlive();
       const { deployment, service } = await load(deploymentId);
       if (!deployment.commitSha || !service.repo) {
         throw ApplicationFailure.nonRetryable('the service has no repo on our git server', 'InvalidService');
@@ -206,6 +207,7 @@ export function createDeployActivities(deps: DeployDeps) {
         fs.writeFileSync(secretFile, buildEnvFile(serviceEnv(service)), { mode: 0o600 });
 
         t0 = Date.now();
+        let pushStart: number | undefined;
         const digest = await buildAndPush({
           address: deps.buildkitAddress,
           contextDir: src,
@@ -215,15 +217,21 @@ export function createDeployActivities(deps: DeployDeps) {
           timeoutMs: deps.buildTimeoutMs,
           onLog: (line) => {
             record(line);
-            heartbeat();
+            // BuildKit's last step exports the layers and pushes them: the "push" phase.
+            if (pushStart === undefined && / exporting to image$/.test(line)) pushStart = Date.now();
           },
         });
-        await addPhase(deploymentId, 'build', Date.now() - t0);
+        const pushed = Date.now();
+        await addPhase(deploymentId, 'build', (pushStart ?? pushed) - t0);
+        await addPhase(deploymentId, 'push', pushed - (pushStart ?? pushed));
+        // Releases run the image by digest: a tag is rewritten when the commit is built again.
+        const pinned = `${imageRef.slice(0, imageRef.lastIndexOf(':'))}@${digest}`;
+        record(`pushed ${imageRef} (${digest})`);
         await db.deployment.update({
           where: { id: deploymentId },
-          data: { imageRef: `${imageRef}@${digest}`, buildLogTail: log.join('\n') },
+          data: { imageRef: pinned, buildLogTail: log.join('\n') },
         });
-        return imageRef;
+        return pinned;
       } catch (err) {
         await db.deployment.update({ where: { id: deploymentId }, data: { buildLogTail: log.join('\n') } });
         if (err instanceof DetectError || err instanceof BuildError) {
@@ -241,6 +249,7 @@ export function createDeployActivities(deps: DeployDeps) {
      * current release keeps serving.
      */
     async releaseImage(deploymentId: string, imageRef: string): Promise<{ url: string }> {
+      using _ = keepAlive();
       const { service } = await load(deploymentId);
       await setStatus(deploymentId, 'deploying');
       const current = await currentRelease(service);
@@ -285,7 +294,6 @@ export function createDeployActivities(deps: DeployDeps) {
       await addPhase(deploymentId, 'promote', Date.now() - t0);
       const url = `http://${host}${deps.ingressPort === 80 ? '' : `:${deps.ingressPort}`}`;
 
-      const d = await db.deployment.findUniqueOrThrow({ where: { id: deploymentId } });
       await db.$transaction(async (tx) => {
         const last = await tx.release.findFirst({
           where: { serviceId: service.id },
@@ -297,7 +305,7 @@ export function createDeployActivities(deps: DeployDeps) {
             deploymentId,
             version: (last?.version ?? 0) + 1,
             imageRef,
-            configDigest: configDigest(d.imageRef ?? imageRef, candidate),
+            configDigest: configDigest(imageRef, candidate),
           },
         });
         await tx.deployment.updateMany({
@@ -341,6 +349,16 @@ export function createDeployActivities(deps: DeployDeps) {
       if (!service.currentReleaseId) await db.service.update({ where: { id: service.id }, data: { status } });
     },
   };
+}
+
+/**
+ * Heartbeats every few seconds while an activity works, so a silent build step or a slow
+ * `pulumi up` is not mistaken for a dead worker, and a dead one is noticed within the
+ * heartbeat timeout.
+ */
+function keepAlive(): Disposable {
+  const timer = setInterval(() => heartbeat(), 5_000);
+  return { [Symbol.dispose]: () => clearInterval(timer) };
 }
 
 /** SHA-256 of what a release runs: image digest, env names (not values), port and limits. */

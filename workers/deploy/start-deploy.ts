@@ -1,16 +1,16 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { type Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import type { Db } from '../../core/db/client.ts';
-import { invalidInput } from '../../core/errors.ts';
+import type { Db, Deployment } from '../../core/db/client.ts';
+import { conflict, invalidInput } from '../../core/errors.ts';
 import type { RepoStore } from '../../git/repo-store.ts';
 import { PRODUCT_TASK_QUEUE } from '../task-queues.ts';
 
 const run = promisify(execFile);
 const IN_FLIGHT = ['queued', 'building', 'deploying'];
 
-export type DeployTrigger = 'create' | 'redeploy' | 'push';
+export type DeployTrigger = 'create' | 'redeploy' | 'push' | 'rollback';
 
 /** Starts deployments: one per service and commit, newest wins. Used by the tools and by pushes. */
 export class DeployStarter {
@@ -48,8 +48,23 @@ export class DeployStarter {
       .digest('hex')
       .slice(0, 12);
     const workflowId = `deploy-${service.id}-${sha}-${settings}`;
-    const existing = await this.db.deployment.findUnique({ where: { workflowId } });
-    if (existing) return { deployment: existing, started: false };
+    const existing = await this.db.deployment.findUnique({
+      where: { workflowId },
+      include: { release: true },
+    });
+    if (existing) {
+      // An explicit redeploy of a commit that already went live, while another release serves
+      // (after a rollback): re-activate its release, without building again.
+      if (
+        trigger === 'redeploy' &&
+        existing.release &&
+        existing.release.id !== service.currentReleaseId &&
+        !IN_FLIGHT.includes(existing.status)
+      ) {
+        return this.rollback(serviceId, existing.release.version, 'redeploy');
+      }
+      return { deployment: existing, started: false };
+    }
 
     const subject = await run('git', [
       '--git-dir',
@@ -61,7 +76,7 @@ export class DeployStarter {
     ])
       .then((r) => r.stdout.trim().slice(0, 200))
       .catch(() => null);
-    let deployment: Awaited<ReturnType<Db['deployment']['create']>>;
+    let deployment: Deployment;
     try {
       deployment = await this.db.deployment.create({
         data: {
@@ -80,8 +95,75 @@ export class DeployStarter {
         started: false,
       };
     }
+    await this.launch(deployment, service.currentReleaseId, []);
+    return { deployment, started: true };
+  }
+
+  /**
+   * Re-activates release `version` of a service (default: the one before the current release)
+   * from its stored image, without building. The service's current settings (env vars, port,
+   * limits) apply.
+   */
+  async rollback(serviceId: string, version?: number, trigger: DeployTrigger = 'rollback') {
+    const service = await this.db.service.findUniqueOrThrow({ where: { id: serviceId } });
+    const current = service.currentReleaseId
+      ? await this.db.release.findUnique({ where: { id: service.currentReleaseId } })
+      : null;
+    const target =
+      version === undefined
+        ? current &&
+          (await this.db.release.findFirst({
+            where: { serviceId, version: { lt: current.version } },
+            orderBy: { version: 'desc' },
+            include: { deployment: true },
+          }))
+        : await this.db.release.findUnique({
+            where: { serviceId_version: { serviceId, version } },
+            include: { deployment: true },
+          });
+    if (!target) {
+      const versions = await this.db.release.findMany({
+        where: { serviceId },
+        select: { version: true },
+        orderBy: { version: 'desc' },
+        take: 20,
+      });
+      throw invalidInput(
+        version === undefined
+          ? 'there is no earlier release to roll back to' +
+              (versions.length ? ` (releases: ${versions.map((r) => `v${r.version}`).join(', ')})` : '')
+          : `release v${version} not found; releases: ${versions.map((r) => `v${r.version}`).join(', ') || 'none yet'}. ` +
+              'Call list_deployments to see them.',
+      );
+    }
+    if (target.id === service.currentReleaseId)
+      throw conflict(`release v${target.version} is already serving; nothing to roll back`);
+    // The same rollback asked twice while it runs is one deployment.
+    const running = await this.db.deployment.findFirst({
+      where: { serviceId, trigger, imageRef: target.imageRef, status: { in: IN_FLIGHT } },
+    });
+    if (running) return { deployment: running, started: false };
+
+    const deployment = await this.db.deployment.create({
+      data: {
+        serviceId,
+        userId: service.userId,
+        workflowId: `${trigger}-${serviceId}-v${target.version}-${randomUUID().slice(0, 8)}`,
+        trigger,
+        commitSha: target.deployment.commitSha,
+        commitMessage: `${trigger === 'rollback' ? 'rollback' : 'redeploy'} to release v${target.version}`,
+        imageRef: target.imageRef,
+      },
+    });
+    await this.launch(deployment, service.currentReleaseId, [target.imageRef]);
+    return { deployment, started: true };
+  }
+
+  /** Supersedes deployments in flight, then starts the workflow for `deployment`. */
+  private async launch(deployment: Deployment, currentReleaseId: string | null, args: string[]) {
+    const serviceId = deployment.serviceId;
     await this.db.deploymentStatusChange.create({ data: { deploymentId: deployment.id, status: 'queued' } });
-    // A newer commit supersedes deployments still in flight.
+    // A newer deployment supersedes those still in flight.
     const older = await this.db.deployment.findMany({
       where: { serviceId, status: { in: IN_FLIGHT }, id: { not: deployment.id } },
     });
@@ -96,18 +178,17 @@ export class DeployStarter {
       });
     }
     // A service with a live release stays "active" while the new deployment runs.
-    if (!service.currentReleaseId)
+    if (!currentReleaseId)
       await this.db.service.update({ where: { id: serviceId }, data: { status: 'queued' } });
     try {
       await this.temporal.workflow.start('deployService', {
         taskQueue: PRODUCT_TASK_QUEUE,
-        workflowId,
-        args: [deployment.id],
+        workflowId: deployment.workflowId,
+        args: [deployment.id, ...args],
       });
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
-    return { deployment, started: true };
   }
 
   /**

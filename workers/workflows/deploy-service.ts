@@ -12,7 +12,8 @@ import { DEPLOY_TASK_QUEUE } from '../task-queues.ts';
 const build = proxyActivities<Activities>({
   taskQueue: DEPLOY_TASK_QUEUE,
   startToCloseTimeout: '20 minutes',
-  heartbeatTimeout: '2 minutes',
+  // Activities heartbeat every 5 s: a killed worker's build is retried elsewhere within 20 s.
+  heartbeatTimeout: '20 seconds',
   retry: {
     maximumAttempts: 3,
     initialInterval: '2 seconds',
@@ -22,7 +23,7 @@ const build = proxyActivities<Activities>({
 const release = proxyActivities<Activities>({
   taskQueue: DEPLOY_TASK_QUEUE,
   startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
+  heartbeatTimeout: '20 seconds',
   retry: {
     maximumAttempts: 3,
     initialInterval: '2 seconds',
@@ -42,11 +43,12 @@ export type DeployResult =
 /**
  * One deployment of one commit: build → start beside the current release → health → promote.
  * The workflow id is deterministic for service + commit, so a commit deploys at most once; a
- * newer deployment cancels this one (superseded).
+ * newer deployment cancels this one (superseded). A rollback passes the earlier release's
+ * pinned image and skips the build.
  */
-export async function deployService(deploymentId: string): Promise<DeployResult> {
+export async function deployService(deploymentId: string, releasedImage?: string): Promise<DeployResult> {
   try {
-    const image = await build.buildImage(deploymentId);
+    const image = releasedImage ?? (await build.buildImage(deploymentId));
     const { url } = await release.releaseImage(deploymentId, image);
     return { status: 'active', url };
   } catch (err) {
