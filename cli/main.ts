@@ -7,13 +7,14 @@ import { createLogger } from '../core/log.ts';
 import { connectTemporal } from '../workers/client.ts';
 import { PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
 import { accounts } from './accounts.ts';
+import { AUDIT_USAGE, audit } from './audit.ts';
 import { ROLES, type Role, serve } from './serve.ts';
 
 const USAGE = `Usage: deploy-mcp <command> [options]
 
 Commands:
-  serve [--role all|server|worker|deployer-server|deployer-worker]
-                     Run a role (default: all, every role in one process).
+  serve [--role all|server|worker|deployer-server|deployer-worker[,…]]
+                     Run roles (default: all, every role in one process; a comma list runs several).
   migrate            Apply pending database migrations.
   doctor             Run the selfCheck workflow: Temporal, a worker and the database.
   users create <email>
@@ -25,6 +26,10 @@ Commands:
                      Revoke an API key; it stops working at once.
   git-tokens revoke <prefix>
                      Revoke a git token (mlg_ + 10 characters, as in the remote URL).
+  ${AUDIT_USAGE}
+                     A service's releases, its stack's update history and the resource
+                     diff between two releases (default: current vs previous); secrets
+                     show as [secret]. Read-only; deleted services included.
 
 Configuration comes from DEPLOY_MCP_* environment variables; see .env.example.`;
 
@@ -40,11 +45,13 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve': {
       const { values } = parseArgs({ args: rest, options: { role: { type: 'string', default: 'all' } } });
-      if (!ROLES.includes(values.role as Role)) {
-        console.error(`unknown role "${values.role}"; expected one of: ${ROLES.join(', ')}`);
+      const roles = values.role.split(',').map((r) => r.trim());
+      const unknown = roles.filter((r) => !ROLES.includes(r as Role));
+      if (unknown.length || roles.length === 0) {
+        console.error(`unknown role "${unknown.join(',')}"; expected one or more of: ${ROLES.join(', ')}`);
         return 2;
       }
-      await serve(config, values.role as Role, log);
+      await serve(config, roles as Role[], log);
       return 0;
     }
     case 'migrate': {
@@ -78,6 +85,9 @@ async function main(argv: string[]): Promise<number> {
     case 'keys':
     case 'git-tokens':
       await accounts(config, command, rest);
+      return 0;
+    case 'audit':
+      await audit(config, rest);
       return 0;
     default:
       console.error(`unknown command "${command}"\n\n${USAGE}`);

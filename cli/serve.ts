@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ApiKeyAuthenticator } from '../core/api-keys.ts';
 import type { Config } from '../core/config.ts';
-import { ContainerEngine } from '../core/container-engine.ts';
 import { startTemporalDevServer } from '../core/daemons/temporal.ts';
 import { openDatabase } from '../core/db/client.ts';
 import { migrate } from '../core/db/migrate.ts';
@@ -12,29 +11,25 @@ import { loadMasterKey, SecretBox } from '../core/secrets.ts';
 import { createGitServer } from '../git/git-server.ts';
 import { pruneExpiredGitTokens } from '../git/tokens.ts';
 import { createMcpApp } from '../mcp/app.ts';
-import { TenantStackRunner } from '../tenant-stacks/runner.ts';
-import { createDeployActivities, createSelfCheckActivities } from '../workers/activities/index.ts';
-import { ensureBaseImages } from '../workers/build/base-images.ts';
-import type { BaseImages } from '../workers/build/dockerfile.ts';
+import { createSelfCheckActivities } from '../workers/activities/index.ts';
 import { connectTemporal } from '../workers/client.ts';
 import { DeployStarter } from '../workers/deploy/start-deploy.ts';
 import { createDeployerApp } from '../workers/deployer-app.ts';
 import { installTemporalRuntime } from '../workers/runtime.ts';
 import { DEPLOY_TASK_QUEUE, PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
 import { createWorker } from '../workers/worker.ts';
-import { startEmbeddedRuntime } from './embedded-runtime.ts';
-
-const REPO_ROOT = path.resolve(import.meta.dirname, '..');
+import { createDeployerActivities } from './deployer.ts';
 
 export const ROLES = ['all', 'server', 'worker', 'deployer-server', 'deployer-worker'] as const;
 export type Role = (typeof ROLES)[number];
 
 /**
- * Runs one role (or `all`: every role in one process, the embedded default) until SIGINT or
+ * Runs the given roles in this process (`all`: every role, the embedded default) until SIGINT or
  * SIGTERM, then stops everything it started in reverse order.
  */
-export async function serve(config: Config, role: Role, log: Logger): Promise<void> {
-  const has = (r: Role) => role === 'all' || role === r;
+export async function serve(config: Config, roles: Role[], log: Logger): Promise<void> {
+  const role = roles.includes('all') ? 'all' : roles.join(',');
+  const has = (r: Role) => role === 'all' || roles.includes(r);
   const cleanups: { name: string; fn: () => Promise<void> }[] = [];
   const onStop = (name: string, fn: () => Promise<void>) => cleanups.push({ name, fn });
   const stopSignal = waitForStopSignal();
@@ -91,42 +86,9 @@ export async function serve(config: Config, role: Role, log: Logger): Promise<vo
     const deploys = new DeployStarter(db.prisma, temporal.client, git.store);
 
     if (has('worker') || has('deployer-worker')) installTemporalRuntime(log);
-    let deployActivities: ReturnType<typeof createDeployActivities> | undefined;
-    if (has('deployer-worker')) {
-      if (role !== 'all')
-        throw new Error('the deployer-worker role runs inside role all for now (embedded runtime)');
-      const rt = await startEmbeddedRuntime(config, log, onStop);
-      let baseImages: Promise<BaseImages> | undefined;
-      deployActivities = createDeployActivities({
-        db: db.prisma,
-        secrets,
-        runner: new TenantStackRunner({
-          projectName: 'deploy-mcp-tenants',
-          stateDir: path.join(config.dataDir, 'pulumi'),
-          workRoot: path.join(REPO_ROOT, '.data', 'pulumi-work', path.basename(config.dataDir)),
-          passphrase: secrets.derive('pulumi-state'),
-          pulumiRoot: config.toolsDir,
-        }),
-        engine: new ContainerEngine(rt.engineSocket),
-        engineSocket: rt.engineSocket,
-        buildkitAddress: rt.buildkitAddress,
-        registryHost: rt.registryHost,
-        baseImages: () => {
-          baseImages ??= ensureBaseImages({
-            buildkitAddress: rt.buildkitAddress,
-            registryHost: rt.registryHost,
-            rootfsTar: path.join(config.toolsDir, 'images', 'base-node.tar'),
-          });
-          return baseImages;
-        },
-        gitBaseUrl: `${config.publicUrl}/git`,
-        routesDir: rt.routesDir,
-        ingressPort: rt.ingressPort,
-        appsDomain: config.runtime.appsDomain,
-        buildTimeoutMs: config.runtime.buildTimeoutMs,
-        healthTimeoutMs: config.runtime.healthTimeoutMs,
-      });
-    }
+    const deployActivities = has('deployer-worker')
+      ? await createDeployerActivities(config, { db: db.prisma, secrets, log }, onStop)
+      : undefined;
     for (const [r, taskQueue, workflows, activities] of [
       ['worker', PRODUCT_TASK_QUEUE, true, createSelfCheckActivities({ pingDatabase: () => db.ping() })],
       ['deployer-worker', DEPLOY_TASK_QUEUE, false, deployActivities],

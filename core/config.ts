@@ -21,6 +21,17 @@ const schema = z.object({
   DEPLOY_MCP_ALLOWED_ORIGINS: z.string().optional(),
   DEPLOY_MCP_INGRESS_PORT: z.coerce.number().int().min(1).max(65535).default(8080),
   DEPLOY_MCP_REGISTRY_PORT: z.coerce.number().int().min(1).max(65535).default(5000),
+  // A runtime started elsewhere (all four, or none: then the deployer-worker starts its own).
+  DEPLOY_MCP_BUILDKIT_ADDRESS: z
+    .string()
+    .regex(/^(unix|tcp):\/\//, 'must be unix:// or tcp://')
+    .optional(),
+  DEPLOY_MCP_REGISTRY: z
+    .string()
+    .regex(/^[a-z0-9.-]+:\d+$/, 'must be host:port')
+    .optional(),
+  DEPLOY_MCP_ENGINE_SOCKET: z.string().min(1).optional(),
+  DEPLOY_MCP_ROUTES_DIR: z.string().min(1).optional(),
   DEPLOY_MCP_APPS_DOMAIN: z
     .string()
     .regex(/^[a-z0-9.-]+$/, 'must be a domain name')
@@ -65,6 +76,8 @@ export type Config = {
     /** Port of the embedded OCI registry on 127.0.0.1. */
     registryPort: number;
     appsDomain: string;
+    /** Daemons started elsewhere; undefined means the deployer-worker starts the embedded ones. */
+    external: ExternalRuntime | undefined;
     buildTimeoutMs: number;
     healthTimeoutMs: number;
   };
@@ -75,6 +88,17 @@ export type Config = {
     maxRepoBytes: number;
     maxReposPerUser: number;
   };
+};
+
+/** Addresses of a runtime the deployer-worker uses instead of starting its own. */
+export type ExternalRuntime = {
+  buildkitAddress: string;
+  /** host:port of the OCI registry images are pushed to and pulled from. */
+  registryHost: string;
+  /** Unix socket of the Docker Engine API (podman's compat service). */
+  engineSocket: string;
+  /** Traefik's file-provider directory. */
+  routesDir: string;
 };
 
 export class ConfigError extends Error {
@@ -113,6 +137,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       ingressPort: e.DEPLOY_MCP_INGRESS_PORT,
       registryPort: e.DEPLOY_MCP_REGISTRY_PORT,
       appsDomain: e.DEPLOY_MCP_APPS_DOMAIN,
+      external: externalRuntime(e, cwd),
       buildTimeoutMs: e.DEPLOY_MCP_BUILD_TIMEOUT_SECONDS * 1000,
       healthTimeoutMs: e.DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS * 1000,
     },
@@ -122,6 +147,29 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       maxRepoBytes: e.DEPLOY_MCP_GIT_MAX_REPO_MB * 1024 * 1024,
       maxReposPerUser: e.DEPLOY_MCP_GIT_MAX_REPOS,
     },
+  };
+}
+
+function externalRuntime(e: z.infer<typeof schema>, cwd: string): ExternalRuntime | undefined {
+  const given = {
+    DEPLOY_MCP_BUILDKIT_ADDRESS: e.DEPLOY_MCP_BUILDKIT_ADDRESS,
+    DEPLOY_MCP_REGISTRY: e.DEPLOY_MCP_REGISTRY,
+    DEPLOY_MCP_ENGINE_SOCKET: e.DEPLOY_MCP_ENGINE_SOCKET,
+    DEPLOY_MCP_ROUTES_DIR: e.DEPLOY_MCP_ROUTES_DIR,
+  };
+  const missing = Object.entries(given).filter(([, v]) => v === undefined);
+  if (missing.length === 4) return undefined;
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `invalid configuration:\n  an external runtime needs all of ${Object.keys(given).join(', ')}; ` +
+        `missing: ${missing.map(([k]) => k).join(', ')}`,
+    );
+  }
+  return {
+    buildkitAddress: e.DEPLOY_MCP_BUILDKIT_ADDRESS as string,
+    registryHost: e.DEPLOY_MCP_REGISTRY as string,
+    engineSocket: path.resolve(cwd, e.DEPLOY_MCP_ENGINE_SOCKET as string),
+    routesDir: path.resolve(cwd, e.DEPLOY_MCP_ROUTES_DIR as string),
   };
 }
 

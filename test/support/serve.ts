@@ -15,11 +15,18 @@ export type ServeProcess = {
   child: ChildProcess;
 };
 
+export type ServeOptions = {
+  /** Default "all" (what npm start runs). */
+  roles?: string;
+  /** Settings on top of the defaults (e.g. an external Temporal or runtime). */
+  env?: NodeJS.ProcessEnv;
+};
+
 /**
- * `deploy-mcp serve --role all` (what npm start runs) on free ports with its state in
- * `dataDir`; resolves once it logs "ready".
+ * `deploy-mcp serve` on free ports with its state in `dataDir`, in a process group of its own
+ * (so a test can kill it with everything it started); resolves once it logs "ready".
  */
-export async function startServe(dataDir: string): Promise<ServeProcess> {
+export async function startServe(dataDir: string, o: ServeOptions = {}): Promise<ServeProcess> {
   const ports = {
     server: await freePort(),
     deployer: await freePort(),
@@ -37,9 +44,14 @@ export async function startServe(dataDir: string): Promise<ServeProcess> {
     DEPLOY_MCP_INGRESS_PORT: String(ports.ingress),
     DEPLOY_MCP_PUBLIC_URL: `http://127.0.0.1:${ports.server}`,
     DEPLOY_MCP_TOOLS_DIR: path.join(repoRoot, '.tools'),
+    ...o.env,
   };
   let output = '';
-  const child = spawn(CLI, ['serve', '--role', 'all'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(CLI, ['serve', '--role', o.roles ?? 'all'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   child.stdout?.on('data', (c) => {
     output += c;
   });
