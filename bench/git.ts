@@ -1,31 +1,17 @@
-// Git hosting figures (printed by npm run bench): push and clone of a 50 MB repository
-// through the smart-HTTP server, with the real git client.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { promisify } from 'node:util';
+import { agentGit } from '../test/support/git.ts';
 import { call, connectClient, startMcpTestServer } from '../test/support/mcp.ts';
 import { scratchDir } from '../test/support/scratch.ts';
 
-const exec = promisify(execFile);
 const REPO_MB = 50;
 
 export async function benchGit() {
   const work = scratchDir('bench-git');
   const srv = await startMcpTestServer();
-  const env = {
-    ...process.env,
-    HOME: work.dir,
-    GIT_TERMINAL_PROMPT: '0',
-    GIT_AUTHOR_NAME: 'Bench',
-    GIT_AUTHOR_EMAIL: 'bench@example.com',
-    GIT_COMMITTER_NAME: 'Bench',
-    GIT_COMMITTER_EMAIL: 'bench@example.com',
-  };
-  const git = (args: string[], cwd = work.dir) =>
-    exec('git', args, { cwd, env, maxBuffer: 16 * 1024 * 1024 });
+  const git = agentGit(work.dir, 'Bench');
   try {
     const client = await connectClient(srv.url, (await srv.newUser('bench@example.com')).key);
     const remote = (await call(client, 'create_repo', { name: 'big' })).structuredContent as {

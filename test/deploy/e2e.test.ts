@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../core/db/client.ts';
+import { agentGit, pushNewRepo } from '../support/git.ts';
 import { eventually, httpGet } from '../support/http.ts';
 import { call, connectClient, text } from '../support/mcp.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
@@ -36,16 +37,7 @@ describe('end to end: repo → push → create_service → live URL → push →
   let client: Client;
   let ingressPort: number;
   let remote: string;
-  const gitEnv = {
-    ...process.env,
-    HOME: work.dir,
-    GIT_TERMINAL_PROMPT: '0',
-    GIT_AUTHOR_NAME: 'Agent',
-    GIT_AUTHOR_EMAIL: 'agent@example.com',
-    GIT_COMMITTER_NAME: 'Agent',
-    GIT_COMMITTER_EMAIL: 'agent@example.com',
-  };
-  const git = (args: string[], cwd: string) => exec('git', args, { cwd, env: gitEnv });
+  const git = agentGit(work.dir);
   const app = path.join(work.dir, 'app');
 
   beforeAll(async () => {
@@ -93,10 +85,7 @@ describe('end to end: repo → push → create_service → live URL → push →
     expect(text(early)).toMatch(/branch "main" of repo agent\/web has no commits yet: push first/);
     expect((await call(client, 'list_services')).structuredContent).toMatchObject({ services: [] });
     fs.cpSync(path.join(repoRoot, 'test/fixtures/apps/node-hello'), app, { recursive: true });
-    await git(['init', '-q', '-b', 'main'], app);
-    await git(['add', '.'], app);
-    await git(['commit', '-q', '-m', 'first'], app);
-    await git(['push', '-q', remote, 'HEAD:refs/heads/main'], app);
+    await pushNewRepo(git, app, remote);
 
     const res = await call(client, 'create_service', {
       name: 'web',

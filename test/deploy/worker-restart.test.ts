@@ -9,6 +9,7 @@ import { freePort } from '../../core/daemons/probes.ts';
 import { startTemporalDevServer, type TemporalDevServer } from '../../core/daemons/temporal.ts';
 import { type Database, openDatabase } from '../../core/db/client.ts';
 import { connectTemporal } from '../../workers/client.ts';
+import { agentGit, pushNewRepo } from '../support/git.ts';
 import { eventually, httpGet } from '../support/http.ts';
 import { call, connectClient, text } from '../support/mcp.ts';
 import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
@@ -91,16 +92,7 @@ describe('the deployer-worker is killed in the middle of a build', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(app, 'package.json'), 'utf8'));
     pkg.scripts.build = `sleep 12 && node build.js ${MARKER}`;
     fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify(pkg, null, 2));
-    const gitEnv = { ...process.env, HOME: work.dir, GIT_TERMINAL_PROMPT: '0' };
-    const git = (args: string[]) =>
-      exec('git', ['-c', 'user.name=Agent', '-c', 'user.email=agent@example.com', ...args], {
-        cwd: app,
-        env: gitEnv,
-      });
-    await git(['init', '-q', '-b', 'main']);
-    await git(['add', '.']);
-    await git(['commit', '-q', '-m', 'slow build']);
-    await git(['push', '-q', remote, 'HEAD:refs/heads/main']);
+    await pushNewRepo(agentGit(work.dir), app, remote);
 
     const created = await call(client, 'create_service', { name: 'slow', repo: 'slow', wait: false });
     if (created.isError) throw new Error(text(created));

@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -11,10 +9,9 @@ import {
   pruneExpiredGitTokens,
   revokeGitToken,
 } from '../../git/tokens.ts';
+import { agentGit } from '../support/git.ts';
 import { call, connectClient, type McpTestServer, startMcpTestServer, text } from '../support/mcp.ts';
 import { scratchDir } from '../support/scratch.ts';
-
-const exec = promisify(execFile);
 
 type Remote = { git_remote: string; clone_url: string; expires_at: string; owner: string; created: boolean };
 
@@ -24,20 +21,7 @@ describe('internal git hosting with the real git client', () => {
   let alice: Client;
   let bob: Client;
   let aliceId: string;
-  const env = {
-    ...process.env,
-    HOME: work.dir,
-    GIT_TERMINAL_PROMPT: '0',
-    GIT_CONFIG_NOSYSTEM: '1',
-    GIT_AUTHOR_NAME: 'Agent',
-    GIT_AUTHOR_EMAIL: 'agent@example.com',
-    GIT_COMMITTER_NAME: 'Agent',
-    GIT_COMMITTER_EMAIL: 'agent@example.com',
-  };
-
-  async function git(args: string[], cwd = work.dir) {
-    return exec('git', args, { cwd, env, maxBuffer: 64 * 1024 * 1024 });
-  }
+  const git = agentGit(work.dir);
   /** Runs git expecting failure; returns its stderr. */
   async function gitFails(args: string[], cwd = work.dir): Promise<string> {
     try {

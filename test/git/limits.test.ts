@@ -1,30 +1,19 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentGit } from '../support/git.ts';
 import { call, connectClient, type McpTestServer, startMcpTestServer, text } from '../support/mcp.ts';
 import { scratchDir } from '../support/scratch.ts';
 
-const exec = promisify(execFile);
 const MiB = 1024 * 1024;
 
 describe('git hosting limits', () => {
   const work = scratchDir('git-limits');
   let srv: McpTestServer;
   let client: Client;
-  const env = {
-    ...process.env,
-    HOME: work.dir,
-    GIT_TERMINAL_PROMPT: '0',
-    GIT_AUTHOR_NAME: 'A',
-    GIT_AUTHOR_EMAIL: 'a@example.com',
-    GIT_COMMITTER_NAME: 'A',
-    GIT_COMMITTER_EMAIL: 'a@example.com',
-  };
-  const git = (args: string[], cwd = work.dir) => exec('git', args, { cwd, env });
+  const git = agentGit(work.dir, 'A');
 
   beforeAll(async () => {
     srv = await startMcpTestServer({

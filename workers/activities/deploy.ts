@@ -189,6 +189,7 @@ export function createDeployActivities(deps: DeployDeps) {
         record(`cloned ${service.repo.ownerName}/${service.repo.name} at ${deployment.commitSha}`);
         await addPhase(deploymentId, 'clone', Date.now() - t0);
 
+        t0 = Date.now(); // the build phase includes publishing a base image on its first use
         const plan = detectBuildPlan(src, {
           buildPack: service.buildPack as 'railpack' | 'dockerfile' | 'static',
           installCommand: service.installCommand ?? undefined,
@@ -206,7 +207,6 @@ export function createDeployActivities(deps: DeployDeps) {
         const secretFile = path.join(meta, 'build.env');
         fs.writeFileSync(secretFile, buildEnvFile(serviceEnv(service)), { mode: 0o600 });
 
-        t0 = Date.now();
         let pushStart: number | undefined;
         const digest = await buildAndPush({
           address: deps.buildkitAddress,
