@@ -1,5 +1,7 @@
+import { createDecipheriv, pbkdf2Sync } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import {
   LocalWorkspace,
   type OutputMap,
@@ -25,9 +27,47 @@ export type TenantStackRunnerOptions = {
   pulumiRoot?: string;
 };
 
+/** A resource as a checkpoint stores it; secret values stay encrypted. */
+export type StateResource = {
+  urn: string;
+  type: string;
+  id?: string;
+  inputs?: Record<string, unknown>;
+  outputs?: Record<string, unknown>;
+  /** Set on a replaced resource still awaiting deletion. */
+  delete?: boolean;
+};
+
+/** A stack's state (Pulumi's "deployment") as the file backend checkpoints it. */
+export type StackState = {
+  resources?: StateResource[];
+  secrets_providers?: { type: string; state?: { salt?: string } };
+};
+
+/** What the file backend records about one update (its message, environment and config left out). */
+export type StackUpdateRecord = Pick<UpdateSummary, 'kind' | 'result' | 'startTime'> & {
+  endTime: Date | undefined;
+  resourceChanges: Record<string, number>;
+};
+
+/** One kept update of a stack and the state it left. */
+export type StackCheckpoint = {
+  /** 1 for the oldest kept checkpoint, counting up (the file backend records 0 for every update). */
+  version: number;
+  /** When the backend wrote it. */
+  savedAt: Date;
+  /** The update's record; undefined for the backups of a removed stack. */
+  update: StackUpdateRecord | undefined;
+  /** The state after the update; undefined when no copy was kept. */
+  state: StackState | undefined;
+};
+
 /** Runs tenant stacks (inline programs) on a local file backend. Only activities call this. */
 export class TenantStackRunner {
   constructor(private readonly options: TenantStackRunnerOptions) {}
+
+  /** Secret keys derived per state salt (the derivation is deliberately slow). */
+  private readonly keys = new Map<string, Buffer>();
 
   /** Creates or updates `stackName` to match `program`; returns its outputs. */
   async up(
@@ -67,6 +107,92 @@ export class TenantStackRunner {
     return (await ws.listStacks()).map((s) => s.name);
   }
 
+  /**
+   * The stack's kept updates, oldest first, read from the file backend's folders: no CLI, no
+   * lock, nothing written, so it is safe beside a running update. `.pulumi/history/` keeps
+   * each update's record and a copy of the state it left; `pulumi stack rm` (our `destroy`)
+   * deletes that folder, so for a removed stack the state backups in `.pulumi/backups/` (one
+   * per saved state, kept by `stack rm`) are returned instead, without update records.
+   */
+  async checkpoints(
+    stackName: string,
+  ): Promise<{ stack: 'live' | 'removed' | 'absent'; checkpoints: StackCheckpoint[] }> {
+    const root = path.join(this.options.stateDir, '.pulumi');
+    const project = this.options.projectName;
+    const live = ['', '.gz'].some((gz) =>
+      fs.existsSync(path.join(root, 'stacks', project, `${stackName}.json${gz}`)),
+    );
+    const dir = path.join(root, live ? 'history' : 'backups', project, stackName);
+    const files = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+    // history: "<stack>-<nanos>.history.json" + "<stack>-<nanos>.checkpoint.json";
+    // backups: "<stack>.<nanos>.json" (each optionally .gz).
+    const pattern = live ? /^(?<stamp>\d+)\.history\.json(\.gz)?$/ : /^(?<stamp>\d+)\.json(\.gz)?$/;
+    const prefix = live ? `${stackName}-` : `${stackName}.`;
+    const stamps = files
+      .filter((f) => f.startsWith(prefix))
+      .flatMap((f) => pattern.exec(f.slice(prefix.length))?.groups?.stamp ?? [])
+      .sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+    const read = (name: string): unknown => {
+      for (const gz of ['', '.gz']) {
+        const file = path.join(dir, `${name}${gz}`);
+        if (!fs.existsSync(file)) continue;
+        const bytes = fs.readFileSync(file);
+        return JSON.parse((gz ? zlib.gunzipSync(bytes) : bytes).toString('utf8'));
+      }
+      return undefined; // written after its record, or never
+    };
+    const checkpoints = stamps.map((stamp, i): StackCheckpoint => {
+      const record = live ? (read(`${prefix}${stamp}.history.json`) as HistoryFile | undefined) : undefined;
+      const copy = read(live ? `${prefix}${stamp}.checkpoint.json` : `${prefix}${stamp}.json`) as
+        | { checkpoint?: { latest?: StackState } }
+        | undefined;
+      return {
+        version: i + 1,
+        savedAt: new Date(Number(BigInt(stamp) / 1_000_000n)),
+        update: record && {
+          kind: record.kind,
+          result: record.result,
+          startTime: new Date(record.startTime * 1000),
+          endTime: record.endTime ? new Date(record.endTime * 1000) : undefined,
+          resourceChanges: record.resourceChanges ?? {},
+        },
+        state: copy?.checkpoint?.latest ?? (copy ? {} : undefined),
+      };
+    });
+    return { stack: live ? 'live' : checkpoints.length ? 'removed' : 'absent', checkpoints };
+  }
+
+  /**
+   * Opens secret values of a checkpointed state with this backend's passphrase, as Pulumi's
+   * passphrase provider does: key = PBKDF2-SHA256(passphrase, salt, 1,000,000 rounds), values
+   * "v1:<nonce>:<AES-256-GCM ciphertext>". Throws when the passphrase is not the state's.
+   */
+  secretOpener(state: StackState): (ciphertext: string) => string {
+    const salt = state.secrets_providers?.state?.salt;
+    if (state.secrets_providers?.type !== 'passphrase' || !salt) {
+      throw new Error('the state has no passphrase secrets provider');
+    }
+    let key = this.keys.get(salt);
+    if (!key) {
+      const [, saltB64, ...check] = salt.split(':');
+      key = pbkdf2Sync(
+        this.options.passphrase,
+        Buffer.from(saltB64 ?? '', 'base64'),
+        1_000_000,
+        32,
+        'sha256',
+      );
+      let ok = false;
+      try {
+        ok = decryptSecret(key, check.join(':')) === 'pulumi';
+      } catch {}
+      if (!ok) throw new Error('the passphrase does not open this stack state (another master key?)');
+      this.keys.set(salt, key);
+    }
+    const k = key;
+    return (ciphertext) => decryptSecret(k, ciphertext);
+  }
+
   private async stack(stackName: string, program: PulumiFn): Promise<Stack> {
     const workDir = path.join(this.options.workRoot, stackName);
     return LocalWorkspace.createOrSelectStack(
@@ -99,4 +225,24 @@ export class TenantStackRunner {
       },
     };
   }
+}
+
+type HistoryFile = {
+  kind: UpdateSummary['kind'];
+  result: UpdateSummary['result'];
+  /** Unix seconds. */
+  startTime: number;
+  endTime?: number;
+  resourceChanges?: Record<string, number>;
+};
+
+function decryptSecret(key: Buffer, value: string): string {
+  const [version, nonce, sealed] = value.split(':');
+  if (version !== 'v1' || !nonce || !sealed) throw new Error('not a Pulumi passphrase ciphertext');
+  const bytes = Buffer.from(sealed, 'base64');
+  const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(nonce, 'base64'));
+  decipher.setAuthTag(bytes.subarray(bytes.length - 16));
+  return Buffer.concat([decipher.update(bytes.subarray(0, bytes.length - 16)), decipher.final()]).toString(
+    'utf8',
+  );
 }
