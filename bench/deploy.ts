@@ -109,8 +109,7 @@ export async function benchDeploy() {
     console.log(`    phases: ${phases(median?.phases ?? {})}`);
     console.log(`  rollback_service → previous response served  ${s(rollback)}`);
   } finally {
-    serve.child.kill('SIGTERM');
-    await serve.exited;
+    await serve.stop();
     work.cleanup();
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
 import type { SecretBox } from '../core/secrets.ts';
@@ -17,7 +18,7 @@ export function tenantStackRunnerOptions(config: Config, secrets: SecretBox): Te
   return {
     projectName: TENANT_PROJECT,
     stateDir: path.join(config.dataDir, 'pulumi'),
-    workRoot: path.join(REPO_ROOT, '.data', 'pulumi-work', path.basename(config.dataDir)),
+    workRoot: tenantWorkRoot(config.dataDir),
     passphrase: secrets.derive('pulumi-state'),
     pulumiRoot: config.toolsDir,
   };
@@ -26,4 +27,13 @@ export function tenantStackRunnerOptions(config: Config, secrets: SecretBox): Te
 /** The tenant stack runner for `config` (the server's deploy activities and `deploy-mcp audit`). */
 export function tenantStackRunner(config: Config, secrets: SecretBox): TenantStackRunner {
   return new TenantStackRunner(tenantStackRunnerOptions(config, secrets));
+}
+
+/**
+ * The stacks' work folders for `dataDir`, one per data dir: its name plus a digest of its full
+ * path (two dirs called `data` differ).
+ */
+export function tenantWorkRoot(dataDir: string): string {
+  const digest = createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 8);
+  return path.join(REPO_ROOT, '.data', 'pulumi-work', `${path.basename(dataDir)}-${digest}`);
 }

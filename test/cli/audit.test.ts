@@ -10,7 +10,7 @@ import { type Database, openDatabase } from '../../core/db/client.ts';
 import { migrate } from '../../core/db/migrate.ts';
 import { loadMasterKey, SecretBox } from '../../core/secrets.ts';
 import { createUser } from '../../core/users.ts';
-import { tenantStackRunner } from '../../tenant-stacks/from-config.ts';
+import { tenantStackRunner, tenantWorkRoot } from '../../tenant-stacks/from-config.ts';
 import { localServiceProgram, type ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
 import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
@@ -47,9 +47,7 @@ function snapshot(dir: string): Record<string, string> {
 
 describe('deploy-mcp audit <service>: releases, stack history and the resource diff between releases', () => {
   const work = scratchDir('audit');
-  // Its basename names the Pulumi work root (.data/pulumi-work/<basename>), so it must be unique:
-  // other tests' servers use data dirs called "data".
-  const dataDir = path.join(work.dir, `${path.basename(work.dir)}-data`);
+  const dataDir = path.join(work.dir, 'data');
   const slug = `svc-audit-${process.pid}`;
   const email = 'auditor@example.com';
   // Env values that must never appear in any output.
@@ -196,10 +194,7 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
       await db?.close();
     } finally {
       await rt?.stop();
-      fs.rmSync(path.join(repoRoot, '.data', 'pulumi-work', path.basename(dataDir)), {
-        recursive: true,
-        force: true,
-      });
+      fs.rmSync(tenantWorkRoot(dataDir), { recursive: true, force: true });
       work.cleanup();
     }
   });

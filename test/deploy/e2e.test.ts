@@ -54,10 +54,7 @@ describe('end to end: repo → push → create_service → live URL → push →
 
   afterAll(async () => {
     await client?.close();
-    if (serve && serve.child.exitCode === null) {
-      serve.child.kill('SIGTERM');
-      await serve.exited;
-    }
+    await serve?.stop();
     work.cleanup();
   });
 
@@ -275,6 +272,36 @@ describe('end to end: repo → push → create_service → live URL → push →
       90_000,
     );
     expect(page.body).toBe('v2 hello v3 | build token seen | 1m\n');
+  });
+
+  it('a newer push supersedes a deployment still building: its build stops, only the newer one goes live', async () => {
+    const url = (await service()).url ?? '';
+    const pkgFile = path.join(app, 'package.json');
+    const original = fs.readFileSync(pkgFile, 'utf8');
+    const slowStep = 'sleep 45 && node build.js superseded-build-3b9d';
+    fs.writeFileSync(pkgFile, original.replace('"build": "node build.js"', `"build": "${slowStep}"`));
+    await git(['commit', '-q', '-am', 'slow build'], app);
+    const slow = (await git(['rev-parse', 'HEAD'], app)).stdout.trim();
+    await git(['push', '-q', remote, 'HEAD:refs/heads/main'], app);
+    const running = () =>
+      exec('pgrep', ['-f', slowStep]).then(
+        (r) => r.stdout.trim(),
+        () => '',
+      );
+    await eventually(running, (pids) => pids !== '', 120_000);
+
+    fs.writeFileSync(pkgFile, original);
+    const server = path.join(app, 'server.js');
+    fs.writeFileSync(server, fs.readFileSync(server, 'utf8').replace('res.end(`v2 ', 'res.end(`v4 '));
+    const view = await pushAndWait('fast build', {});
+    expect(view.deployment?.status).toBe('active');
+    expect((await viaIngress(url, ingressPort)).body).toBe('v4 hello v3 | build token seen | 1m\n');
+    const listed = (await call(client, 'list_deployments', { name: 'web', limit: 2 })).structuredContent as {
+      deployments: { commit: string; status: string; reason: string | null; release: number | null }[];
+    };
+    expect(listed.deployments[1]).toMatchObject({ commit: slow, status: 'superseded', release: null });
+    expect(listed.deployments[1]?.reason).toMatch(/^superseded by deployment /);
+    expect(await running()).toBe(''); // the superseded build was stopped, not left to finish
   });
 
   it('delete_service leaves no container, route or stack behind, and frees the name', async () => {

@@ -64,12 +64,7 @@ describe('the deployer-worker is killed in the middle of a build', () => {
   afterAll(async () => {
     await client?.close();
     await db?.close();
-    for (const p of [...deployers, server]) {
-      if (p && p.child.exitCode === null && p.child.signalCode === null) {
-        p.child.kill('SIGTERM');
-        await p.exited;
-      }
-    }
+    for (const p of [...deployers, server]) await p?.stop();
     await exec('podman', ['rm', '-f', '--filter', 'label=deploy-mcp.service']).catch(() => undefined);
     await temporal?.stop();
     await rt?.stop();

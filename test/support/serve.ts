@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../core/daemons/probes.ts';
+import { tenantWorkRoot } from '../../tenant-stacks/from-config.ts';
 import { repoRoot } from './scratch.ts';
 
 export const CLI = path.join(repoRoot, 'bin/deploy-mcp');
@@ -13,6 +15,8 @@ export type ServeProcess = {
   output: () => string;
   exited: Promise<number | null>;
   child: ChildProcess;
+  /** SIGTERM, wait for the exit, remove the tenant stacks' work folders of its data dir. */
+  stop: () => Promise<void>;
 };
 
 export type ServeOptions = {
@@ -64,5 +68,12 @@ export async function startServe(dataDir: string, o: ServeOptions = {}): Promise
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start:\n${output}`);
     await sleep(200);
   }
-  return { env, ports, output: () => output, exited, child };
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    fs.rmSync(tenantWorkRoot(dataDir), { recursive: true, force: true });
+  };
+  return { env, ports, output: () => output, exited, child, stop };
 }

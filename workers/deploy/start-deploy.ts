@@ -172,10 +172,14 @@ export class DeployStarter {
         .getHandle(d.workflowId)
         .cancel()
         .catch(() => undefined);
-      await this.db.deployment.update({
-        where: { id: d.id },
-        data: { status: 'superseded', finishedAt: new Date() },
-      });
+      const reason = `superseded by deployment ${deployment.id}`;
+      await this.db.$transaction([
+        this.db.deployment.update({
+          where: { id: d.id },
+          data: { status: 'superseded', statusReason: reason, finishedAt: new Date() },
+        }),
+        this.db.deploymentStatusChange.create({ data: { deploymentId: d.id, status: 'superseded', reason } }),
+      ]);
     }
     // A service with a live release stays "active" while the new deployment runs.
     if (!currentReleaseId)
