@@ -46,7 +46,7 @@ export async function createDeployerActivities(
       baseImages ??= ensureBaseImages({
         buildkitAddress: rt.buildkitAddress,
         registryHost: rt.registryHost,
-        rootfsTar: path.join(config.toolsDir, 'images', 'base-node.tar'),
+        imagesDir: path.join(config.toolsDir, 'images'),
       }).catch((err: unknown) => {
         baseImages = undefined;
         throw err;

@@ -37,6 +37,7 @@ const schema = z.object({
     .regex(/^[a-z0-9.-]+$/, 'must be a domain name')
     .default('localhost'),
   DEPLOY_MCP_BUILD_TIMEOUT_SECONDS: z.coerce.number().int().min(30).max(7200).default(900),
+  DEPLOY_MCP_BUILD_MEMORY_MB: z.coerce.number().int().min(0).max(1_048_576).default(2048),
   DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS: z.coerce.number().int().min(5).max(600).default(60),
   DEPLOY_MCP_GIT_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
   DEPLOY_MCP_GIT_MAX_PUSH_MB: z.coerce.number().int().min(1).max(10_240).default(200),
@@ -79,6 +80,8 @@ export type Config = {
     /** Daemons started elsewhere; undefined means the deployer-worker starts the embedded ones. */
     external: ExternalRuntime | undefined;
     buildTimeoutMs: number;
+    /** Memory all build steps of the embedded buildkitd may use together, in MiB; 0: no cap. */
+    buildMemoryMb: number;
     healthTimeoutMs: number;
   };
   git: {
@@ -139,6 +142,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       appsDomain: e.DEPLOY_MCP_APPS_DOMAIN,
       external: externalRuntime(e, cwd),
       buildTimeoutMs: e.DEPLOY_MCP_BUILD_TIMEOUT_SECONDS * 1000,
+      buildMemoryMb: e.DEPLOY_MCP_BUILD_MEMORY_MB,
       healthTimeoutMs: e.DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS * 1000,
     },
     git: {

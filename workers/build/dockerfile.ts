@@ -1,36 +1,50 @@
-import type { BuildPlan } from './detect.ts';
+import { goDockerfile } from './go-pack.ts';
+import { nodeDockerfile } from './node-pack.ts';
+import type { BuildPlan, StaticPlan } from './plan.ts';
+import { pythonDockerfile } from './python-pack.ts';
 
+export { BUILD_ENV_SECRET } from './run-step.ts';
+
+/** Base image references in the registry (base-images.ts publishes them). */
 export type BaseImages = {
-  /** Debian bookworm + Node.js + npm, e.g. "127.0.0.1:5000/deploy-mcp/base-node:24.21.0". */
+  /** Debian bookworm minbase + this machine's CA bundle: where compiled apps (Go) run. */
+  runtime: string;
+  /** runtime + Node.js + npm + the static file server. */
   node: string;
+  /** Debian bookworm + Python 3.11, with a venv at /opt/venv on PATH. */
+  python: string;
+  /** runtime + the Go toolchain. */
+  go: string;
 };
 
-/** The BuildKit secret that carries build-time env vars (never an ARG or ENV layer). */
-export const BUILD_ENV_SECRET = 'build-env';
-
-/** Runs `command` with the build-time env vars loaded from the secret mount, if any. */
-function withBuildEnv(command: string): string {
-  const script = `set -a; [ -f /run/secrets/${BUILD_ENV_SECRET} ] && . /run/secrets/${BUILD_ENV_SECRET}; set +a; ${command}`;
-  return `RUN --mount=type=secret,id=${BUILD_ENV_SECRET} sh -c ${JSON.stringify(script)}`;
-}
+export type RenderOptions = {
+  /**
+   * Key of the package-manager caches (npm, pnpm, yarn, pip, Go) kept between builds: one per
+   * service, so services never share one. Without it builds use no cache mounts.
+   */
+  cacheId?: string | undefined;
+};
 
 /** The Dockerfile BuildKit builds for a generated plan (dockerfile plans use the repo's own). */
-export function renderDockerfile(plan: Exclude<BuildPlan, { pack: 'dockerfile' }>, base: BaseImages): string {
-  if (plan.pack === 'node') {
-    return [
-      `FROM ${base.node}`,
-      'WORKDIR /app',
-      // Dependencies first: the layer is reused while package.json and the lockfile are unchanged.
-      'COPY package.json package-lock.json* ./',
-      withBuildEnv(plan.install),
-      'COPY . .',
-      ...(plan.build ? [withBuildEnv(plan.build)] : []),
-      'ENV NODE_ENV=production',
-      `CMD ["sh", "-c", ${JSON.stringify(`exec ${plan.start}`)}]`,
-      '',
-    ].join('\n');
+export function renderDockerfile(
+  plan: Exclude<BuildPlan, { pack: 'dockerfile' }>,
+  base: BaseImages,
+  o: RenderOptions = {},
+): string {
+  switch (plan.pack) {
+    case 'node':
+      return nodeDockerfile(plan, base, o);
+    case 'python':
+      return pythonDockerfile(plan, base, o);
+    case 'go':
+      return goDockerfile(plan, base, o);
+    case 'static':
+      return staticDockerfile(plan, base);
   }
-  // Static sites are served by a tiny Node file server shipped in the base image.
+}
+
+/** Static sites are served by a tiny Node file server shipped in the node base image. */
+function staticDockerfile(plan: StaticPlan, base: BaseImages): string {
   return [
     `FROM ${base.node}`,
     'WORKDIR /site',
@@ -41,7 +55,9 @@ export function renderDockerfile(plan: Exclude<BuildPlan, { pack: 'dockerfile' }
 }
 
 /** Files never sent to BuildKit. */
-export const DOCKERIGNORE = ['.git', '.env', '.env.*', 'node_modules', ''].join('\n');
+export const DOCKERIGNORE = ['.git', '.env', '.env.*', 'node_modules', '.venv', '**/__pycache__', ''].join(
+  '\n',
+);
 
 /** A dotenv file for the build secret: single-quoted values, so nothing is expanded. */
 export function buildEnvFile(env: Record<string, string>): string {
