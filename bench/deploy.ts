@@ -91,6 +91,9 @@ export async function benchDeploy() {
       120_000,
     );
     const rollback = performance.now() - t0;
+    t0 = performance.now();
+    await call(client, 'delete_service', { name: 'web' });
+    const deleted = performance.now() - t0;
     await client.close();
 
     const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -108,6 +111,7 @@ export async function benchDeploy() {
     );
     console.log(`    phases: ${phases(median?.phases ?? {})}`);
     console.log(`  rollback_service → previous response served  ${s(rollback)}`);
+    console.log(`  delete_service (container, route and stack removed)  ${s(deleted)}`);
   } finally {
     await serve.stop();
     work.cleanup();

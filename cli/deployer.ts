@@ -4,13 +4,11 @@ import { ContainerEngine } from '../core/container-engine.ts';
 import type { Db } from '../core/db/client.ts';
 import type { Logger } from '../core/log.ts';
 import type { SecretBox } from '../core/secrets.ts';
-import { TenantStackRunner } from '../tenant-stacks/runner.ts';
+import { tenantStackRunner } from '../tenant-stacks/from-config.ts';
 import { createDeployActivities } from '../workers/activities/index.ts';
 import { ensureBaseImages } from '../workers/build/base-images.ts';
 import type { BaseImages } from '../workers/build/dockerfile.ts';
 import { type EmbeddedRuntime, startEmbeddedRuntime } from './embedded-runtime.ts';
-
-const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 
 /**
  * The deployer-worker's activities: on the runtime the configuration names
@@ -30,13 +28,7 @@ export async function createDeployerActivities(
   return createDeployActivities({
     db: deps.db,
     secrets: deps.secrets,
-    runner: new TenantStackRunner({
-      projectName: 'deploy-mcp-tenants',
-      stateDir: path.join(config.dataDir, 'pulumi'),
-      workRoot: path.join(REPO_ROOT, '.data', 'pulumi-work', path.basename(config.dataDir)),
-      passphrase: deps.secrets.derive('pulumi-state'),
-      pulumiRoot: config.toolsDir,
-    }),
+    runner: tenantStackRunner(config, deps.secrets),
     engine: new ContainerEngine(rt.engineSocket),
     engineSocket: rt.engineSocket,
     buildkitAddress: rt.buildkitAddress,

@@ -98,25 +98,20 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
 
   async delete(id: string, olds: ContainerOutputs) {
     const http = process.getBuiltinModule('node:http');
-    await new Promise<void>((resolve, reject) => {
-      const req = http.request(
-        {
-          socketPath: olds.socketPath,
-          method: 'DELETE',
-          path: `/containers/${encodeURIComponent(id)}?force=true&v=true`,
-        },
-        (res) => {
+    const request = (method: string, path: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request({ socketPath: olds.socketPath, method, path }, (res) => {
           res.resume();
-          res.on('end', () =>
-            res.statusCode === 204 || res.statusCode === 404
-              ? resolve()
-              : reject(new Error(`remove container ${id}: HTTP ${res.statusCode}`)),
-          );
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const status = await request('DELETE', `/containers/${encodeURIComponent(id)}?force=true&v=true`);
+    if (status !== 204 && status !== 404) throw new Error(`remove container ${id}: HTTP ${status}`);
+    // The node keeps no retired images (the registry does, for rollbacks). Another container
+    // still using it answers 409 and keeps it: best effort.
+    await request('DELETE', `/images/${encodeURIComponent(olds.image)}`).catch(() => 0);
   },
 };
 

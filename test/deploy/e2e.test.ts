@@ -317,6 +317,9 @@ describe('end to end: repo → push → create_service → live URL → push →
     expect(status).toBe(404);
     expect(text(await call(client, 'get_service', { name: 'web' }))).toMatch(/not found/);
     expect(await userContainers()).toEqual([]);
+    // Retired images leave the node too (the registry keeps them for rollbacks).
+    const images = (await exec('podman', ['images', '--format', '{{.Repository}}'])).stdout;
+    expect(images.split('\n').filter((r) => r.startsWith(`127.0.0.1:${serve.ports.registry}/`))).toEqual([]);
     const routes = fs.readdirSync(path.join(work.dir, 'data/traefik/routes'));
     expect(routes).toEqual([]);
     const stacks = fs.readdirSync(path.join(work.dir, 'data/pulumi'), { recursive: true }).map(String);

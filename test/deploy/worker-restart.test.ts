@@ -30,6 +30,7 @@ describe('the deployer-worker is killed in the middle of a build', () => {
   let client: Client;
   let db: Database;
   let env: NodeJS.ProcessEnv;
+  let userId: string | undefined;
 
   beforeAll(async () => {
     rt = await startTestRuntime(path.join(work.dir, 'runtime'));
@@ -59,13 +60,18 @@ describe('the deployer-worker is killed in the middle of a build', () => {
     const { stdout } = await exec(cli, ['keys', 'create', 'agent@example.com'], { env });
     client = await connectClient(`http://127.0.0.1:${port}/mcp`, stdout.trim().split('\n').at(-1) ?? '');
     db = await openDatabase(`file:${path.join(dataDir, 'deploy-mcp.db')}`);
+    userId = (await db.prisma.user.findUniqueOrThrow({ where: { email: 'agent@example.com' } })).id;
   });
 
   afterAll(async () => {
     await client?.close();
     await db?.close();
     for (const p of [...deployers, server]) await p?.stop();
-    await exec('podman', ['rm', '-f', '--filter', 'label=deploy-mcp.service']).catch(() => undefined);
+    // This test's containers only (other tests may run beside it).
+    if (userId)
+      await exec('podman', ['rm', '-f', '--filter', `label=deploy-mcp.user=${userId}`]).catch(
+        () => undefined,
+      );
     await temporal?.stop();
     await rt?.stop();
     work.cleanup();

@@ -5,7 +5,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context, heartbeat } from '@temporalio/activity';
 import { serviceHostLabel } from '../../core/app-hosts.ts';
 import type { ContainerEngine } from '../../core/container-engine.ts';
 import type { Db } from '../../core/db/client.ts';
@@ -65,9 +65,14 @@ export function createDeployActivities(deps: DeployDeps) {
   }
 
   async function setStatus(deploymentId: string, status: string, reason?: string) {
-    await db.$transaction([
-      db.deployment.update({
-        where: { id: deploymentId },
+    // A deployment superseded meanwhile is not moved back into flight.
+    const inFlight = status === 'building' || status === 'deploying';
+    await db.$transaction(async (tx) => {
+      const { count } = await tx.deployment.updateMany({
+        where: {
+          id: deploymentId,
+          ...(inFlight ? { status: { in: ['queued', 'building', 'deploying'] } } : {}),
+        },
         data: {
           status,
           statusReason: reason ?? null,
@@ -76,9 +81,10 @@ export function createDeployActivities(deps: DeployDeps) {
             ? { finishedAt: new Date() }
             : {}),
         },
-      }),
-      db.deploymentStatusChange.create({ data: { deploymentId, status, reason: reason ?? null } }),
-    ]);
+      });
+      if (count)
+        await tx.deploymentStatusChange.create({ data: { deploymentId, status, reason: reason ?? null } });
+    });
   }
 
   async function addPhase(deploymentId: string, phase: string, ms: number) {
@@ -219,6 +225,7 @@ export function createDeployActivities(deps: DeployDeps) {
           imageRef,
           secrets: { [BUILD_ENV_SECRET]: secretFile },
           timeoutMs: deps.buildTimeoutMs,
+          signal: Context.current().cancellationSignal, // a newer deployment superseded this one
           onLog: (line) => {
             record(line);
             // BuildKit's last step exports the layers and pushes them: the "push" phase.
@@ -261,6 +268,7 @@ export function createDeployActivities(deps: DeployDeps) {
       const candidate = releaseSpec(deploymentId.slice(-12), imageRef, service);
 
       let t0 = Date.now();
+      stopIfCancelled();
       const up = await deps.runner.up(service.stackName, program(service, activeSpec, candidate));
       await addPhase(deploymentId, 'stackUp', Date.now() - t0);
       const containerId = up.outputs.candidateContainerId?.value as string;
@@ -290,7 +298,9 @@ export function createDeployActivities(deps: DeployDeps) {
         throw ApplicationFailure.nonRetryable(health.reason, 'Unhealthy');
       }
 
-      // Promote: the route moves to the new release and the old container goes.
+      // Promote: the route moves to the new release and the old container goes. A superseded
+      // deployment stops here; the next stack update removes its candidate.
+      stopIfCancelled();
       t0 = Date.now();
       await deps.runner.up(service.stackName, program(service, candidate, undefined));
       const host = hostFor(service);
@@ -348,11 +358,18 @@ export function createDeployActivities(deps: DeployDeps) {
       status: 'failed' | 'cancelled',
       reason: string,
     ): Promise<void> {
-      const { service } = await load(deploymentId);
-      await setStatus(deploymentId, status, reason);
+      const { deployment, service } = await load(deploymentId);
+      // A deployment a newer one replaced keeps "superseded" (set when the newer one started).
+      if (!(status === 'cancelled' && deployment.status === 'superseded'))
+        await setStatus(deploymentId, status, reason);
       if (!service.currentReleaseId) await db.service.update({ where: { id: service.id }, data: { status } });
     },
   };
+}
+
+/** Ends the activity when its workflow was cancelled (a newer deployment superseded it). */
+function stopIfCancelled() {
+  if (Context.current().cancellationSignal.aborted) throw new CancelledFailure('superseded');
 }
 
 /**
