@@ -163,6 +163,8 @@ describe('build packs on BuildKit', () => {
     ['python-flask', 'python', 'hello from flask | hi\n'],
     ['go-hello', 'go', 'hello from go | uuid ok: true\n'],
     ['pnpm-hello', 'node', 'hello from pnpm | 2m\n'],
+    ['yarn-hello', 'node', 'hello from yarn-hello | 2m\n'],
+    ['yarn-berry-hello', 'node', 'hello from yarn-berry-hello | 2m\n'],
     [
       'static-site',
       'static',

@@ -170,8 +170,11 @@ export function nodeDockerfile(plan: NodePlan, base: BaseImages, o: RenderOption
     ...(plan.managerPackage
       ? [runStep(`npm install -g ${plan.managerPackage}`, { cacheId: o.cacheId, caches: CACHES.npm })]
       : []),
-    // Berry asks before sending telemetry and would otherwise print the notice in every build.
-    ...(plan.managerPackage?.startsWith('@yarnpkg/') ? ['ENV YARN_ENABLE_TELEMETRY=0'] : []),
+    // Berry: no telemetry notice; packages in the project's .yarn/cache, inside the image, where
+    // Plug'n'Play looks at run time (the cache mount stays a mirror that saves the downloads).
+    ...(plan.managerPackage?.startsWith('@yarnpkg/')
+      ? ['ENV YARN_ENABLE_TELEMETRY=0 YARN_ENABLE_GLOBAL_CACHE=false']
+      : []),
     copyFiles(plan.installFiles),
     ...(plan.install
       ? [runStep(plan.install, { cacheId: o.cacheId, caches: CACHES[plan.packageManager] })]
