@@ -41,7 +41,10 @@ describe('end to end: repo → push → create_service → live URL → push →
   const app = path.join(work.dir, 'app');
 
   beforeAll(async () => {
-    serve = await startServe(path.join(work.dir, 'data'));
+    // A short health timeout keeps the "never answers" case quick.
+    serve = await startServe(path.join(work.dir, 'data'), {
+      env: { DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS: '15' },
+    });
     const { env, ports } = serve;
     ingressPort = ports.ingress;
     await exec(cli, ['users', 'create', 'agent@example.com'], { env });
@@ -218,6 +221,18 @@ describe('end to end: repo → push → create_service → live URL → push →
       undefined,
     ],
     [
+      'runs out of memory',
+      { 'server.js': 'const keep = [];\nsetInterval(() => keep.push(Buffer.alloc(64 << 20, 1)), 20);\n' },
+      /out of memory/,
+      undefined,
+    ],
+    [
+      'never answers HTTP',
+      { 'server.js': "console.log('warming up forever');\nsetInterval(() => {}, 1000);\n" },
+      /^the app did not answer HTTP on PORT=3000 within 15 s/,
+      /warming up forever/,
+    ],
+    [
       'fails to build',
       { 'build.js': "console.error('TypeError: cannot compile'); process.exit(2);\n" },
       /^build failed at .*RUN .*npm run build/,
@@ -231,19 +246,23 @@ describe('end to end: repo → push → create_service → live URL → push →
         Object.keys(files).map((f) => [f, fs.readFileSync(path.join(app, f), 'utf8')]),
       );
       const view = await pushAndWait(`break: ${_what}`, files);
-      expect(view.deployment?.status).toBe('failed');
-      expect(view.deployment?.reason).toMatch(reason);
-      if (logLine) {
-        const full = (await call(client, 'get_service', { name: 'web', runtime_log_lines: 100 }))
-          .structuredContent as {
-          deployment: { runtime_log: { lines: string[] } };
-        };
-        expect(full.deployment.runtime_log.lines.join('\n')).toMatch(logLine);
+      try {
+        expect(view.deployment?.status).toBe('failed');
+        expect(view.deployment?.reason).toMatch(reason);
+        if (logLine) {
+          const full = (await call(client, 'get_service', { name: 'web', runtime_log_lines: 100 }))
+            .structuredContent as {
+            deployment: { runtime_log: { lines: string[] } };
+          };
+          expect(full.deployment.runtime_log.lines.join('\n')).toMatch(logLine);
+        }
+        expect(view.status).toBe('active');
+        expect((await viaIngress(url, ingressPort)).body).toBe('v2 hello v1 | build token seen | 1m\n');
+      } finally {
+        // The next case starts from the healthy app, whatever this one found.
+        for (const [f, content] of Object.entries(original)) fs.writeFileSync(path.join(app, f), content);
+        await git(['commit', '-q', '-am', `restore after: ${_what}`], app);
       }
-      expect(view.status).toBe('active');
-      expect((await viaIngress(url, ingressPort)).body).toBe('v2 hello v1 | build token seen | 1m\n');
-      for (const [f, content] of Object.entries(original)) fs.writeFileSync(path.join(app, f), content);
-      await git(['commit', '-q', '-am', `restore after: ${_what}`], app);
     },
   );
 

@@ -280,6 +280,7 @@ export function createDeployActivities(deps: DeployDeps) {
         containerId,
         hostPort,
         port: candidate.port,
+        memoryMb: candidate.memoryMb,
         timeoutMs: deps.healthTimeoutMs,
         onWait: () => heartbeat(),
       });

@@ -15,6 +15,8 @@ export type HealthOptions = {
   /** The port the app was told to listen on (PORT). */
   port: number;
   timeoutMs: number;
+  /** The container's memory limit, named when the app is killed for memory. */
+  memoryMb?: number;
   /** Called while waiting (activity heartbeats). */
   onWait?: () => void;
 };
@@ -37,7 +39,8 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
     const info = await o.engine.inspectContainer(o.containerId);
     if (!info) return fail('the container disappeared while starting');
     const state = info.State;
-    if (state.OOMKilled) return fail('the process was killed: it ran out of memory (raise memory)');
+    const limit = o.memoryMb ? ` (limit ${o.memoryMb} MiB)` : '';
+    if (state.OOMKilled) return fail(`the process was killed: it ran out of memory${limit}; raise memory`);
     const restarts = info.RestartCount ?? 0;
     if (!state.Running || restarts > 0) {
       // After a restart the state shows the new run; the crash's code is in the engine's events.
@@ -47,6 +50,12 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
       const after =
         restarts === 0 && Number.isFinite(ran) && ran >= 0 ? ` after ${(ran / 1000).toFixed(1)} s` : '';
       const again = restarts > 0 ? ` (crash loop: restarted ${restarts} time${restarts > 1 ? 's' : ''})` : '';
+      // SIGKILL: the kernel's OOM killer (a restart clears the OOMKilled flag; nothing else here
+      // kills an app that is starting).
+      if (code === 137)
+        return fail(
+          `the process was killed (exit code 137)${again}: it ran out of memory${limit}; raise memory`,
+        );
       return fail(`the process exited with code ${code}${after}${again}`);
     }
     if (await answers(o.hostPort)) return { healthy: true, waitedMs: Date.now() - started };
