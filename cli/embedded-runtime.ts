@@ -31,7 +31,12 @@ export async function startEmbeddedRuntime(
   });
   onStop('registry', registry.stop);
   const started = await Promise.allSettled([
-    startBuildkit({ bin: 'buildkitd', dir: dir('buildkit'), insecureRegistries: [registry.host] }),
+    startBuildkit({
+      bin: 'buildkitd',
+      dir: dir('buildkit'),
+      insecureRegistries: [registry.host],
+      memoryLimitMb: config.runtime.buildMemoryMb,
+    }),
     startPodmanService({ bin: 'podman', dir: dir('podman'), insecureRegistries: [registry.host] }),
     startTraefik({ bin: 'traefik', dir: dir('traefik'), port: config.runtime.ingressPort }),
   ]);

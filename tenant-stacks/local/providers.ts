@@ -57,6 +57,13 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
     if (pull.status !== 200 || pullError)
       throw new Error(`pull ${inputs.image} failed: ${pullError ?? pull.text.slice(0, 300)}`);
     await call('DELETE', `/containers/${encodeURIComponent(inputs.name)}?force=true`); // leftover of a failed run
+    // Images built by our packs say their app writes only to /tmp and HOME (see dockerfile.ts).
+    const image = JSON.parse(
+      (await call('GET', `/images/${encodeURIComponent(inputs.image)}/json`)).text,
+    ) as {
+      Config?: { Labels?: Record<string, string> | null };
+    };
+    const readOnlyRoot = image.Config?.Labels?.['io.deploy-mcp.read-only-root'] === 'true';
     const created = await call('POST', `/containers/create?name=${encodeURIComponent(inputs.name)}`, {
       Image: inputs.image,
       Env: inputs.env,
@@ -73,6 +80,12 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
         NanoCpus: inputs.nanoCpus,
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
+        ...(readOnlyRoot
+          ? {
+              ReadonlyRootfs: true,
+              Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=64m', '/root': 'rw,nosuid,nodev,size=64m' },
+            }
+          : {}),
         RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 },
       },
     });

@@ -112,6 +112,17 @@ describe('end to end: repo → push → create_service → live URL → push →
     ]);
     const page = await viaIngress(view.url ?? '', ingressPort);
     expect(page).toEqual({ status: 200, body: 'hello v1 | build token seen | 1m\n' });
+    // Hardened: no capabilities, no privilege gain, a read-only root (npm start still works).
+    const [id] = await userContainers();
+    const { stdout } = await exec('podman', [
+      'inspect',
+      id ?? '',
+      '--format',
+      '{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} {{.HostConfig.SecurityOpt}}',
+    ]);
+    expect(stdout.trim()).toMatch(/^true \[(CAP_[A-Z_]+ )+CAP_[A-Z_]+\] \[no-new-privileges\]$/);
+    expect(stdout).toContain('CAP_SETUID');
+    expect(stdout).toContain('CAP_NET_RAW');
   });
 
   it('redeploys on git push without another call, and the same commit never deploys twice', async () => {

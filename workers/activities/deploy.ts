@@ -205,12 +205,14 @@ export function createDeployActivities(deps: DeployDeps) {
         for (const note of plan.notes) record(note);
         const meta = path.join(work, 'meta');
         fs.mkdirSync(meta);
+        // Published on first use; a user's Dockerfile may name them too (FROM deploy-mcp/node).
+        const base = await deps.baseImages();
         if (plan.pack === 'dockerfile')
           fs.copyFileSync(path.join(src, plan.dockerfile), path.join(meta, 'Dockerfile'));
         else
           fs.writeFileSync(
             path.join(meta, 'Dockerfile'),
-            renderDockerfile(plan, await deps.baseImages(), { cacheId: service.stackName }),
+            renderDockerfile(plan, base, { cacheId: service.stackName }),
           );
         if (!fs.existsSync(path.join(src, '.dockerignore')))
           fs.writeFileSync(path.join(src, '.dockerignore'), DOCKERIGNORE);

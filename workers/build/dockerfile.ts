@@ -25,12 +25,26 @@ export type RenderOptions = {
   cacheId?: string | undefined;
 };
 
+/**
+ * Image label saying the app runs on a read-only root filesystem (writable /tmp and HOME only).
+ * Generated images carry it: their apps write nothing else. A user's Dockerfile may set it too.
+ */
+export const READ_ONLY_ROOT_LABEL = 'io.deploy-mcp.read-only-root';
+
 /** The Dockerfile BuildKit builds for a generated plan (dockerfile plans use the repo's own). */
 export function renderDockerfile(
   plan: Exclude<BuildPlan, { pack: 'dockerfile' }>,
   base: BaseImages,
   o: RenderOptions = {},
 ): string {
+  return `${packDockerfile(plan, base, o)}LABEL ${READ_ONLY_ROOT_LABEL}="true"\n`;
+}
+
+function packDockerfile(
+  plan: Exclude<BuildPlan, { pack: 'dockerfile' }>,
+  base: BaseImages,
+  o: RenderOptions,
+) {
   switch (plan.pack) {
     case 'node':
       return nodeDockerfile(plan, base, o);
