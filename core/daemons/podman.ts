@@ -29,6 +29,8 @@ export async function startPodmanService(o: PodmanServiceOptions): Promise<Podma
     command: o.bin,
     args: ['system', 'service', '--time=0', `unix://${socketPath}`],
     env: { CONTAINERS_REGISTRIES_CONF: registriesConf },
+    // conmon leaves files (e.g. "oom" after an out-of-memory kill) in its working directory.
+    cwd: o.dir,
     logFile: path.join(o.dir, 'podman.log'),
     ready: () => httpOk({ socketPath, path: '/_ping' }),
   });
