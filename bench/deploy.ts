@@ -7,11 +7,11 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { agentGit, pushNewRepo } from '../test/support/git.ts';
 import { eventually, httpGet } from '../test/support/http.ts';
-import { call, connectClient } from '../test/support/mcp.ts';
+import { call } from '../test/support/mcp.ts';
 import { repoRoot, scratchDir } from '../test/support/scratch.ts';
-import { CLI, startServe } from '../test/support/serve.ts';
+import { connectAgent, startServe } from '../test/support/serve.ts';
 
-const exec = promisify(execFile);
+const _exec = promisify(execFile);
 const WARM_RUNS = 3;
 
 type View = {
@@ -24,12 +24,7 @@ export async function benchDeploy() {
   const serve = await startServe(path.join(work.dir, 'data'));
   const git = agentGit(work.dir, 'Bench');
   try {
-    await exec(CLI, ['users', 'create', 'bench@example.com'], { env: serve.env });
-    const { stdout } = await exec(CLI, ['keys', 'create', 'bench@example.com'], { env: serve.env });
-    const client = await connectClient(
-      `http://127.0.0.1:${serve.ports.server}/mcp`,
-      stdout.trim().split('\n').at(-1) ?? '',
-    );
+    const client = await connectAgent(serve, 'bench@example.com');
     const viaIngress = (url: string) =>
       httpGet(`http://127.0.0.1:${serve.ports.ingress}/`, new URL(url).hostname).catch(() => ({
         status: 0,

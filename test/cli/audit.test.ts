@@ -13,24 +13,11 @@ import { createUser } from '../../core/users.ts';
 import { tenantStackRunner, tenantWorkRoot } from '../../tenant-stacks/from-config.ts';
 import { localServiceProgram, type ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
-import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
+import { containersOf, startTestRuntime, type TestRuntime } from '../support/runtime.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 import { CLI } from '../support/serve.ts';
 
 const run = promisify(execFile);
-
-/** Names of the containers (running or not) labelled for this test. */
-function containersOf(slug: string): string[] {
-  const out = execFileSync('podman', [
-    'ps',
-    '-a',
-    '--filter',
-    `label=deploy-mcp.test=${slug}`,
-    '--format',
-    '{{.Names}}',
-  ]);
-  return out.toString().split('\n').filter(Boolean).sort();
-}
 
 /** Every file under `dir` with a hash of its content: equal snapshots mean nothing was written. */
 function snapshot(dir: string): Record<string, string> {

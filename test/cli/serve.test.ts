@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tcpOpen } from '../../core/daemons/probes.ts';
 import { migrate } from '../../core/db/migrate.ts';
-import { SEED_TOOLS } from '../support/mcp.ts';
+import { ADDED_TOOLS, SEED_TOOLS } from '../support/mcp.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 import { CLI as cli, type ServeProcess, startServe } from '../support/serve.ts';
 
@@ -76,7 +76,7 @@ describe('deploy-mcp serve --role all (what npm start runs)', () => {
     const inspectorEnv = { ...env, MCP_CATALOG_PATH: path.join(work.dir, 'inspector-catalog.json') };
     const list = await run(inspector, ['--cli', ...target, '--method', 'tools/list'], { env: inspectorEnv });
     const names = (JSON.parse(list.stdout) as { tools: { name: string }[] }).tools.map((t) => t.name);
-    expect(names.sort()).toEqual([...SEED_TOOLS].sort());
+    expect(names.sort()).toEqual([...SEED_TOOLS, ...ADDED_TOOLS].sort());
     const who = await run(
       inspector,
       ['--cli', ...target, '--method', 'tools/call', '--tool-name', 'whoami'],

@@ -7,11 +7,11 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentGit, pushNewRepo } from '../support/git.ts';
 import { httpGet } from '../support/http.ts';
-import { call, connectClient, text } from '../support/mcp.ts';
+import { call, text } from '../support/mcp.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
-import { CLI as cli, type ServeProcess, startServe } from '../support/serve.ts';
+import { connectAgent, type ServeProcess, startServe } from '../support/serve.ts';
 
-const exec = promisify(execFile);
+const _exec = promisify(execFile);
 
 type ServiceView = {
   status: string;
@@ -31,13 +31,7 @@ describe('end to end: a Python app, a static site and a Dockerfile app, each liv
 
   beforeAll(async () => {
     serve = await startServe(path.join(work.dir, 'data'));
-    const { env, ports } = serve;
-    await exec(cli, ['users', 'create', 'agent@example.com'], { env });
-    const { stdout } = await exec(cli, ['keys', 'create', 'agent@example.com'], { env });
-    client = await connectClient(
-      `http://127.0.0.1:${ports.server}/mcp`,
-      stdout.trim().split('\n').at(-1) ?? '',
-    );
+    client = await connectAgent(serve, 'agent@example.com');
   });
 
   afterAll(async () => {

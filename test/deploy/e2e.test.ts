@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../core/db/client.ts';
 import { agentGit, pushNewRepo } from '../support/git.ts';
 import { eventually, httpGet } from '../support/http.ts';
-import { call, connectClient, text } from '../support/mcp.ts';
+import { call, text } from '../support/mcp.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
-import { CLI as cli, type ServeProcess, startServe } from '../support/serve.ts';
+import { connectAgent, type ServeProcess, startServe } from '../support/serve.ts';
 
 const exec = promisify(execFile);
 
@@ -45,14 +45,8 @@ describe('end to end: repo → push → create_service → live URL → push →
     serve = await startServe(path.join(work.dir, 'data'), {
       env: { DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS: '15' },
     });
-    const { env, ports } = serve;
-    ingressPort = ports.ingress;
-    await exec(cli, ['users', 'create', 'agent@example.com'], { env });
-    const { stdout } = await exec(cli, ['keys', 'create', 'agent@example.com'], { env });
-    client = await connectClient(
-      `http://127.0.0.1:${ports.server}/mcp`,
-      stdout.trim().split('\n').at(-1) ?? '',
-    );
+    ingressPort = serve.ports.ingress;
+    client = await connectAgent(serve, 'agent@example.com');
   });
 
   afterAll(async () => {

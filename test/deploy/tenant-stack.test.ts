@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,21 +8,8 @@ import { buildAndPush } from '../../workers/build/buildkit.ts';
 import { detectBuildPlan } from '../../workers/build/detect.ts';
 import { renderDockerfile } from '../../workers/build/dockerfile.ts';
 import { eventually, httpGet } from '../support/http.ts';
-import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
+import { containersOf, startTestRuntime, type TestRuntime } from '../support/runtime.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
-
-/** Names of the containers (running or not) labelled for this test. */
-function containersOf(slug: string): string[] {
-  const out = execFileSync('podman', [
-    'ps',
-    '-a',
-    '--filter',
-    `label=deploy-mcp.test=${slug}`,
-    '--format',
-    '{{.Names}}',
-  ]);
-  return out.toString().split('\n').filter(Boolean).sort();
-}
 
 describe('local tenant stack: containers and a Traefik route through Pulumi dynamic providers', () => {
   const work = scratchDir('stack', path.join(repoRoot, '.data', 'test'));

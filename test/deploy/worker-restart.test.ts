@@ -11,10 +11,10 @@ import { type Database, openDatabase } from '../../core/db/client.ts';
 import { connectTemporal } from '../../workers/client.ts';
 import { agentGit, pushNewRepo } from '../support/git.ts';
 import { eventually, httpGet } from '../support/http.ts';
-import { call, connectClient, text } from '../support/mcp.ts';
+import { call, text } from '../support/mcp.ts';
 import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
-import { CLI as cli, type ServeProcess, startServe } from '../support/serve.ts';
+import { CLI as cli, connectAgent, type ServeProcess, startServe } from '../support/serve.ts';
 
 const exec = promisify(execFile);
 /** Unique text on the build step's command line: pgrep finds the step while it runs. */
@@ -56,9 +56,7 @@ describe('the deployer-worker is killed in the middle of a build', () => {
     };
     await exec(cli, ['migrate'], { env });
     server = await startServe(dataDir, { roles: 'server,worker', env });
-    await exec(cli, ['users', 'create', 'agent@example.com'], { env });
-    const { stdout } = await exec(cli, ['keys', 'create', 'agent@example.com'], { env });
-    client = await connectClient(`http://127.0.0.1:${port}/mcp`, stdout.trim().split('\n').at(-1) ?? '');
+    client = await connectAgent(server, 'agent@example.com');
     db = await openDatabase(`file:${path.join(dataDir, 'deploy-mcp.db')}`);
     userId = (await db.prisma.user.findUniqueOrThrow({ where: { email: 'agent@example.com' } })).id;
   });

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { type Buildkit, startBuildkit } from '../../core/daemons/buildkit.ts';
 import { type PodmanService, startPodmanService } from '../../core/daemons/podman.ts';
@@ -38,4 +39,17 @@ export async function startTestRuntime(dir: string): Promise<TestRuntime> {
   }
   const [buildkit, podman, traefik] = daemons.slice(1) as [Buildkit, PodmanService, Traefik];
   return { registry, buildkit, podman, traefik, traefikPort, stop };
+}
+
+/** Names of the containers (running or not) labelled `deploy-mcp.test=<slug>`. */
+export function containersOf(slug: string): string[] {
+  const out = execFileSync('podman', [
+    'ps',
+    '-a',
+    '--filter',
+    `label=deploy-mcp.test=${slug}`,
+    '--format',
+    '{{.Names}}',
+  ]);
+  return out.toString().split('\n').filter(Boolean).sort();
 }

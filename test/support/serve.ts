@@ -1,10 +1,15 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { freePort } from '../../core/daemons/probes.ts';
 import { tenantWorkRoot } from '../../tenant-stacks/from-config.ts';
+import { connectClient } from './mcp.ts';
 import { repoRoot } from './scratch.ts';
+
+const exec = promisify(execFile);
 
 export const CLI = path.join(repoRoot, 'bin/deploy-mcp');
 
@@ -76,4 +81,12 @@ export async function startServe(dataDir: string, o: ServeOptions = {}): Promise
     fs.rmSync(tenantWorkRoot(dataDir), { recursive: true, force: true });
   };
   return { env, ports, output: () => output, exited, child, stop };
+}
+
+/** Creates `email`'s account and an API key with the CLI, then an MCP client with that key. */
+export async function connectAgent(serve: ServeProcess, email: string): Promise<Client> {
+  const env = serve.env;
+  await exec(CLI, ['users', 'create', email], { env });
+  const { stdout } = await exec(CLI, ['keys', 'create', email], { env });
+  return connectClient(`${env.DEPLOY_MCP_PUBLIC_URL}/mcp`, stdout.trim().split('\n').at(-1) ?? '');
 }
