@@ -13,7 +13,7 @@ import { createUser } from '../../core/users.ts';
 import { tenantStackRunner, tenantWorkRoot } from '../../tenant-stacks/from-config.ts';
 import { localServiceProgram, type ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
-import { containersOf, startTestRuntime, type TestRuntime } from '../support/runtime.ts';
+import { buildHelloServer, containersOf, startTestRuntime, type TestRuntime } from '../support/runtime.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 import { CLI } from '../support/serve.ts';
 
@@ -127,28 +127,8 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
   beforeAll(async () => {
     rt = await startTestRuntime(path.join(work.dir, 'runtime'));
     // The Go hello-server, built once and pushed under two tags (two "different" images).
-    const context = path.join(work.dir, 'context');
-    fs.mkdirSync(context);
-    const fixture = path.join(repoRoot, 'test/fixtures/hello-server');
-    fs.copyFileSync(path.join(fixture, 'Dockerfile'), path.join(context, 'Dockerfile'));
-    await run('go', ['build', '-o', path.join(context, 'hello-server'), '.'], {
-      cwd: fixture,
-      env: { ...process.env, CGO_ENABLED: '0' },
-    });
     image = (tag) => `${rt.registry.host}/t/${slug}:${tag}`;
-    await run('buildctl', [
-      '--addr',
-      rt.buildkit.address,
-      'build',
-      '--frontend',
-      'dockerfile.v0',
-      '--local',
-      `context=${context}`,
-      '--local',
-      `dockerfile=${context}`,
-      '--output',
-      `type=image,"name=${image(1)},${image(2)}",push=true,registry.insecure=true`,
-    ]);
+    await buildHelloServer(rt, work.dir, [image(1), image(2)]);
 
     await migrate(config.databaseUrl);
     db = await openDatabase(config.databaseUrl);

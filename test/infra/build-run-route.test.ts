@@ -1,16 +1,14 @@
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerEngine, DEFAULT_ULIMITS } from '../../core/container-engine.ts';
 import { freePort } from '../../core/daemons/probes.ts';
 import { routeProvider } from '../../tenant-stacks/local/providers.ts';
 import { eventually, httpGet } from '../support/http.ts';
-import { startTestRuntime, type TestRuntime } from '../support/runtime.ts';
-import { repoRoot, scratchDir } from '../support/scratch.ts';
+import { buildHelloServer, startTestRuntime, type TestRuntime } from '../support/runtime.ts';
+import { scratchDir } from '../support/scratch.ts';
 
-const run = promisify(execFile);
+const _run = promisify(execFile);
 
 describe('BuildKit build → local registry → podman run → Traefik route', () => {
   const work = scratchDir('infra-proof');
@@ -36,27 +34,7 @@ describe('BuildKit build → local registry → podman run → Traefik route', (
   });
 
   it('builds an image with a RUN step and pushes it to the registry', async () => {
-    const context = path.join(work.dir, 'context');
-    fs.mkdirSync(context);
-    const fixture = path.join(repoRoot, 'test/fixtures/hello-server');
-    fs.copyFileSync(path.join(fixture, 'Dockerfile'), path.join(context, 'Dockerfile'));
-    await run('go', ['build', '-o', path.join(context, 'hello-server'), '.'], {
-      cwd: fixture,
-      env: { ...process.env, CGO_ENABLED: '0' },
-    });
-    await run('buildctl', [
-      '--addr',
-      rt.buildkit.address,
-      'build',
-      '--frontend',
-      'dockerfile.v0',
-      '--local',
-      `context=${context}`,
-      '--local',
-      `dockerfile=${context}`,
-      '--output',
-      `type=image,name=${image()},push=true,registry.insecure=true`,
-    ]);
+    await buildHelloServer(rt, work.dir, [image()]);
     const res = await fetch(`http://${rt.registry.host}/v2/proof/${name}/tags/list`);
     expect(await res.json()).toEqual({ name: `proof/${name}`, tags: ['1'] });
   });

@@ -1,10 +1,15 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { type Buildkit, startBuildkit } from '../../core/daemons/buildkit.ts';
 import { type PodmanService, startPodmanService } from '../../core/daemons/podman.ts';
 import { freePort } from '../../core/daemons/probes.ts';
 import { type Registry, startRegistry } from '../../core/daemons/registry.ts';
 import { startTraefik, type Traefik } from '../../core/daemons/traefik.ts';
+import { repoRoot } from './scratch.ts';
+
+const run = promisify(execFile);
 
 export type TestRuntime = {
   registry: Registry;
@@ -52,4 +57,31 @@ export function containersOf(slug: string): string[] {
     '{{.Names}}',
   ]);
   return out.toString().split('\n').filter(Boolean).sort();
+}
+
+/**
+ * Builds the Go hello-server fixture (test/fixtures/hello-server) with BuildKit and pushes it
+ * as each of `refs` (one build, several tags).
+ */
+export async function buildHelloServer(rt: TestRuntime, workDir: string, refs: string[]): Promise<void> {
+  const context = fs.mkdtempSync(path.join(workDir, 'hello-context-'));
+  const fixture = path.join(repoRoot, 'test/fixtures/hello-server');
+  fs.copyFileSync(path.join(fixture, 'Dockerfile'), path.join(context, 'Dockerfile'));
+  await run('go', ['build', '-o', path.join(context, 'hello-server'), '.'], {
+    cwd: fixture,
+    env: { ...process.env, CGO_ENABLED: '0' },
+  });
+  await run('buildctl', [
+    '--addr',
+    rt.buildkit.address,
+    'build',
+    '--frontend',
+    'dockerfile.v0',
+    '--local',
+    `context=${context}`,
+    '--local',
+    `dockerfile=${context}`,
+    '--output',
+    `type=image,"name=${refs.join(',')}",push=true,registry.insecure=true`,
+  ]);
 }
