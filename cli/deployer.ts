@@ -25,6 +25,7 @@ export async function createDeployerActivities(
     : await startEmbeddedRuntime(config, deps.log, onStop);
   if (external) deps.log.info({ registry: external.registryHost }, 'using the configured runtime');
   let baseImages: Promise<BaseImages> | undefined;
+  const baseImagePrefix = config.runtime.baseImagePrefix ?? `${rt.registryHost}/deploy-mcp`;
   return createDeployActivities({
     db: deps.db,
     secrets: deps.secrets,
@@ -33,11 +34,13 @@ export async function createDeployerActivities(
     engineSocket: rt.engineSocket,
     buildkitAddress: rt.buildkitAddress,
     registryHost: rt.registryHost,
+    baseImagePrefix,
     baseImages: () => {
       // Published once per process; a failed attempt is retried by the next build.
       baseImages ??= ensureBaseImages({
         buildkitAddress: rt.buildkitAddress,
         registryHost: rt.registryHost,
+        prefix: baseImagePrefix,
         imagesDir: path.join(config.toolsDir, 'images'),
       }).catch((err: unknown) => {
         baseImages = undefined;

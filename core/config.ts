@@ -38,6 +38,13 @@ const schema = z.object({
     .default('localhost'),
   DEPLOY_MCP_BUILD_TIMEOUT_SECONDS: z.coerce.number().int().min(30).max(7200).default(900),
   DEPLOY_MCP_BUILD_MEMORY_MB: z.coerce.number().int().min(0).max(1_048_576).default(2048),
+  DEPLOY_MCP_BASE_IMAGE_PREFIX: z
+    .string()
+    .regex(
+      /^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)+$/,
+      'must be host[:port]/path, e.g. registry.internal:5000/deploy-mcp',
+    )
+    .optional(),
   DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS: z.coerce.number().int().min(5).max(600).default(60),
   DEPLOY_MCP_GIT_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
   DEPLOY_MCP_GIT_MAX_PUSH_MB: z.coerce.number().int().min(1).max(10_240).default(200),
@@ -82,6 +89,8 @@ export type Config = {
     buildTimeoutMs: number;
     /** Memory all build steps of the embedded buildkitd may use together, in MiB; 0: no cap. */
     buildMemoryMb: number;
+    /** Where base images live (`host:port/path`); undefined: `<the registry>/deploy-mcp`. */
+    baseImagePrefix: string | undefined;
     healthTimeoutMs: number;
   };
   git: {
@@ -143,6 +152,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       external: externalRuntime(e, cwd),
       buildTimeoutMs: e.DEPLOY_MCP_BUILD_TIMEOUT_SECONDS * 1000,
       buildMemoryMb: e.DEPLOY_MCP_BUILD_MEMORY_MB,
+      baseImagePrefix: e.DEPLOY_MCP_BASE_IMAGE_PREFIX,
       healthTimeoutMs: e.DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS * 1000,
     },
     git: {

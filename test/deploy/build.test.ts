@@ -39,7 +39,10 @@ describe('build packs on BuildKit', () => {
   });
 
   /** Builds a copy of test/fixtures/apps/<fixture> (after `edit`) as the generated or own Dockerfile says. */
-  async function build(fixture: string, o: { cacheId?: string; edit?: (dir: string) => void } = {}) {
+  async function build(
+    fixture: string,
+    o: { cacheId?: string; edit?: (dir: string) => void; baseImagePrefix?: string } = {},
+  ) {
     const app = path.join(work.dir, `${fixture}-${++n}`);
     fs.cpSync(path.join(repoRoot, 'test/fixtures/apps', fixture), app, { recursive: true });
     o.edit?.(app);
@@ -60,6 +63,7 @@ describe('build packs on BuildKit', () => {
       contextDir: app,
       dockerfileDir: meta,
       imageRef,
+      ...(o.baseImagePrefix ? { baseImagePrefix: o.baseImagePrefix } : {}),
       timeoutMs: 300_000,
       onLog: (l) => log.push(l),
     });
@@ -200,6 +204,23 @@ describe('build packs on BuildKit', () => {
     const { plan, imageRef } = await build('dockerfile-app');
     expect(plan.pack).toBe('dockerfile');
     expect((await serve(imageRef)).body).toBe('hello from a Dockerfile | node v24.21.0\n');
+  });
+
+  it('takes base images from a configured registry prefix, publishing missing ones there', async () => {
+    const prefix = `${rt.registry.host}/mirror/bases`;
+    const mirrored = await ensureBaseImages({
+      buildkitAddress: rt.buildkit.address,
+      registryHost: rt.registry.host,
+      prefix,
+      imagesDir: path.join(repoRoot, '.tools/images'),
+    });
+    for (const ref of Object.values(mirrored)) expect(ref.startsWith(`${prefix}/`)).toBe(true);
+    const { imageRef } = await build('dockerfile-app', { baseImagePrefix: prefix });
+    expect((await serve(imageRef)).body).toBe('hello from a Dockerfile | node v24.21.0\n');
+    // The prefix is really where FROM deploy-mcp/node comes from: an empty one fails the build.
+    await expect(build('dockerfile-app', { baseImagePrefix: `${rt.registry.host}/nowhere` })).rejects.toThrow(
+      /nowhere\/node/,
+    );
   });
 
   it("keeps each service's package cache to itself", async () => {

@@ -34,6 +34,8 @@ export type DeployDeps = {
   engineSocket: string;
   buildkitAddress: string;
   registryHost: string;
+  /** Where base images live (`host:port/path`), for `FROM deploy-mcp/<name>` in user Dockerfiles. */
+  baseImagePrefix: string;
   /** Base images in the registry (published once, on first use). */
   baseImages: () => Promise<BaseImages>;
   /** Base URL of our git server, for token clones. */
@@ -226,6 +228,7 @@ export function createDeployActivities(deps: DeployDeps) {
           dockerfileDir: meta,
           imageRef,
           secrets: { [BUILD_ENV_SECRET]: secretFile },
+          baseImagePrefix: deps.baseImagePrefix,
           timeoutMs: deps.buildTimeoutMs,
           signal: Context.current().cancellationSignal, // a newer deployment superseded this one
           onLog: (line) => {

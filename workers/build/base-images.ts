@@ -77,7 +77,12 @@ const SPECS: BaseSpec[] = [
 
 export type BaseImageOptions = {
   buildkitAddress: string;
-  /** Registry host:port the images are pushed to and pulled from. */
+  /**
+   * Where base images live, `host:port/path` (default `<registryHost>/deploy-mcp`); missing ones
+   * are published there. The registry must speak plain HTTP (a local or internal one).
+   */
+  prefix?: string;
+  /** Registry host:port of the default prefix. */
   registryHost: string;
   /** The folder holding the tarballs `npm run setup` made (.tools/images). */
   imagesDir: string;
@@ -126,9 +131,11 @@ async function publish(o: BaseImageOptions, spec: BaseSpec, parentRef: string): 
       .update(f.name)
       .update(f.source.endsWith('.tar') ? path.basename(f.source) : fs.readFileSync(f.source));
   }
-  const repo = `deploy-mcp/${spec.name}`;
-  const ref = `${o.registryHost}/${repo}:${hash.digest('hex').slice(0, 16)}`;
-  if (!(await manifestDigest(o.registryHost, repo, tagOf(ref)))) {
+  const prefix = o.prefix ?? `${o.registryHost}/deploy-mcp`;
+  const registry = prefix.slice(0, prefix.indexOf('/'));
+  const repo = `${prefix.slice(registry.length + 1)}/${spec.name}`;
+  const ref = `${registry}/${repo}:${hash.digest('hex').slice(0, 16)}`;
+  if (!(await manifestDigest(registry, repo, tagOf(ref)))) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `base-${spec.name}-`));
     try {
       for (const f of files) linkOrCopy(f.source, path.join(dir, f.name));
@@ -147,7 +154,7 @@ async function publish(o: BaseImageOptions, spec: BaseSpec, parentRef: string): 
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }
-  await tagLatest(o.registryHost, repo, tagOf(ref));
+  await tagLatest(registry, repo, tagOf(ref));
   return ref;
 }
 

@@ -24,6 +24,8 @@ export type BuildOptions = {
   imageRef: string;
   /** BuildKit secrets: id → file. Their contents never enter a layer or the log. */
   secrets?: Record<string, string>;
+  /** Where `FROM deploy-mcp/<name>` resolves: `<prefix>/<name>:latest` (default `<registry>/deploy-mcp`). */
+  baseImagePrefix?: string;
   /** Layer compression of the pushed image (default gzip). */
   compression?: 'gzip' | 'uncompressed';
   /** Kill the build after this long. */
@@ -68,7 +70,7 @@ export async function buildAndPush(o: BuildOptions): Promise<string> {
     ...Object.entries(o.secrets ?? {}).flatMap(([id, src]) => ['--secret', `id=${id},src=${src}`]),
     ...BASE_IMAGE_NAMES.flatMap((name) => [
       '--opt',
-      `context:deploy-mcp/${name}=docker-image://${registry}/deploy-mcp/${name}:latest`,
+      `context:deploy-mcp/${name}=docker-image://${o.baseImagePrefix ?? `${registry}/deploy-mcp`}/${name}:latest`,
     ]),
   ];
   const tail: string[] = [];
