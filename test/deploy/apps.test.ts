@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentGit, pushNewRepo } from '../support/git.ts';
@@ -10,8 +8,6 @@ import { httpGet } from '../support/http.ts';
 import { call, text } from '../support/mcp.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 import { connectAgent, type ServeProcess, startServe } from '../support/serve.ts';
-
-const _exec = promisify(execFile);
 
 type ServiceView = {
   status: string;
@@ -35,6 +31,8 @@ describe('end to end: a Python app, a static site and a Dockerfile app, each liv
   });
 
   afterAll(async () => {
+    // Leaves no containers behind (delete_service itself is tested in e2e.test.ts).
+    for (const name of ['py', 'site', 'box']) if (client) await call(client, 'delete_service', { name });
     await client?.close();
     await serve?.stop();
     work.cleanup();
@@ -82,7 +80,6 @@ describe('end to end: a Python app, a static site and a Dockerfile app, each liv
   });
 
   it("deploys the repo's own Dockerfile, built FROM deploy-mcp/node", async () => {
-    // Runs after the builds above, which published the base images to this server's registry.
     const view = await deploy('box', 'dockerfile-app');
     expect(view.deployment?.build_log.lines.join('\n')).toMatch(/using the Dockerfile at the repo root/);
     expect(await viaIngress(view)).toEqual({
