@@ -184,16 +184,22 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       include_env?: boolean | undefined;
       deploy_log_lines?: number | undefined;
       runtime_log_lines?: number | undefined;
+      deployment?: string | undefined;
     },
   ) {
     const env = s.envEncrypted
       ? deps.secrets.openJson<Record<string, string>>(s.envEncrypted, `service:${s.id}:env`)
       : {};
     const d = await db.deployment.findFirst({
-      where: { serviceId: s.id },
+      where: { serviceId: s.id, ...(o.deployment ? { id: o.deployment } : {}) },
       include: { release: { select: { version: true } } },
       orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
     });
+    if (o.deployment && !d)
+      throw notFound(
+        `deployment "${o.deployment}" of service "${s.name}"`,
+        'Call list_deployments to see them.',
+      );
     const more = (field: string) => `call get_service with ${field} up to ${MAX_LOG_LINES} for more.`;
     return {
       ...summary(s),
@@ -400,8 +406,9 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       title: 'Get a service',
       description:
         'Shows one service: status, URL, settings, env (masked unless include_env), and its latest deployment ' +
-        `with the failure reason, time per phase and the last lines of the build and runtime logs (default ` +
-        `${DEFAULT_LOG_LINES}, at most ${MAX_LOG_LINES} each). ${STATUS_HELP}`,
+        '(or the one given by deployment, an id from list_deployments) with the failure reason, release, time ' +
+        `per phase and the last lines of the build and runtime logs (default ${DEFAULT_LOG_LINES}, at most ` +
+        `${MAX_LOG_LINES} each). ${STATUS_HELP}`,
       inputSchema: {
         name: serviceName,
         project: projectName,
@@ -411,6 +418,11 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           .describe('Show env values.'),
         deploy_log_lines: logLines('deploy_log_lines').describe(`Build log lines, 0-${MAX_LOG_LINES}.`),
         runtime_log_lines: logLines('runtime_log_lines').describe(`Runtime log lines, 0-${MAX_LOG_LINES}.`),
+        deployment: z
+          .string({ error: 'deployment must be a deployment id from list_deployments' })
+          .regex(/^[a-z0-9]{20,40}$/, { error: 'deployment must be a deployment id from list_deployments' })
+          .optional()
+          .describe('A deployment id from list_deployments; default: the latest.'),
       },
       outputSchema: serviceDetail,
       annotations: { title: 'Get a service', ...READ_ONLY },

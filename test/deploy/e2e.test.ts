@@ -321,10 +321,21 @@ describe('end to end: repo → push → create_service → live URL → push →
     expect(view.deployment?.status).toBe('active');
     expect((await viaIngress(url, ingressPort)).body).toBe('v4 hello v3 | build token seen | 1m\n');
     const listed = (await call(client, 'list_deployments', { name: 'web', limit: 2 })).structuredContent as {
-      deployments: { commit: string; status: string; reason: string | null; release: number | null }[];
+      deployments: {
+        id: string;
+        commit: string;
+        status: string;
+        reason: string | null;
+        release: number | null;
+      }[];
     };
     expect(listed.deployments[1]).toMatchObject({ commit: slow, status: 'superseded', release: null });
     expect(listed.deployments[1]?.reason).toMatch(/^superseded by deployment /);
+    // get_service shows a chosen deployment (here the superseded one) instead of the latest.
+    const chosen = (await call(client, 'get_service', { name: 'web', deployment: listed.deployments[1]?.id }))
+      .structuredContent as ServiceView;
+    expect(chosen.deployment).toMatchObject({ commit: slow, status: 'superseded' });
+    expect(chosen.status).toBe('active');
     expect(await running()).toBe(''); // the superseded build was stopped, not left to finish
   });
 

@@ -50,6 +50,7 @@ const BAD_INPUTS: [string, Record<string, unknown>, string][] = [
   ['get_service', { name: 'web', deploy_log_lines: 501 }, 'deploy_log_lines'],
   ['get_service', { name: 'web', runtime_log_lines: -1 }, 'runtime_log_lines'],
   ['get_service', { name: 'web', include_env: 'yes' }, 'include_env'],
+  ['get_service', { name: 'web', deployment: '../x' }, 'deployment'],
   ['list_services', { limit: 0 }, 'limit'],
   ['list_services', { limit: 101 }, 'limit'],
   ['list_services', { cursor: 'not a cursor!' }, 'cursor'],
