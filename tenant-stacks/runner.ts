@@ -76,8 +76,12 @@ export class TenantStackRunner {
     onOutput?: (line: string) => void,
   ): Promise<{ outputs: OutputMap; summary: UpdateSummary }> {
     const stack = await this.stack(stackName, program);
-    const result = await stack.up(onOutput ? { onOutput } : {});
-    return { outputs: result.outputs, summary: result.summary };
+    try {
+      const result = await stack.up(onOutput ? { onOutput } : {});
+      return { outputs: result.outputs, summary: result.summary };
+    } catch (err) {
+      throw new Error(`the stack update failed: ${updateErrors((err as Error).message)}`, { cause: err });
+    }
   }
 
   /** Destroys every resource of `stackName` and removes the stack itself. */
@@ -245,4 +249,23 @@ function decryptSecret(key: Buffer, value: string): string {
   return Buffer.concat([decipher.update(bytes.subarray(0, bytes.length - 16)), decipher.final()]).toString(
     'utf8',
   );
+}
+
+/**
+ * The resources' own errors from a failed `pulumi up` (its Diagnostics section), without the
+ * progress lines, warnings and "update failed": what a user can act on, in a few lines.
+ */
+export function updateErrors(output: string): string {
+  const diagnostics = output.slice(output.indexOf('Diagnostics:'));
+  const errors = [
+    ...new Set(
+      diagnostics
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.startsWith('error: ') && l !== 'error: update failed')
+        .map((l) => l.slice('error: '.length)),
+    ),
+  ];
+  const text = errors.length ? errors.slice(0, 5).join('; ') : output.split('\n').slice(0, 3).join(' ');
+  return text.length > 800 ? `${text.slice(0, 800)}…` : text;
 }

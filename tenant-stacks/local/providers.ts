@@ -54,8 +54,13 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
       `/images/create?fromImage=${encodeURIComponent(inputs.image.slice(0, at))}&tag=${encodeURIComponent(inputs.image.slice(at + 1))}`,
     );
     const pullError = pull.text.split('\n').find((l) => l.includes('"error"'));
-    if (pull.status !== 200 || pullError)
-      throw new Error(`pull ${inputs.image} failed: ${pullError ?? pull.text.slice(0, 300)}`);
+    if (pull.status !== 200 || pullError) {
+      let why = pull.text.slice(0, 300);
+      try {
+        why = (JSON.parse(pullError ?? '') as { error: string }).error;
+      } catch {}
+      throw new Error(`pull ${inputs.image} failed: ${why}`);
+    }
     await call('DELETE', `/containers/${encodeURIComponent(inputs.name)}?force=true`); // leftover of a failed run
     // Images built by our packs say their app writes only to /tmp and HOME (see dockerfile.ts).
     const image = JSON.parse(

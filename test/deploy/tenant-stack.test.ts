@@ -120,6 +120,19 @@ describe('local tenant stack: containers and a Traefik route through Pulumi dyna
     expect(containersOf(slug)).toEqual([`${slug}-r2`]);
   });
 
+  it('a failed update says why in a few lines, and the active release keeps serving', async () => {
+    const missing = { ...release('r3', 'three'), image: `${rt.registry.host}/t/no-such-image:1` };
+    const err = await runner.up(slug, spec(release('r2', 'two'), missing)).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(
+      /^the stack update failed: pull \S+no-such-image:1 failed: .*manifest unknown/,
+    );
+    expect(err?.message.length).toBeLessThan(1000);
+    expect((await viaTraefik()).body).toMatch(/^two/);
+  });
+
   it('destroys everything: no container, no route, no stack', async () => {
     await runner.destroy(slug);
     await eventually(viaTraefik, (r) => r.status === 404);
