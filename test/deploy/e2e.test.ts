@@ -178,6 +178,9 @@ describe('end to end: repo → push → create_service → live URL → push →
     expect(forward.deployment).toMatchObject({ status: 'active', release: 4 });
     expect(Object.keys(forward.deployment?.phase_ms ?? {})).not.toContain('build');
     expect((await viaIngress(url, ingressPort)).body).toBe('v2 hello v1 | build token seen | 1m\n');
+    expect(text(await call(client, 'rollback_service', { name: 'web', release: 2 }))).toMatch(
+      /release v2's image is already serving \(as v4\)/,
+    );
     const after = (await call(client, 'list_deployments', { name: 'web', limit: 2 })).structuredContent as {
       deployments: { trigger: string; release: number; serving: boolean }[];
       next_cursor: string | null;

@@ -138,6 +138,10 @@ export class DeployStarter {
     }
     if (target.id === service.currentReleaseId)
       throw conflict(`release v${target.version} is already serving; nothing to roll back`);
+    if (current && current.imageRef === target.imageRef)
+      throw conflict(
+        `release v${target.version}'s image is already serving (as v${current.version}); nothing to roll back`,
+      );
     // The same rollback asked twice while it runs is one deployment.
     const running = await this.db.deployment.findFirst({
       where: { serviceId, trigger, imageRef: target.imageRef, status: { in: IN_FLIGHT } },
