@@ -124,6 +124,7 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         health,
         git,
         deploys,
+        maxServicesPerUser: config.runtime.maxServicesPerUser,
       });
       const http = await listen(app, config.host, config.port);
       onStop('server', http.close);

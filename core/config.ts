@@ -50,6 +50,7 @@ const schema = z.object({
   DEPLOY_MCP_GIT_MAX_PUSH_MB: z.coerce.number().int().min(1).max(10_240).default(200),
   DEPLOY_MCP_GIT_MAX_REPO_MB: z.coerce.number().int().min(1).max(102_400).default(1024),
   DEPLOY_MCP_GIT_MAX_REPOS: z.coerce.number().int().min(1).max(100_000).default(100),
+  DEPLOY_MCP_MAX_SERVICES: z.coerce.number().int().min(1).max(100_000).default(50),
 });
 
 export type Config = {
@@ -89,6 +90,8 @@ export type Config = {
     buildTimeoutMs: number;
     /** Memory all build steps of the embedded buildkitd may use together, in MiB; 0: no cap. */
     buildMemoryMb: number;
+    /** Live services one user may have (create_service refuses a new one beyond it). */
+    maxServicesPerUser: number;
     /** Where base images live (`host:port/path`); undefined: `<the registry>/deploy-mcp`. */
     baseImagePrefix: string | undefined;
     healthTimeoutMs: number;
@@ -152,6 +155,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       external: externalRuntime(e, cwd),
       buildTimeoutMs: e.DEPLOY_MCP_BUILD_TIMEOUT_SECONDS * 1000,
       buildMemoryMb: e.DEPLOY_MCP_BUILD_MEMORY_MB,
+      maxServicesPerUser: e.DEPLOY_MCP_MAX_SERVICES,
       baseImagePrefix: e.DEPLOY_MCP_BASE_IMAGE_PREFIX,
       healthTimeoutMs: e.DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS * 1000,
     },

@@ -27,6 +27,8 @@ export type McpAppDeps = {
   git: { hosting: GitHosting; http: GitHttpDeps };
   /** Starts deployments (create_service, redeploy_service); absent on a server without a pipeline. */
   deploys?: DeployStarter;
+  /** Live services one user may have (default 50). */
+  maxServicesPerUser?: number;
 };
 
 /** Largest JSON-RPC request body accepted on /mcp. */
@@ -55,7 +57,12 @@ export function createMcpApp(deps: McpAppDeps) {
   const pool = new ServerPool(() =>
     createServer(
       { db: deps.db, log: deps.log, publicUrl: deps.publicUrl },
-      { secrets: deps.secrets, git: deps.git.hosting, ...(deps.deploys ? { deploys: deps.deploys } : {}) },
+      {
+        secrets: deps.secrets,
+        git: deps.git.hosting,
+        ...(deps.deploys ? { deploys: deps.deploys } : {}),
+        ...(deps.maxServicesPerUser ? { maxServicesPerUser: deps.maxServicesPerUser } : {}),
+      },
     ),
   );
   app.post('/mcp', (req, res) => handleMcp(deps, pool, req, res));

@@ -23,7 +23,12 @@ const jsonSchemaValidator = new AjvJsonSchemaValidator();
  * An MCP server with every tool registered. It serves any caller: each request carries its
  * verified caller in authInfo, and every tool acts only on that caller's data.
  */
-export type ServerDeps = { secrets: SecretBox; git: GitHosting; deploys?: DeployStarter };
+export type ServerDeps = {
+  secrets: SecretBox;
+  git: GitHosting;
+  deploys?: DeployStarter;
+  maxServicesPerUser?: number;
+};
 
 export function createServer(ctx: ToolContext, deps: ServerDeps): McpServer {
   const server = new McpServer(SERVER_INFO, {

@@ -3,7 +3,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { Caller } from '../../core/api-keys.ts';
 import type { Service } from '../../core/db/client.ts';
-import { notAvailableYet, notFound } from '../../core/errors.ts';
+import { conflict, notAvailableYet, notFound } from '../../core/errors.ts';
 import { resolveProject } from '../../core/projects.ts';
 import type { SecretBox } from '../../core/secrets.ts';
 import { ensureOwnerName } from '../../git/owner-names.ts';
@@ -122,7 +122,7 @@ function summary(s: Service & { project: { name: string } }) {
   };
 }
 
-export type ServiceToolDeps = { secrets: SecretBox; deploys?: DeployStarter };
+export type ServiceToolDeps = { secrets: SecretBox; deploys?: DeployStarter; maxServicesPerUser?: number };
 
 /** create_service and redeploy_service return by then, with the deployment still running if need be. */
 const WAIT_MS = 50_000;
@@ -323,6 +323,15 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         const existing = await db.service.findFirst({
           where: { userId: caller.userId, projectId: project.id, name: args.name, deletedAt: null },
         });
+        const max = deps.maxServicesPerUser ?? 50;
+        if (!existing) {
+          const count = await db.service.count({ where: { userId: caller.userId, deletedAt: null } });
+          if (count >= max)
+            throw conflict(
+              `service limit reached: you have ${count} services (the limit is ${max}). ` +
+                'Delete one with delete_service, or update an existing one with create_service and its name.',
+            );
+        }
         const service =
           existing ??
           (await db.service.create({

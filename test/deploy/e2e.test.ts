@@ -43,7 +43,7 @@ describe('end to end: repo → push → create_service → live URL → push →
   beforeAll(async () => {
     // A short health timeout keeps the "never answers" case quick.
     serve = await startServe(path.join(work.dir, 'data'), {
-      env: { DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS: '15' },
+      env: { DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS: '15', DEPLOY_MCP_MAX_SERVICES: '1' },
     });
     ingressPort = serve.ports.ingress;
     client = await connectAgent(serve, 'agent@example.com');
@@ -289,6 +289,11 @@ describe('end to end: repo → push → create_service → live URL → push →
     expect(view.deployment?.status).toBe('active');
     const same = (await call(client, 'create_service', settings)).structuredContent as ServiceView;
     expect(same.deployment?.id).toBe(view.deployment?.id);
+    // This server allows one service per user: a second is refused, nothing is written.
+    const second = await call(client, 'create_service', { ...settings, name: 'second' });
+    expect(text(second)).toMatch(/service limit reached: you have 1 services \(the limit is 1\)/);
+    const listed = (await call(client, 'list_services')).structuredContent as { services: unknown[] };
+    expect(listed.services).toHaveLength(1);
 
     const changed = { ...settings, env_vars: { ...settings.env_vars, MESSAGE: 'hello v3' } };
     view = (await call(client, 'create_service', changed)).structuredContent as ServiceView;
@@ -305,7 +310,8 @@ describe('end to end: repo → push → create_service → live URL → push →
     const url = (await service()).url ?? '';
     const pkgFile = path.join(app, 'package.json');
     const original = fs.readFileSync(pkgFile, 'utf8');
-    const slowStep = 'sleep 45 && node build.js superseded-build-3b9d';
+    // Unique per run: pgrep sees every build on this machine.
+    const slowStep = `sleep 45 && node build.js superseded-build-${process.pid}-${Date.now()}`;
     fs.writeFileSync(pkgFile, original.replace('"build": "node build.js"', `"build": "${slowStep}"`));
     await git(['commit', '-q', '-am', 'slow build'], app);
     const slow = (await git(['rev-parse', 'HEAD'], app)).stdout.trim();

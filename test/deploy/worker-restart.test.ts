@@ -18,7 +18,7 @@ import { CLI as cli, connectAgent, type ServeProcess, startServe } from '../supp
 
 const exec = promisify(execFile);
 /** Unique text on the build step's command line: pgrep finds the step while it runs. */
-const MARKER = 'slow-build-step-7c1e';
+const MARKER = `slow-build-step-${process.pid}-${Date.now()}`;
 
 describe('the deployer-worker is killed in the middle of a build', () => {
   const work = scratchDir('worker-restart', path.join(repoRoot, '.data', 'test'));
