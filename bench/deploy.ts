@@ -10,6 +10,7 @@ import { eventually, httpGet } from '../test/support/http.ts';
 import { call } from '../test/support/mcp.ts';
 import { repoRoot, scratchDir } from '../test/support/scratch.ts';
 import { connectAgent, startServe } from '../test/support/serve.ts';
+import { IN_FLIGHT_STATUSES } from '../workers/deploy/statuses.ts';
 
 const _exec = promisify(execFile);
 const WARM_RUNS = 3;
@@ -42,11 +43,7 @@ export async function benchDeploy() {
     // Cold: empty registry and BuildKit cache, so the base image is published on the way.
     let t0 = performance.now();
     await call(client, 'create_service', { name: 'web', repo: 'web', env_vars: { MESSAGE: 'v0' } });
-    let v = await eventually(
-      view,
-      (x) => !['queued', 'building', 'deploying'].includes(x.deployment?.status ?? ''),
-      300_000,
-    );
+    let v = await eventually(view, (x) => !IN_FLIGHT_STATUSES.includes(x.deployment?.status ?? ''), 300_000);
     if (v.deployment?.status !== 'active')
       throw new Error(`cold deploy failed: ${JSON.stringify(v.deployment)}`);
     await eventually(

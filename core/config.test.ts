@@ -38,4 +38,38 @@ describe('loadConfig', () => {
     expect(bad).toThrow(/DEPLOY_MCP_DATABASE_URL: must start with file:/);
     expect(bad).not.toThrow(/LOG_LEVEL/);
   });
+
+  it('takes an external runtime only whole, naming what is missing', () => {
+    expect(loadConfig({}).runtime.external).toBeUndefined();
+    const whole = {
+      DEPLOY_MCP_BUILDKIT_ADDRESS: 'unix:///run/buildkit/buildkitd.sock',
+      DEPLOY_MCP_REGISTRY: '127.0.0.1:5000',
+      DEPLOY_MCP_ENGINE_SOCKET: 'run/podman.sock',
+      DEPLOY_MCP_ROUTES_DIR: '/var/lib/routes',
+    };
+    expect(loadConfig(whole, '/srv/app').runtime.external).toEqual({
+      buildkitAddress: 'unix:///run/buildkit/buildkitd.sock',
+      registryHost: '127.0.0.1:5000',
+      engineSocket: '/srv/app/run/podman.sock',
+      routesDir: '/var/lib/routes',
+    });
+    const partial = () =>
+      loadConfig({ ...whole, DEPLOY_MCP_ENGINE_SOCKET: '', DEPLOY_MCP_ROUTES_DIR: undefined });
+    expect(partial).toThrow(ConfigError);
+    expect(partial).toThrow(/missing: DEPLOY_MCP_ENGINE_SOCKET, DEPLOY_MCP_ROUTES_DIR$/);
+    expect(() => loadConfig({ ...whole, DEPLOY_MCP_BUILDKIT_ADDRESS: '/run/buildkitd.sock' })).toThrow(
+      /DEPLOY_MCP_BUILDKIT_ADDRESS: must be unix:\/\/ or tcp:\/\//,
+    );
+  });
+
+  it('checks the base image prefix and the service limit', () => {
+    expect(loadConfig({}).runtime.maxServicesPerUser).toBe(50);
+    expect(
+      loadConfig({ DEPLOY_MCP_BASE_IMAGE_PREFIX: 'reg.internal:5000/deploy-mcp' }).runtime.baseImagePrefix,
+    ).toBe('reg.internal:5000/deploy-mcp');
+    expect(() => loadConfig({ DEPLOY_MCP_BASE_IMAGE_PREFIX: 'reg.internal:5000' })).toThrow(
+      /DEPLOY_MCP_BASE_IMAGE_PREFIX: must be host\[:port\]\/path/,
+    );
+    expect(() => loadConfig({ DEPLOY_MCP_MAX_SERVICES: '0' })).toThrow(/DEPLOY_MCP_MAX_SERVICES/);
+  });
 });

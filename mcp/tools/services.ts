@@ -8,6 +8,7 @@ import { resolveProject } from '../../core/projects.ts';
 import type { SecretBox } from '../../core/secrets.ts';
 import { ensureOwnerName } from '../../git/owner-names.ts';
 import type { DeployStarter } from '../../workers/deploy/start-deploy.ts';
+import { IN_FLIGHT_STATUSES } from '../../workers/deploy/statuses.ts';
 import { DEFAULT_LOG_LINES, logTail } from '../log-tail.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor, page } from '../pagination.ts';
 import {
@@ -126,7 +127,6 @@ export type ServiceToolDeps = { secrets: SecretBox; deploys?: DeployStarter; max
 
 /** create_service and redeploy_service return by then, with the deployment still running if need be. */
 const WAIT_MS = 50_000;
-const IN_FLIGHT = ['queued', 'building', 'deploying'];
 const wait = z
   .boolean({ error: 'wait must be true or false' })
   .optional()
@@ -256,7 +256,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           });
         }
       }
-      if (!IN_FLIGHT.includes(d.status)) return;
+      if (!IN_FLIGHT_STATUSES.includes(d.status)) return;
       await new Promise((r) => setTimeout(r, 500));
     }
   }

@@ -11,9 +11,15 @@ import { migrate } from '../../core/db/migrate.ts';
 import { loadMasterKey, SecretBox } from '../../core/secrets.ts';
 import { createUser } from '../../core/users.ts';
 import { tenantStackRunner, tenantWorkRoot } from '../../tenant-stacks/from-config.ts';
-import { localServiceProgram, type ReleaseSpec } from '../../tenant-stacks/local/program.ts';
+import type { ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
-import { buildHelloServer, containersOf, startTestRuntime, type TestRuntime } from '../support/runtime.ts';
+import {
+  buildHelloServer,
+  containersOf,
+  startTestRuntime,
+  type TestRuntime,
+  testServiceProgram,
+} from '../support/runtime.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 import { CLI } from '../support/serve.ts';
 
@@ -72,15 +78,7 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
   const auditJson = async (...args: string[]) => JSON.parse(await audit(...args, '--json')) as AuditReport;
 
   const program = (active?: ReleaseSpec, candidate?: ReleaseSpec) =>
-    localServiceProgram({
-      slug,
-      host: `${slug}.localhost`,
-      active,
-      candidate,
-      engineSocket: rt.podman.socketPath,
-      routesDir: rt.traefik.routesDir,
-      labels: { 'deploy-mcp.test': slug },
-    });
+    testServiceProgram(rt, slug, active, candidate);
 
   /** What releaseImage does: the new release beside the current one, then promoted; then its rows. */
   async function deploy(version: number, tag: number, appEnv: Record<string, string>) {

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../core/db/client.ts';
+import { IN_FLIGHT_STATUSES } from '../../workers/deploy/statuses.ts';
 import { agentGit, pushNewRepo } from '../support/git.ts';
 import { eventually, httpGet } from '../support/http.ts';
 import { call, text } from '../support/mcp.ts';
@@ -205,8 +206,7 @@ describe('end to end: repo → push → create_service → live URL → push →
     const deadline = Date.now() + 90_000;
     let view = await service();
     while (
-      (view.deployment?.commit !== sha ||
-        ['queued', 'building', 'deploying'].includes(view.deployment.status)) &&
+      (view.deployment?.commit !== sha || IN_FLIGHT_STATUSES.includes(view.deployment.status)) &&
       Date.now() < deadline
     ) {
       await sleep(500);

@@ -1,14 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { localServiceProgram, type ReleaseSpec } from '../../tenant-stacks/local/program.ts';
+import type { ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import { TenantStackRunner } from '../../tenant-stacks/runner.ts';
 import { ensureBaseImages } from '../../workers/build/base-images.ts';
 import { buildAndPush } from '../../workers/build/buildkit.ts';
 import { detectBuildPlan } from '../../workers/build/detect.ts';
 import { renderDockerfile } from '../../workers/build/dockerfile.ts';
 import { eventually, httpGet } from '../support/http.ts';
-import { containersOf, startTestRuntime, type TestRuntime } from '../support/runtime.ts';
+import { containersOf, startTestRuntime, type TestRuntime, testServiceProgram } from '../support/runtime.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 
 describe('local tenant stack: containers and a Traefik route through Pulumi dynamic providers', () => {
@@ -69,15 +69,7 @@ describe('local tenant stack: containers and a Traefik route through Pulumi dyna
     cpuMillis: 500,
   });
   const spec = (active?: ReleaseSpec, candidate?: ReleaseSpec) =>
-    localServiceProgram({
-      slug,
-      host: `${slug}.localhost`,
-      active,
-      candidate,
-      engineSocket: rt.podman.socketPath,
-      routesDir: rt.traefik.routesDir,
-      labels: { 'deploy-mcp.test': slug },
-    });
+    testServiceProgram(rt, slug, active, candidate);
   const viaTraefik = () => httpGet(`http://127.0.0.1:${rt.traefikPort}/`, `${slug}.localhost`);
 
   it('starts a candidate that answers on its own port before it takes traffic', async () => {

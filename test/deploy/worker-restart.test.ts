@@ -9,6 +9,7 @@ import { freePort } from '../../core/daemons/probes.ts';
 import { startTemporalDevServer, type TemporalDevServer } from '../../core/daemons/temporal.ts';
 import { type Database, openDatabase } from '../../core/db/client.ts';
 import { connectTemporal } from '../../workers/client.ts';
+import { IN_FLIGHT_STATUSES } from '../../workers/deploy/statuses.ts';
 import { agentGit, pushNewRepo } from '../support/git.ts';
 import { eventually, httpGet } from '../support/http.ts';
 import { call, text } from '../support/mcp.ts';
@@ -120,7 +121,7 @@ describe('the deployer-worker is killed in the middle of a build', () => {
           url: string | null;
           deployment: { status: string; reason: string | null };
         },
-      (v) => !['queued', 'building', 'deploying'].includes(v.deployment.status),
+      (v) => !IN_FLIGHT_STATUSES.includes(v.deployment.status),
       240_000,
     );
     expect(view.deployment, JSON.stringify(view)).toMatchObject({ status: 'active', reason: null });

@@ -7,6 +7,7 @@ import { type PodmanService, startPodmanService } from '../../core/daemons/podma
 import { freePort } from '../../core/daemons/probes.ts';
 import { type Registry, startRegistry } from '../../core/daemons/registry.ts';
 import { startTraefik, type Traefik } from '../../core/daemons/traefik.ts';
+import { localServiceProgram, type ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import { repoRoot } from './scratch.ts';
 
 const run = promisify(execFile);
@@ -84,4 +85,22 @@ export async function buildHelloServer(rt: TestRuntime, workDir: string, refs: s
     '--output',
     `type=image,"name=${refs.join(',')}",push=true,registry.insecure=true`,
   ]);
+}
+
+/** A tenant-stack program on this runtime for test stack `slug` (containers labelled with it). */
+export function testServiceProgram(
+  rt: TestRuntime,
+  slug: string,
+  active?: ReleaseSpec,
+  candidate?: ReleaseSpec,
+) {
+  return localServiceProgram({
+    slug,
+    host: `${slug}.localhost`,
+    active,
+    candidate,
+    engineSocket: rt.podman.socketPath,
+    routesDir: rt.traefik.routesDir,
+    labels: { 'deploy-mcp.test': slug },
+  });
 }

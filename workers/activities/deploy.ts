@@ -23,6 +23,7 @@ import {
   renderDockerfile,
 } from '../build/dockerfile.ts';
 import { waitUntilServing } from '../deploy/health.ts';
+import { IN_FLIGHT_STATUSES } from '../deploy/statuses.ts';
 
 const run = promisify(execFile);
 
@@ -73,7 +74,7 @@ export function createDeployActivities(deps: DeployDeps) {
       const { count } = await tx.deployment.updateMany({
         where: {
           id: deploymentId,
-          ...(inFlight ? { status: { in: ['queued', 'building', 'deploying'] } } : {}),
+          ...(inFlight ? { status: { in: IN_FLIGHT_STATUSES } } : {}),
         },
         data: {
           status,
@@ -349,7 +350,7 @@ export function createDeployActivities(deps: DeployDeps) {
       const service = await db.service.findUniqueOrThrow({ where: { id: serviceId } });
       await deps.runner.destroy(service.stackName, () => heartbeat());
       await db.deployment.updateMany({
-        where: { serviceId, status: { in: ['queued', 'building', 'deploying'] } },
+        where: { serviceId, status: { in: IN_FLIGHT_STATUSES } },
         data: { status: 'cancelled', statusReason: 'the service was deleted', finishedAt: new Date() },
       });
       await db.service.update({

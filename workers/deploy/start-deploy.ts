@@ -6,9 +6,9 @@ import type { Db, Deployment } from '../../core/db/client.ts';
 import { conflict, invalidInput } from '../../core/errors.ts';
 import type { RepoStore } from '../../git/repo-store.ts';
 import { PRODUCT_TASK_QUEUE } from '../task-queues.ts';
+import { IN_FLIGHT_STATUSES } from './statuses.ts';
 
 const run = promisify(execFile);
-const IN_FLIGHT = ['queued', 'building', 'deploying'];
 
 export type DeployTrigger = 'create' | 'redeploy' | 'push' | 'rollback';
 
@@ -59,7 +59,7 @@ export class DeployStarter {
         trigger === 'redeploy' &&
         existing.release &&
         existing.release.id !== service.currentReleaseId &&
-        !IN_FLIGHT.includes(existing.status)
+        !IN_FLIGHT_STATUSES.includes(existing.status)
       ) {
         return this.rollback(serviceId, existing.release.version, 'redeploy');
       }
@@ -144,7 +144,7 @@ export class DeployStarter {
       );
     // The same rollback asked twice while it runs is one deployment.
     const running = await this.db.deployment.findFirst({
-      where: { serviceId, trigger, imageRef: target.imageRef, status: { in: IN_FLIGHT } },
+      where: { serviceId, trigger, imageRef: target.imageRef, status: { in: IN_FLIGHT_STATUSES } },
     });
     if (running) return { deployment: running, started: false };
 
@@ -169,7 +169,7 @@ export class DeployStarter {
     await this.db.deploymentStatusChange.create({ data: { deploymentId: deployment.id, status: 'queued' } });
     // A newer deployment supersedes those still in flight.
     const older = await this.db.deployment.findMany({
-      where: { serviceId, status: { in: IN_FLIGHT }, id: { not: deployment.id } },
+      where: { serviceId, status: { in: IN_FLIGHT_STATUSES }, id: { not: deployment.id } },
     });
     for (const d of older) {
       await this.temporal.workflow
@@ -204,7 +204,9 @@ export class DeployStarter {
    * and waits for it (at most `timeoutMs`).
    */
   async delete(serviceId: string, timeoutMs = 50_000): Promise<void> {
-    const inFlight = await this.db.deployment.findMany({ where: { serviceId, status: { in: IN_FLIGHT } } });
+    const inFlight = await this.db.deployment.findMany({
+      where: { serviceId, status: { in: IN_FLIGHT_STATUSES } },
+    });
     for (const d of inFlight)
       await this.temporal.workflow
         .getHandle(d.workflowId)
