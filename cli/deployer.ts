@@ -50,9 +50,11 @@ export async function createDeployerActivities(
     },
     gitBaseUrl: `${config.publicUrl}/git`,
     routesDir: rt.routesDir,
+    routesApiUrl: rt.routesApiUrl,
     ingressPort: rt.ingressPort,
     appsDomain: config.runtime.appsDomain,
     buildTimeoutMs: config.runtime.buildTimeoutMs,
     healthTimeoutMs: config.runtime.healthTimeoutMs,
+    dataDir: config.dataDir,
   });
 }

@@ -11,6 +11,8 @@ export type EmbeddedRuntime = {
   buildkitAddress: string;
   engineSocket: string;
   routesDir: string;
+  /** Traefik's API (embedded runtime only): route switches wait until Traefik applies them. */
+  routesApiUrl?: string;
   ingressPort: number;
 };
 
@@ -51,6 +53,8 @@ export async function startEmbeddedRuntime(
   ];
   log.info(
     {
+      // Daemons found running (started by a server that died) and taken over.
+      adopted: [registry, buildkit, podman, traefik].filter((d) => d.adopted).map((d) => d.name),
       registry: registry.host,
       ingress: `http://*.${config.runtime.appsDomain}:${config.runtime.ingressPort}`,
     },
@@ -61,6 +65,7 @@ export async function startEmbeddedRuntime(
     buildkitAddress: buildkit.address,
     engineSocket: podman.socketPath,
     routesDir: traefik.routesDir,
+    routesApiUrl: traefik.apiUrl,
     ingressPort: config.runtime.ingressPort,
   };
 }

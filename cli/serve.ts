@@ -5,6 +5,7 @@ import type { Config } from '../core/config.ts';
 import { startTemporalDevServer } from '../core/daemons/temporal.ts';
 import { openDatabase } from '../core/db/client.ts';
 import { migrate } from '../core/db/migrate.ts';
+import { diskSpaceCheck } from '../core/health.ts';
 import { listen } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
 import { loadMasterKey, SecretBox } from '../core/secrets.ts';
@@ -36,7 +37,9 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
   const running: Promise<void>[] = [];
 
   try {
-    fs.mkdirSync(config.dataDir, { recursive: true });
+    // Keys, the database, repos and stack state live here: only the server's user may enter.
+    fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(config.dataDir, 0o700);
     if (role === 'all') {
       const result = await migrate(config.databaseUrl);
       log.info({ applied: result.applied, alreadyApplied: result.alreadyApplied }, 'database migrated');
@@ -56,7 +59,10 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
       });
       onStop('temporal dev server', () => server.stop());
       temporalAddress = server.address;
-      log.info({ address: temporalAddress, dir }, 'temporal dev server started');
+      log.info(
+        { address: temporalAddress, dir, adopted: server.adopted },
+        server.adopted ? 'temporal dev server adopted' : 'temporal dev server started',
+      );
     }
     const temporal = await connectTemporal(temporalAddress, config.temporal.namespace);
     onStop('temporal client', () => temporal.close());
@@ -66,6 +72,7 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
       temporal: async () => {
         await temporal.connection.healthService.check({});
       },
+      disk: diskSpaceCheck({ path: config.dataDir, minFreeMb: config.minFreeDiskMb }),
     };
 
     const secrets = new SecretBox(loadMasterKey(config.dataDir, config.secretKey));
@@ -110,6 +117,12 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
       });
       log.info({ role: r, taskQueue }, 'worker running');
     }
+    // Containers of releases that never served (their deployment died with an earlier process).
+    if (deployActivities)
+      void deployActivities.sweepStrayReleases().then(
+        (removed) => removed && log.info({ removed }, 'removed containers of releases that do not serve'),
+        (err: unknown) => log.warn({ err }, 'sweeping stray releases failed'),
+      );
 
     if (has('server')) {
       const app = createMcpApp({
@@ -125,6 +138,7 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         git,
         deploys,
         maxServicesPerUser: config.runtime.maxServicesPerUser,
+        dataDir: config.dataDir,
       });
       const http = await listen(app, config.host, config.port);
       onStop('server', http.close);

@@ -80,6 +80,21 @@ export class ContainerEngine {
       .filter((n) => Number.isFinite(n));
   }
 
+  /** Containers (running or not) carrying every given label, with their labels. */
+  async listContainers(
+    labels: Record<string, string>,
+  ): Promise<{ id: string; labels: Record<string, string> }[]> {
+    const filters = encodeURIComponent(
+      JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) }),
+    );
+    const res = await this.request('GET', `/containers/json?all=true&filters=${filters}`);
+    if (res.status !== 200) throw new EngineError('list containers', res);
+    return (JSON.parse(res.body) as { Id: string; Labels: Record<string, string> | null }[]).map((c) => ({
+      id: c.Id,
+      labels: c.Labels ?? {},
+    }));
+  }
+
   /** Force-removes a container; a missing container is not an error. */
   async removeContainer(id: string): Promise<void> {
     const res = await this.request('DELETE', `/containers/${encodeURIComponent(id)}?force=true&v=true`);

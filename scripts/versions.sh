@@ -36,3 +36,16 @@ APT_PACKAGES=(
   docker-registry skopeo umoci debootstrap
   postgresql git unzip ca-certificates
 )
+
+# The Kubernetes test toolchain (scripts/setup-kubernetes.sh; tests and `deploy-mcp cluster`
+# only, never `npm start`): a one-node cluster built from Go modules, plus Debian's containerd.
+# Stay on 1.34: 1.35 defaults failCgroupV1=true (this machine is a cgroup v1/v2 hybrid) and
+# 1.36 needs containerd 2.
+KUBERNETES_VERSION=1.34.4 # Go modules: k8s.io/kubernetes (staging modules at v0.34.4)
+KUBERNETES_GO_DIRECTIVE=1.24.0
+ETCD_VERSION=3.6.16 # Go modules: go.etcd.io/etcd/server/v3
+# pulumi-resource-kubernetes: the provider/v4 module serves only this pseudo-version; the binary
+# is stamped with the @pulumi/kubernetes version in package.json, which asks for that plugin.
+PULUMI_KUBERNETES_VERSION=4.34.2
+PULUMI_KUBERNETES_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
+KUBERNETES_APT_PACKAGES=(containerd runc containernetworking-plugins openssl iproute2)

@@ -1,7 +1,10 @@
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { ensureEgressRules } from '../network/egress.ts';
 import { type Daemon, startDaemon } from './supervise.ts';
 
 export type BuildkitOptions = {
@@ -13,7 +16,23 @@ export type BuildkitOptions = {
   insecureRegistries: string[];
   /** Memory the build steps of this daemon may use together, in MiB; 0: no cap. Default 2048. */
   memoryLimitMb?: number;
+  /**
+   * Address range of the build steps' own network (default BUILD_SUBNET); "host" runs them in
+   * the host's network namespace, for trusted builds only (tests of the daemon itself).
+   */
+  network?: string;
 };
+
+/**
+ * Build steps get addresses from this range, one network namespace each, machine-wide (every
+ * buildkitd of the product shares the range and its address allocations, so concurrent
+ * daemons never hand out the same address).
+ */
+export const BUILD_SUBNET = '10.213.0.0/16';
+const execFileAsync = promisify(execFile);
+
+/** Directory of the CNI plugins (Debian: containernetworking-plugins). */
+const CNI_BIN_DIR = '/usr/lib/cni';
 
 export type Buildkit = Daemon & { address: string };
 
@@ -31,30 +50,118 @@ export async function startBuildkit(o: BuildkitOptions): Promise<Buildkit> {
   const configFile = path.join(o.dir, 'buildkitd.toml');
   const memoryLimitMb = o.memoryLimitMb ?? 2048;
   const cgroup = memoryLimitMb > 0 ? memoryCgroup(o.dir, memoryLimitMb) : undefined;
+  const subnet = o.network ?? BUILD_SUBNET;
+  const networkConfig = subnet === 'host' ? '  networkMode = "host"\n' : await buildNetwork(o.dir, subnet);
   const registries = o.insecureRegistries
     .map((r) => `[registry."${r}"]\n  http = true\n  insecure = true\n`)
     .join('');
   fs.writeFileSync(
     configFile,
-    `[worker.oci]\n  enabled = true\n  snapshotter = "overlayfs"\n  gc = true\n` +
+    `[worker.oci]\n  enabled = true\n  snapshotter = "overlayfs"\n  gc = true\n${networkConfig}` +
       (cgroup
         ? `  defaultCgroupParent = "${cgroup.name}"\n  labels = { "${MEMORY_LABEL}" = "${memoryLimitMb}" }\n`
         : '') +
       `[worker.containerd]\n  enabled = false\n${registries}`,
   );
-  fs.rmSync(socket, { force: true });
   const daemon = await startDaemon({
     name: 'buildkitd',
     command: o.bin,
     args: ['--config', configFile, '--root', path.join(o.dir, 'state'), '--addr', `unix://${socket}`],
+    configFiles: [configFile],
+    // A socket left by a daemon that is gone; an adopted one keeps serving on its socket.
+    beforeSpawn: () => fs.rmSync(socket, { force: true }),
     logFile: path.join(o.dir, 'buildkitd.log'),
     ready: () => socketAccepts(socket),
   });
   const stop = async () => {
     await daemon.stop();
     cgroup?.remove();
+    // A daemon that was killed leaves its pooled network namespaces mounted (and their
+    // addresses allocated): release them, so its state dir can be removed.
+    if (subnet !== 'host')
+      await releaseNamespaces(path.join(o.dir, 'state'), path.join(o.dir, 'cni', 'build.conflist'));
   };
   return { ...daemon, stop, address: `unix://${socket}` };
+}
+
+/**
+ * Each build step in a network namespace of its own, joined to the host by a point-to-point
+ * link (CNI ptp: no bridge, so steps cannot reach one another below IP), with its address
+ * masqueraded for the public internet. The egress rules (core/network/egress.ts) then keep
+ * steps away from the machine itself (every product service: MCP, deployer, git, registry,
+ * Temporal, Traefik) and from private ranges (other tenants' apps and builds), DNS excepted.
+ */
+async function buildNetwork(dir: string, subnet: string): Promise<string> {
+  const conflist = path.join(dir, 'cni', 'build.conflist');
+  fs.mkdirSync(path.dirname(conflist), { recursive: true });
+  fs.writeFileSync(
+    conflist,
+    JSON.stringify(
+      {
+        cniVersion: '1.0.0',
+        name: 'deploy-mcp-build',
+        plugins: [
+          {
+            type: 'ptp',
+            ipMasq: true,
+            ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
+          },
+        ],
+      },
+      null,
+      2,
+    ),
+  );
+  await ensureEgressRules({ name: 'BUILD', source: subnet });
+  return `  networkMode = "cni"\n  cniConfigPath = "${conflist}"\n  cniBinaryPath = "${CNI_BIN_DIR}"\n  cniPoolSize = 4\n`;
+}
+
+/**
+ * Undoes what a stopped daemon left of its build networks: each CNI namespace is deleted
+ * through the plugin (its address and masquerading rule are released), then every namespace
+ * under `<root>/net` is unmounted and removed.
+ */
+async function releaseNamespaces(root: string, conflist: string): Promise<void> {
+  const netDir = path.join(root, 'net');
+  const mounts = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m.startsWith(`${netDir}/`));
+  let plugin: Record<string, unknown> | undefined;
+  try {
+    const list = JSON.parse(fs.readFileSync(conflist, 'utf8')) as {
+      cniVersion: string;
+      name: string;
+      plugins: Record<string, unknown>[];
+    };
+    plugin = { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] };
+  } catch {
+    // no network config: nothing to release through CNI
+  }
+  for (const ns of mounts) {
+    if (plugin && path.dirname(ns) === path.join(netDir, 'cni')) {
+      const env = {
+        CNI_COMMAND: 'DEL',
+        CNI_CONTAINERID: path.basename(ns),
+        CNI_NETNS: ns,
+        CNI_IFNAME: 'eth1', // go-cni names them eth<index>; index 0 is the loopback network
+        CNI_PATH: CNI_BIN_DIR,
+        PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      };
+      await new Promise<void>((resolve) => {
+        const child = spawn(path.join(CNI_BIN_DIR, String(plugin?.type)), [], {
+          env,
+          stdio: ['pipe', 'ignore', 'ignore'],
+        });
+        child.once('error', () => resolve());
+        child.once('close', () => resolve());
+        child.stdin.end(JSON.stringify(plugin));
+      });
+    }
+    await execFileAsync('umount', [ns]).catch(() => undefined);
+    fs.rmSync(ns, { force: true });
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { ensureEgressRules } from '../network/egress.ts';
 import { httpOk } from './probes.ts';
 import { type Daemon, startDaemon } from './supervise.ts';
 
@@ -13,6 +14,12 @@ export type PodmanServiceOptions = {
 
 export type PodmanService = Daemon & { socketPath: string };
 
+/**
+ * Tenants' networks take their subnets from this pool (a /26 each: 1024 networks), machine-wide:
+ * one podman network per tenant, made by the container provider (tenant-stacks/local/).
+ */
+export const APPS_SUBNET_POOL = { base: '10.214.0.0/16', size: 26 };
+
 /** Serves the Docker Engine API from podman on a unix socket (`podman system service`). */
 export async function startPodmanService(o: PodmanServiceOptions): Promise<PodmanService> {
   fs.mkdirSync(o.dir, { recursive: true });
@@ -23,12 +30,21 @@ export async function startPodmanService(o: PodmanServiceOptions): Promise<Podma
     'unqualified-search-registries = []\n' +
       o.insecureRegistries.map((r) => `[[registry]]\nlocation = "${r}"\ninsecure = true\n`).join(''),
   );
-  fs.rmSync(socketPath, { force: true });
+  const containersConf = path.join(o.dir, 'containers.conf');
+  fs.writeFileSync(
+    containersConf,
+    `[network]\ndefault_subnet_pools = [{"base" = "${APPS_SUBNET_POOL.base}", "size" = ${APPS_SUBNET_POOL.size}}]\n`,
+  );
+  // Apps reach the internet and DNS, never the machine's services or another tenant's apps.
+  await ensureEgressRules({ name: 'APPS', source: APPS_SUBNET_POOL.base });
   const daemon = await startDaemon({
     name: 'podman',
     command: o.bin,
     args: ['system', 'service', '--time=0', `unix://${socketPath}`],
-    env: { CONTAINERS_REGISTRIES_CONF: registriesConf },
+    env: { CONTAINERS_REGISTRIES_CONF: registriesConf, CONTAINERS_CONF: containersConf },
+    configFiles: [registriesConf, containersConf],
+    // A socket left by a daemon that is gone; an adopted one keeps serving on its socket.
+    beforeSpawn: () => fs.rmSync(socketPath, { force: true }),
     // conmon leaves files (e.g. "oom" after an out-of-memory kill) in its working directory.
     cwd: o.dir,
     logFile: path.join(o.dir, 'podman.log'),

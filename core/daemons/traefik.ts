@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { freePort, httpOk } from './probes.ts';
-import { type Daemon, startDaemon } from './supervise.ts';
+import { type Daemon, keptPorts, startDaemon } from './supervise.ts';
 
 export type TraefikOptions = {
   /** Path to `traefik`. */
@@ -16,13 +16,18 @@ export type TraefikOptions = {
 export type Traefik = Daemon & {
   /** Directory watched by the file provider; one YAML file per route. */
   routesDir: string;
+  /** Base URL of Traefik's API (loopback only): what configuration it serves right now. */
+  apiUrl: string;
 };
 
 /** Starts Traefik with a file provider watching `<dir>/routes`. */
 export async function startTraefik(o: TraefikOptions): Promise<Traefik> {
   const routesDir = path.join(o.dir, 'routes');
   fs.mkdirSync(routesDir, { recursive: true });
-  const pingPort = await freePort();
+  // The ping port is picked at the first start and kept while that Traefik runs, so a
+  // restarted deploy-mcp adopts it and apps keep being served (core/daemons/supervise.ts).
+  const pidFile = path.join(o.dir, 'traefik.pid');
+  const pingPort = keptPorts(pidFile)?.ping ?? (await freePort());
   const configFile = path.join(o.dir, 'traefik.yml');
   fs.writeFileSync(
     configFile,
@@ -30,10 +35,15 @@ export async function startTraefik(o: TraefikOptions): Promise<Traefik> {
       'entryPoints:',
       '  web:',
       `    address: "${o.ip ?? '127.0.0.1'}:${o.port}"`,
-      '  ping:',
+      // Ping and the (read-only) API on loopback: the route provider reads the API to know when
+      // a route switch is live before the old release goes.
+      '  traefik:',
       `    address: "127.0.0.1:${pingPort}"`,
       'ping:',
-      '  entryPoint: ping',
+      '  entryPoint: traefik',
+      'api:',
+      '  insecure: true',
+      '  dashboard: false',
       'providers:',
       '  file:',
       `    directory: "${routesDir}"`,
@@ -50,8 +60,11 @@ export async function startTraefik(o: TraefikOptions): Promise<Traefik> {
     name: 'traefik',
     command: o.bin,
     args: ['--configFile', configFile],
+    configFiles: [configFile],
+    pidFile,
+    ports: { ping: pingPort },
     logFile: path.join(o.dir, 'traefik.log'),
     ready: () => httpOk({ url: `http://127.0.0.1:${pingPort}/ping` }),
   });
-  return { ...daemon, routesDir };
+  return { ...daemon, routesDir, apiUrl: `http://127.0.0.1:${pingPort}` };
 }

@@ -24,8 +24,17 @@ export type LocalServiceSpec = {
   candidate: ReleaseSpec | undefined;
   engineSocket: string;
   routesDir: string;
+  /** Traefik's API, to confirm a route switch before the old release goes (optional). */
+  routesApiUrl?: string | undefined;
   labels: Record<string, string>;
+  /** The tenant's container network (tenantNetwork): no path to other tenants' apps. */
+  network: string;
 };
+
+/** The container network of one tenant (engine-wide, so named after the user's id). */
+export function tenantNetwork(userId: string): string {
+  return `dmcp-${userId}`;
+}
 
 class Container extends pulumi.dynamic.Resource {
   declare readonly containerId: pulumi.Output<string>;
@@ -81,6 +90,7 @@ export function localServiceProgram(spec: LocalServiceSpec): pulumi.automation.P
         memoryMb: release.memoryMb,
         nanoCpus: release.cpuMillis * 1_000_000,
         labels: { ...spec.labels, 'deploy-mcp.release': release.key },
+        network: spec.network,
       });
     }
     const active = containers.active;
@@ -90,6 +100,7 @@ export function localServiceProgram(spec: LocalServiceSpec): pulumi.automation.P
         name: spec.slug,
         host: spec.host,
         upstream: pulumi.interpolate`http://127.0.0.1:${active.hostPort}`,
+        ...(spec.routesApiUrl ? { apiUrl: spec.routesApiUrl } : {}),
       });
     }
     return {

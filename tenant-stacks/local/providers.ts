@@ -16,6 +16,8 @@ export type ContainerInputs = {
   memoryMb: number;
   nanoCpus: number;
   labels: Record<string, string>;
+  /** The tenant's own network (made on first use, removed with its last container). */
+  network: string;
 };
 
 export type ContainerOutputs = ContainerInputs & { containerId: string; hostPort: number };
@@ -66,15 +68,22 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
     const image = JSON.parse(
       (await call('GET', `/images/${encodeURIComponent(inputs.image)}/json`)).text,
     ) as {
-      Config?: { Labels?: Record<string, string> | null };
+      Config?: { Labels?: Record<string, string> | null; User?: string };
     };
     const readOnlyRoot = image.Config?.Labels?.['io.deploy-mcp.read-only-root'] === 'true';
-    const created = await call('POST', `/containers/create?name=${encodeURIComponent(inputs.name)}`, {
+    // Apps never run as root: an image without a USER (or with root's) runs as this uid.
+    const imageUser = image.Config?.User ?? '';
+    const runsAsRoot = /^(|root|0)(:.*)?$/.test(imageUser);
+    const user = runsAsRoot ? '10001:10001' : imageUser;
+    const homeSet = inputs.env.some((e) => e.startsWith('HOME='));
+    const spec = {
       Image: inputs.image,
-      Env: inputs.env,
+      Env: readOnlyRoot && !homeSet ? [...inputs.env, 'HOME=/root'] : inputs.env,
       Labels: inputs.labels,
+      User: user,
       ExposedPorts: { [`${inputs.port}/tcp`]: {} },
       HostConfig: {
+        NetworkMode: inputs.network,
         PortBindings: { [`${inputs.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
         // Without CAP_SYS_RESOURCE here, runc needs limits at or below the current ones.
         Ulimits: [
@@ -82,18 +91,43 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
           { Name: 'nproc', Soft: 4096, Hard: 4096 },
         ],
         Memory: inputs.memoryMb * 1024 * 1024,
+        MemorySwap: inputs.memoryMb * 1024 * 1024, // no swap beyond the memory limit
         NanoCpus: inputs.nanoCpus,
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
         ...(readOnlyRoot
           ? {
               ReadonlyRootfs: true,
-              Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=64m', '/root': 'rw,nosuid,nodev,size=64m' },
+              Tmpfs: {
+                '/tmp': 'rw,nosuid,nodev,size=64m,mode=1777',
+                '/root': 'rw,nosuid,nodev,size=64m,mode=1777',
+              },
             }
           : {}),
         RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 },
       },
-    });
+    };
+    // The tenant's network: made on its first container (a concurrent delete of the tenant's
+    // last other container may remove it in between: then it is made again, once).
+    const createNetwork = async () => {
+      const made = await call('POST', '/networks/create', {
+        Name: inputs.network,
+        Driver: 'bridge',
+        Labels: { 'deploy-mcp.network': 'tenant' },
+      });
+      if (made.status !== 201 && made.status !== 409)
+        throw new Error(
+          `create network ${inputs.network} failed: HTTP ${made.status} ${made.text.slice(0, 300)}`,
+        );
+    };
+    const createContainer = () =>
+      call('POST', `/containers/create?name=${encodeURIComponent(inputs.name)}`, spec);
+    await createNetwork();
+    let created = await createContainer();
+    if (created.status === 404 || /network.*not found/i.test(created.text)) {
+      await createNetwork();
+      created = await createContainer();
+    }
     if (created.status !== 201)
       throw new Error(`create container failed: HTTP ${created.status} ${created.text.slice(0, 300)}`);
     const id = (JSON.parse(created.text) as { Id: string }).Id;
@@ -102,14 +136,28 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
       throw new Error(`start container failed: HTTP ${started.status} ${started.text.slice(0, 300)}`);
     }
     const info = JSON.parse((await call('GET', `/containers/${id}/json`)).text) as {
+      State: { Pid: number };
       NetworkSettings: { Ports: Record<string, { HostPort: string }[] | null> };
     };
+    // A named USER may still be uid 0 in the image's /etc/passwd: check the process itself.
+    if (!runsAsRoot && info.State.Pid > 0) {
+      let status = '';
+      try {
+        status = process.getBuiltinModule('node:fs').readFileSync(`/proc/${info.State.Pid}/status`, 'utf8');
+      } catch {}
+      if (/^Uid:\s+0\s/m.test(status)) {
+        await call('DELETE', `/containers/${id}?force=true`);
+        throw new Error(
+          `the image's USER ${imageUser} is root: apps run as a non-root user; set USER to another user`,
+        );
+      }
+    }
     const hostPort = Number(info.NetworkSettings.Ports[`${inputs.port}/tcp`]?.[0]?.HostPort);
     return { id, outs: { ...inputs, containerId: id, hostPort } };
   },
 
   async diff(_id: string, olds: ContainerOutputs, news: ContainerInputs) {
-    const keys = ['name', 'image', 'env', 'port', 'memoryMb', 'nanoCpus', 'socketPath'] as const;
+    const keys = ['name', 'image', 'env', 'port', 'memoryMb', 'nanoCpus', 'socketPath', 'network'] as const;
     const replaces = keys.filter((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
     return { changes: replaces.length > 0, replaces, deleteBeforeReplace: olds.name === news.name };
   },
@@ -125,15 +173,26 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
         req.on('error', reject);
         req.end();
       });
+    // Requests already on their way finish: SIGTERM, up to 2 s, then the container goes.
+    await request('POST', `/containers/${encodeURIComponent(id)}/stop?t=2`).catch(() => 0);
     const status = await request('DELETE', `/containers/${encodeURIComponent(id)}?force=true&v=true`);
     if (status !== 204 && status !== 404) throw new Error(`remove container ${id}: HTTP ${status}`);
     // The node keeps no retired images (the registry does, for rollbacks). Another container
     // still using it answers 409 and keeps it: best effort.
     await request('DELETE', `/images/${encodeURIComponent(olds.image)}`).catch(() => 0);
+    // The tenant's network goes with its last container (the engine refuses while one is left).
+    if (olds.network) await request('DELETE', `/networks/${encodeURIComponent(olds.network)}`).catch(() => 0);
   },
 };
 
-export type RouteInputs = { routesDir: string; name: string; host: string; upstream: string };
+export type RouteInputs = {
+  routesDir: string;
+  name: string;
+  host: string;
+  upstream: string;
+  /** Traefik's API: when given, a write returns only once Traefik serves the new upstream. */
+  apiUrl?: string;
+};
 
 /** A Traefik HTTP route (file provider): Host(host) → upstream. */
 export const routeProvider: pulumi.dynamic.ResourceProvider = {
@@ -158,6 +217,37 @@ export const routeProvider: pulumi.dynamic.ResourceProvider = {
     fs.mkdirSync(inputs.routesDir, { recursive: true });
     fs.writeFileSync(`${file}.tmp`, yaml);
     fs.renameSync(`${file}.tmp`, file);
+    // Traefik applies file changes a moment later: wait until it routes to the new upstream
+    // (at most 10 s), so the release this route leaves is removed only once unused.
+    if (inputs.apiUrl) {
+      const http = process.getBuiltinModule('node:http');
+      const servers = () =>
+        new Promise<string[]>((resolve) => {
+          const req = http.get(
+            `${inputs.apiUrl}/api/http/services/${inputs.name}@file`,
+            { timeout: 1000 },
+            (res) => {
+              let text = '';
+              res.on('data', (c) => {
+                text += c;
+              });
+              res.on('end', () => {
+                try {
+                  const svc = JSON.parse(text) as { loadBalancer?: { servers?: { url: string }[] } };
+                  resolve((svc.loadBalancer?.servers ?? []).map((s) => s.url));
+                } catch {
+                  resolve([]);
+                }
+              });
+            },
+          );
+          req.on('timeout', () => req.destroy());
+          req.on('error', () => resolve([]));
+        });
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && !(await servers()).includes(inputs.upstream))
+        await new Promise((r) => setTimeout(r, 100));
+    }
     return { id: file, outs: inputs };
   },
   async update(id: string, _olds: RouteInputs, news: RouteInputs) {

@@ -101,6 +101,8 @@ export function testServiceProgram(
     candidate,
     engineSocket: rt.podman.socketPath,
     routesDir: rt.traefik.routesDir,
+    routesApiUrl: rt.traefik.apiUrl,
     labels: { 'deploy-mcp.test': slug },
+    network: `dmcp-test-${slug}`,
   });
 }

@@ -29,6 +29,8 @@ export type ServeOptions = {
   roles?: string;
   /** Settings on top of the defaults (e.g. an external Temporal or runtime). */
   env?: NodeJS.ProcessEnv;
+  /** Ports to use instead of free ones (e.g. a restart on the ports of an earlier run). */
+  ports?: ServeProcess['ports'];
 };
 
 /**
@@ -36,12 +38,20 @@ export type ServeOptions = {
  * (so a test can kill it with everything it started); resolves once it logs "ready".
  */
 export async function startServe(dataDir: string, o: ServeOptions = {}): Promise<ServeProcess> {
-  const ports = {
-    server: await freePort(),
-    deployer: await freePort(),
-    temporal: await freePort(),
-    registry: await freePort(),
-    ingress: await freePort(),
+  // Distinct ports: a port just released may be handed out again by the next freePort().
+  const taken = new Set<number>();
+  const distinctPort = async () => {
+    for (;;) {
+      const port = await freePort();
+      if (!taken.has(port)) return taken.add(port) && port;
+    }
+  };
+  const ports = o.ports ?? {
+    server: await distinctPort(),
+    deployer: await distinctPort(),
+    temporal: await distinctPort(),
+    registry: await distinctPort(),
+    ingress: await distinctPort(),
   };
   const env: NodeJS.ProcessEnv = {
     ...process.env,

@@ -6,12 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure, CancelledFailure, Context, heartbeat } from '@temporalio/activity';
-import { serviceHostLabel } from '../../core/app-hosts.ts';
 import type { ContainerEngine } from '../../core/container-engine.ts';
 import type { Db } from '../../core/db/client.ts';
+import { OUT_OF_DISK_SPACE, outOfDiskSpace } from '../../core/resource-faults.ts';
 import type { SecretBox } from '../../core/secrets.ts';
 import { issueGitToken } from '../../git/tokens.ts';
-import { localServiceProgram, type ReleaseSpec } from '../../tenant-stacks/local/program.ts';
+import { localServiceProgram, type ReleaseSpec, tenantNetwork } from '../../tenant-stacks/local/program.ts';
 import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
 import { BuildError, buildAndPush } from '../build/buildkit.ts';
 import { DetectError, detectBuildPlan } from '../build/detect.ts';
@@ -21,7 +21,9 @@ import {
   buildEnvFile,
   DOCKERIGNORE,
   renderDockerfile,
+  scopeBuildCache,
 } from '../build/dockerfile.ts';
+import { addFileIfMissing, assertContained } from '../build/workspace.ts';
 import { waitUntilServing } from '../deploy/health.ts';
 import { IN_FLIGHT_STATUSES } from '../deploy/statuses.ts';
 
@@ -42,17 +44,71 @@ export type DeployDeps = {
   /** Base URL of our git server, for token clones. */
   gitBaseUrl: string;
   routesDir: string;
+  /** Traefik's API, to confirm a route switch before the old release goes (optional). */
+  routesApiUrl?: string | undefined;
   /** Traefik's web entry point on this host, and the domain apps get names under. */
   ingressPort: number;
   appsDomain: string;
   buildTimeoutMs: number;
   healthTimeoutMs: number;
+  /** The data dir (embedded database, stack state, daemons), named in "out of disk space on …". */
+  dataDir?: string;
 };
 
 /** Lines of build and runtime logs kept on the deployment row. */
 const LOG_TAIL_LINES = 500;
 
+/**
+ * The deploy activities. A step that runs out of disk space (the database, the build work dir,
+ * BuildKit, Pulumi) fails at once with "out of disk space on <what>": retrying cannot help until
+ * someone frees space. Recording a deployment's end (finishUnsuccessful) keeps Temporal's retries:
+ * the workflow gives it a bounded schedule, and space may be freed meanwhile.
+ */
 export function createDeployActivities(deps: DeployDeps) {
+  const { buildImage, releaseImage, destroyService, ...others } = deployActivities(deps);
+  const dataDir = `the data dir (${deps.dataDir})`;
+  /** Rethrows `err`, as "out of disk space on …" when it is that; `elsewhere` names a disk we cannot check. */
+  const onFullDisk =
+    (tmp: string, elsewhere: (err: unknown) => string) =>
+    async (err: unknown): Promise<never> => {
+      // Our own verdicts stand (an app's log may mention a full disk of its own); a build's is BuildKit's.
+      const ours = err instanceof ApplicationFailure && err.type !== 'BuildFailed';
+      const fault = ours ? undefined : await outOfDiskSpace(err, [deps.dataDir, os.tmpdir()]);
+      if (!fault) throw err;
+      const what = fault.full
+        ? fault.full === deps.dataDir
+          ? dataDir
+          : `${tmp} (${fault.full})`
+        : fault.source === 'database'
+          ? fault.engine === 'postgresql'
+            ? 'the database server'
+            : deps.dataDir
+              ? dataDir
+              : 'the database'
+          : elsewhere(err);
+      throw ApplicationFailure.create({
+        message: `out of disk space on ${what}`,
+        type: OUT_OF_DISK_SPACE,
+        nonRetryable: true,
+        cause: err instanceof Error ? err : undefined,
+      });
+    };
+  const runtime = () => (deps.dataDir ? dataDir : 'the runtime');
+  // BuildKit's failures arrive as BuildFailed; anything else in a build wrote to its work dir.
+  const build = (err: unknown) =>
+    err instanceof ApplicationFailure ? 'the build cache' : `the build work dir (${os.tmpdir()})`;
+  return {
+    ...others,
+    buildImage: (deploymentId: string) =>
+      buildImage(deploymentId).catch(onFullDisk('the build work dir', build)),
+    releaseImage: (deploymentId: string, imageRef: string) =>
+      releaseImage(deploymentId, imageRef).catch(onFullDisk('the temp dir', runtime)),
+    destroyService: (serviceId: string) =>
+      destroyService(serviceId).catch(onFullDisk('the temp dir', runtime)),
+  };
+}
+
+function deployActivities(deps: DeployDeps) {
   const { db } = deps;
 
   async function load(deploymentId: string) {
@@ -146,12 +202,20 @@ export function createDeployActivities(deps: DeployDeps) {
       candidate,
       engineSocket: deps.engineSocket,
       routesDir: deps.routesDir,
+      routesApiUrl: deps.routesApiUrl,
       labels: { 'deploy-mcp.service': service.id, 'deploy-mcp.user': service.userId },
+      network: tenantNetwork(service.userId),
     });
   }
 
+  /** The hostname reserved for the service (DeployStarter reserves it before any deployment). */
   function hostFor(service: LoadedService) {
-    return `${serviceHostLabel(service.name, service.project.name, service.user.ownerName ?? 'user')}.${deps.appsDomain}`;
+    if (!service.hostLabel)
+      throw ApplicationFailure.nonRetryable(
+        'the service has no hostname reserved: redeploy it',
+        'InvalidService',
+      );
+    return `${service.hostLabel}.${deps.appsDomain}`;
   }
 
   /** The release currently serving (its key and image), if any. */
@@ -185,16 +249,15 @@ export function createDeployActivities(deps: DeployDeps) {
           scope: 'pull',
           ttlSeconds: 600,
         });
-        const url = new URL(`${deps.gitBaseUrl}/${service.repo.ownerName}/${service.repo.name}.git`);
-        url.username = 'deployer';
-        url.password = token;
+        const url = `${deps.gitBaseUrl}/${service.repo.ownerName}/${service.repo.name}.git`;
         const src = path.join(work, 'src');
-        const git = (args: string[]) =>
-          run('git', args, { env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
+        const git = (args: string[]) => run('git', args, { env: gitEnv(token) });
         await git(['init', '-q', src]);
-        await git(['-C', src, 'fetch', '-q', '--depth', '1', url.href, deployment.commitSha]);
+        await git(['-C', src, 'fetch', '-q', '--depth', '1', url, deployment.commitSha]);
         await git(['-C', src, 'checkout', '-q', deployment.commitSha]);
         fs.rmSync(path.join(src, '.git'), { recursive: true, force: true });
+        // Before any of our code reads the checkout: no link may lead out of it.
+        assertContained(src);
         record(`cloned ${service.repo.ownerName}/${service.repo.name} at ${deployment.commitSha}`);
         await addPhase(deploymentId, 'clone', Date.now() - t0);
 
@@ -211,14 +274,16 @@ export function createDeployActivities(deps: DeployDeps) {
         // Published on first use; a user's Dockerfile may name them too (FROM deploy-mcp/node).
         const base = await deps.baseImages();
         if (plan.pack === 'dockerfile')
-          fs.copyFileSync(path.join(src, plan.dockerfile), path.join(meta, 'Dockerfile'));
+          fs.writeFileSync(
+            path.join(meta, 'Dockerfile'),
+            scopeBuildCache(fs.readFileSync(path.join(src, plan.dockerfile), 'utf8'), service.stackName),
+          );
         else
           fs.writeFileSync(
             path.join(meta, 'Dockerfile'),
             renderDockerfile(plan, base, { cacheId: service.stackName }),
           );
-        if (!fs.existsSync(path.join(src, '.dockerignore')))
-          fs.writeFileSync(path.join(src, '.dockerignore'), DOCKERIGNORE);
+        addFileIfMissing(path.join(src, '.dockerignore'), DOCKERIGNORE);
         const secretFile = path.join(meta, 'build.env');
         fs.writeFileSync(secretFile, buildEnvFile(serviceEnv(service)), { mode: 0o600 });
 
@@ -355,7 +420,7 @@ export function createDeployActivities(deps: DeployDeps) {
       });
       await db.service.update({
         where: { id: serviceId },
-        data: { deletedAt: new Date(), liveKey: null, status: 'deleted', url: null },
+        data: { deletedAt: new Date(), liveKey: null, hostLabel: null, status: 'deleted', url: null },
       });
     },
 
@@ -371,6 +436,67 @@ export function createDeployActivities(deps: DeployDeps) {
         await setStatus(deploymentId, status, reason);
       if (!service.currentReleaseId) await db.service.update({ where: { id: service.id }, data: { status } });
     },
+
+    /**
+     * Removes containers of releases that do not serve (a candidate left by a deployment that
+     * failed, was superseded, or died with its worker), by converging the service's stack to its
+     * current release. Nothing happens while another deployment of the service is in flight
+     * (that one's stack update converges it). Returns how many stray containers there were.
+     */
+    async removeStrayReleases(deploymentId: string): Promise<number> {
+      const { serviceId } = await db.deployment.findUniqueOrThrow({
+        where: { id: deploymentId },
+        select: { serviceId: true },
+      });
+      using _ = keepAlive();
+      return removeStray(serviceId);
+    },
+
+    /** removeStrayReleases for every live service: run when a deployer worker starts. */
+    async sweepStrayReleases(): Promise<number> {
+      let removed = 0;
+      for (const { id } of await db.service.findMany({ where: { deletedAt: null }, select: { id: true } }))
+        removed += await removeStray(id);
+      return removed;
+    },
+  };
+
+  async function removeStray(serviceId: string): Promise<number> {
+    const service = await db.service.findUnique({
+      where: { id: serviceId },
+      include: { repo: true, project: { select: { name: true } }, user: { select: { ownerName: true } } },
+    });
+    if (!service || service.deletedAt) return 0;
+    const inFlight = await db.deployment.count({
+      where: { serviceId, status: { in: IN_FLIGHT_STATUSES } },
+    });
+    if (inFlight) return 0;
+    const current = await currentRelease(service);
+    const stray = (await deps.engine.listContainers({ 'deploy-mcp.service': serviceId })).filter(
+      (c) => c.labels['deploy-mcp.release'] !== current?.key,
+    );
+    if (!stray.length) return 0;
+    const active = current && releaseSpec(current.key, current.image, service);
+    await deps.runner.up(service.stackName, program(service, active, undefined));
+    return stray.length;
+  }
+}
+
+/**
+ * The environment of the worker's git commands: only what git needs. The repo token travels as
+ * an HTTP header through git's environment config, never on a command line (`ps` shows those
+ * to every local user) nor in a URL git might print.
+ */
+function gitEnv(token: string): Record<string, string> {
+  const basic = Buffer.from(`deployer:${token}`).toString('base64');
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: os.tmpdir(),
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_COUNT: '1',
+    GIT_CONFIG_KEY_0: 'http.extraHeader',
+    GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}`,
   };
 }
 

@@ -37,7 +37,21 @@ export function renderDockerfile(
   base: BaseImages,
   o: RenderOptions = {},
 ): string {
-  return `${packDockerfile(plan, base, o)}LABEL ${READ_ONLY_ROOT_LABEL}="true"\n`;
+  const dockerfile = `${packDockerfile(plan, base, o)}LABEL ${READ_ONLY_ROOT_LABEL}="true"\n`;
+  return o.cacheId ? scopeBuildCache(dockerfile, o.cacheId) : dockerfile;
+}
+
+/** Build argument that keys every build step's cache to one service (scopeBuildCache). */
+export const CACHE_SCOPE_ARG = 'DEPLOY_MCP_CACHE_SCOPE';
+
+/**
+ * Declares CACHE_SCOPE_ARG (= `scope`, a service's id) at the top of every stage. A declared
+ * argument is part of each RUN step's environment, hence of its cache key: without it, one
+ * tenant's build could reuse — or poison — the cached result of another tenant's identical
+ * step. Applied to users' Dockerfiles too.
+ */
+export function scopeBuildCache(dockerfile: string, scope: string): string {
+  return dockerfile.replace(/^([ \t]*FROM[ \t][^\n]*)$/gim, `$1\nARG ${CACHE_SCOPE_ARG}=${scope}`);
 }
 
 function packDockerfile(

@@ -28,12 +28,15 @@ export type HealthOptions = {
  */
 export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> {
   const started = Date.now();
-  const fail = async (reason: string): Promise<HealthResult> => ({
-    healthy: false,
-    reason,
-    logTail: await o.engine.logs(o.containerId, 100).catch(() => []),
-    waitedMs: Date.now() - started,
-  });
+  const fail = async (reason: string): Promise<HealthResult> => {
+    const logTail = await o.engine.logs(o.containerId, 100).catch(() => []);
+    return {
+      healthy: false,
+      reason: reason + permissionHint(logTail),
+      logTail,
+      waitedMs: Date.now() - started,
+    };
+  };
   while (Date.now() - started < o.timeoutMs) {
     o.onWait?.();
     const info = await o.engine.inspectContainer(o.containerId);
@@ -70,6 +73,21 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
     await sleep(300);
   }
   return fail(`the app did not answer HTTP on PORT=${o.port} within ${Math.round(o.timeoutMs / 1000)} s`);
+}
+
+/**
+ * Apps run as a non-root user (uid 10001 unless the image names another), often on a read-only
+ * root: when the log shows the app tripping over that, say so and what to do.
+ */
+export function permissionHint(logTail: string[]): string {
+  const log = logTail.join('\n');
+  if (/\b(EACCES|EPERM|EROFS)\b|permission denied|read-only file system/i.test(log))
+    return (
+      ' (the app was denied a file or port: apps run as a non-root user, uid 10001, and may write only ' +
+      'to /tmp and HOME; listen on PORT above 1023 and write elsewhere only to folders the Dockerfile ' +
+      'gives to its USER)'
+    );
+  return '';
 }
 
 /** True when something answers HTTP on 127.0.0.1:port. */

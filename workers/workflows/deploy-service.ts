@@ -3,6 +3,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   isCancellation,
+  log,
   proxyActivities,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
@@ -30,10 +31,17 @@ const release = proxyActivities<Activities>({
     nonRetryableErrorTypes: ['Unhealthy', 'RouteTimeout'],
   },
 });
+// Recording a deployment's end retries on a bounded schedule (about 4 minutes: a full disk may be
+// freed meanwhile); if it still fails, the workflow ends anyway and its result says why.
 const bookkeeping = proxyActivities<Activities>({
   taskQueue: DEPLOY_TASK_QUEUE,
   startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 10 },
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 12,
+  },
 });
 
 export type DeployResult =
@@ -54,13 +62,46 @@ export async function deployService(deploymentId: string, releasedImage?: string
   } catch (err) {
     if (isCancellation(err)) {
       await CancellationScope.nonCancellable(() =>
-        bookkeeping.finishUnsuccessful(deploymentId, 'cancelled', 'superseded by a newer deployment'),
+        finishUnsuccessful(deploymentId, 'cancelled', 'superseded by a newer deployment'),
       );
       throw err;
     }
     const reason = failureReason(err);
-    await bookkeeping.finishUnsuccessful(deploymentId, 'failed', reason);
+    await finishUnsuccessful(deploymentId, 'failed', reason);
+    await removeStrayReleases(deploymentId);
     return { status: 'failed', reason };
+  }
+}
+
+/**
+ * A failed deployment may leave its release's container behind (e.g. its worker died between
+ * starting it and judging it): the service's stack goes back to its current release. A failure
+ * here is logged; the deployer's start-up sweep tries again.
+ */
+async function removeStrayReleases(deploymentId: string) {
+  try {
+    await release.removeStrayReleases(deploymentId);
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    log.warn('stray releases could not be removed', {
+      deploymentId,
+      error: cause instanceof Error ? cause.message : String(cause),
+    });
+  }
+}
+
+/** Records the end; a write that keeps failing (e.g. the database's disk is full) is logged, not fatal. */
+async function finishUnsuccessful(deploymentId: string, status: 'failed' | 'cancelled', reason: string) {
+  try {
+    await bookkeeping.finishUnsuccessful(deploymentId, status, reason);
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    log.error("the deployment's end could not be recorded", {
+      deploymentId,
+      status,
+      reason,
+      error: cause instanceof Error ? cause.message : String(cause),
+    });
   }
 }
 

@@ -1,0 +1,146 @@
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/**
+ * Where untrusted workloads (build steps, tenants' apps) may not send traffic: every private,
+ * loopback, link-local (the cloud metadata endpoint 169.254.169.254 among them), shared and
+ * multicast range. The public internet and the machine's DNS resolvers stay reachable.
+ */
+export const DENIED_RANGES = [
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '224.0.0.0/4',
+  '240.0.0.0/4',
+] as const;
+
+export type EgressPolicy = {
+  /** Chain names derive from it, e.g. "BUILD" → DMCP-BUILD (mangle) and DMCP-BUILD-IN (filter). */
+  name: string;
+  /** Source range the workloads' addresses come from, e.g. "10.213.0.0/16". */
+  source: string;
+  /** DNS resolvers the workloads may query (port 53); default: those of /etc/resolv.conf. */
+  resolvers?: string[];
+};
+
+/**
+ * Installs (or refreshes) the firewall rules that contain a range of workload addresses:
+ *  - forwarded traffic (mangle FORWARD, evaluated before any filter rule the container
+ *    network plugins add) may reach the resolvers on port 53 and the public internet, and is
+ *    dropped towards DENIED_RANGES — other tenants, other builds, the machine's own networks;
+ *  - traffic to the machine itself (filter INPUT: every service of the product, whatever
+ *    address it listens on) is rejected at once.
+ * Idempotent and safe to run from several processes: each chain is replaced atomically with
+ * iptables-restore, and a jump is added only when missing.
+ */
+export async function ensureEgressRules(policy: EgressPolicy): Promise<void> {
+  const forward = `DMCP-${policy.name}`;
+  const input = `DMCP-${policy.name}-IN`;
+  const resolvers = policy.resolvers ?? systemResolvers();
+  const denied = [...new Set([...DENIED_RANGES, ...connectedNetworks()])];
+  const rules = [
+    '*mangle',
+    `:${forward} - [0:0]`,
+    // Answers on connections made towards the workloads (e.g. Traefik → an app) pass.
+    `-A ${forward} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`,
+    ...resolvers.flatMap((r) =>
+      ['udp', 'tcp'].map((proto) => `-A ${forward} -d ${r}/32 -p ${proto} --dport 53 -j RETURN`),
+    ),
+    ...denied.map((range) => `-A ${forward} -d ${range} -j DROP`),
+    'COMMIT',
+    '*filter',
+    `:${input} - [0:0]`,
+    `-A ${input} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`,
+    `-A ${input} -p tcp -j REJECT --reject-with tcp-reset`,
+    `-A ${input} -j REJECT --reject-with icmp-port-unreachable`,
+    'COMMIT',
+    '',
+  ].join('\n');
+  await restore(rules);
+  await ensureJump('mangle', 'FORWARD', policy.source, forward);
+  await ensureJump('filter', 'INPUT', policy.source, input);
+}
+
+/** The rules of a policy as iptables prints them (`-S`), for audits and tests. */
+export async function listEgressRules(name: string): Promise<{ forward: string[]; input: string[] }> {
+  const list = async (table: string, chain: string) =>
+    (await iptables(['-t', table, '-S', chain])).stdout.trim().split('\n');
+  return {
+    forward: await list('mangle', `DMCP-${name}`),
+    input: await list('filter', `DMCP-${name}-IN`),
+  };
+}
+
+/** IPv4 nameservers of /etc/resolv.conf. */
+export function systemResolvers(file = '/etc/resolv.conf'): string[] {
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return [...text.matchAll(/^\s*nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/gm)].map((m) => m[1] as string);
+}
+
+/**
+ * The networks this machine sits on directly (routes without a gateway, e.g. the LAN of a
+ * public-looking address), from /proc/net/route: as off-limits as the private ranges.
+ */
+export function connectedNetworks(file = '/proc/net/route'): string[] {
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const ip = (hex: string) =>
+    [0, 1, 2, 3].map((i) => Number.parseInt(hex.slice(6 - 2 * i, 8 - 2 * i), 16)).join('.');
+  const nets: string[] = [];
+  for (const line of text.trim().split('\n').slice(1)) {
+    const [, dest, gateway, , , , , mask] = line.trim().split(/\s+/);
+    if (!dest || !mask || gateway !== '00000000' || dest === '00000000') continue;
+    const bits = ip(mask)
+      .split('.')
+      .reduce((n, o) => n + (Number(o).toString(2).match(/1/g)?.length ?? 0), 0);
+    if (bits < 32) nets.push(`${ip(dest)}/${bits}`);
+  }
+  return nets;
+}
+
+async function ensureJump(table: string, chain: string, source: string, target: string) {
+  const rule = ['-s', source, '-j', target];
+  try {
+    await iptables(['-t', table, '-C', chain, ...rule]);
+  } catch {
+    await iptables(['-t', table, '-I', chain, '1', ...rule]);
+  }
+}
+
+function iptables(args: string[]) {
+  return run('iptables', ['-w', '10', ...args], { env: { PATH: process.env.PATH ?? '/usr/sbin:/sbin' } });
+}
+
+function restore(rules: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('iptables-restore', ['-w', '10', '--noflush'], {
+      stdio: ['pipe', 'ignore', 'pipe'],
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/sbin' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    child.once('error', reject);
+    child.once('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`iptables-restore failed (${code}): ${stderr.trim()}`)),
+    );
+    child.stdin.end(rules);
+  });
+}

@@ -1,0 +1,77 @@
+# Helpers shared by the setup scripts (sourced; expects ROOT to be set).
+# Tools land in ./.tools (git-ignored); heavy builds are kept in a machine-wide cache
+# (DEPLOY_MCP_TOOLS_CACHE, default ~/.cache/deploy-mcp) so a fresh clone reuses them.
+# shellcheck shell=bash
+
+# shellcheck source=scripts/versions.sh
+source "$ROOT/scripts/versions.sh"
+
+TOOLS="$ROOT/.tools"
+BIN="$TOOLS/bin"
+CACHE="${DEPLOY_MCP_TOOLS_CACHE:-$HOME/.cache/deploy-mcp}"
+mkdir -p "$BIN" "$CACHE"
+export PATH="$TOOLS/node/bin:$BIN:$PATH"
+
+SETUP_START=$(date +%s)
+CURRENT_STEP=""
+on_error() {
+  local code=$?
+  echo "setup: FAILED at step '$CURRENT_STEP' (exit $code). The lines above show the error." >&2
+  exit "$code"
+}
+trap on_error ERR
+
+step() {
+  CURRENT_STEP="$1"
+  STEP_START=$(date +%s)
+  printf '==> %s\n' "$1"
+}
+done_step() {
+  printf '    %s (%ss)\n' "$1" "$(($(date +%s) - STEP_START))"
+}
+
+# Links a cached artefact into .tools/bin.
+link_tool() {
+  ln -sfn "$1" "$BIN/$2"
+}
+
+# Installs the Debian packages among "$@" that are missing.
+apt_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    echo "    installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    done_step "installed ${#missing[@]} packages"
+  else
+    done_step "all $# present"
+  fi
+}
+
+require_go() {
+  command -v go >/dev/null || { echo "setup: Go is required to build $1 (install Go >= 1.25)" >&2; exit 1; }
+}
+
+# Builds Go main packages at a pinned module version into <dir>, once. <prepare>, if not empty,
+# is a function run in the module directory before `go mod tidy` (to add sources of its own).
+#   go_tool_build <dir> <go-directive> <go.mod lines (newline-separated)> <ldflags> <pkg>...
+go_tool_build() {
+  local dir="$1" go_directive="$2" mod_lines="$3" ldflags="$4"
+  shift 4
+  local src="$dir.src"
+  rm -rf "$src" "$dir.partial" && mkdir -p "$src" "$dir.partial"
+  printf 'module deploy-mcp/tools\n\ngo %s\n\n%s\n' "$go_directive" "$mod_lines" >"$src/go.mod"
+  {
+    printf '//go:build tools\n\npackage tools\n\n'
+    for pkg in "$@"; do [[ "$pkg" == ./* ]] || printf 'import _ "%s"\n' "$pkg"; done
+  } >"$src/tools.go"
+  [[ -z "${GO_TOOL_PREPARE:-}" ]] || (cd "$src" && "$GO_TOOL_PREPARE")
+  # Heavy builds run at low priority so the machine stays usable meanwhile.
+  (cd "$src" && GOFLAGS=-mod=mod go mod tidy &&
+    CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w $ldflags" -o "$dir.partial/" "$@")
+  rm -rf "$dir" && mv "$dir.partial" "$dir" && rm -rf "$src"
+}
