@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { Caller } from '../../core/api-keys.ts';
+import { hostnameTaken, serviceHostLabel } from '../../core/app-hosts.ts';
 import type { Service } from '../../core/db/client.ts';
+import { isUniqueViolation } from '../../core/db/unique-violation.ts';
 import { conflict, notAvailableYet, notFound } from '../../core/errors.ts';
 import { resolveProject } from '../../core/projects.ts';
 import type { SecretBox } from '../../core/secrets.ts';
@@ -271,7 +273,9 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         `when status is "active". Calling again with the same name and settings is safe. ${STATUS_HELP} ` +
         'Next: get_service to follow the deploy and read its logs.',
       inputSchema: {
-        name: serviceName.describe('Service name (DNS label); becomes part of the URL.'),
+        name: serviceName.describe(
+          'Service name (DNS label); becomes part of the URL hostname, which no other service may hold.',
+        ),
         repo: repoRef.describe('Repo name on the host, "owner/name", or an https:// clone URL.'),
         host: gitHost,
         branch,
@@ -332,18 +336,34 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
                 'Delete one with delete_service, or update an existing one with create_service and its name.',
             );
         }
+        const liveKey = `${project.id}/${args.name}`;
+        // The hostname is reserved in the write that creates the row: a taken one creates nothing.
+        const hostLabel = serviceHostLabel(args.name, project.name, owner);
         const service =
           existing ??
-          (await db.service.create({
-            data: {
-              userId: caller.userId,
-              projectId: project.id,
-              name: args.name,
-              liveKey: `${project.id}/${args.name}`,
-              stackName: `svc-${randomUUID().replaceAll('-', '').slice(0, 20)}`,
-              ...settings,
-            },
-          }));
+          (await db.service
+            .create({
+              data: {
+                userId: caller.userId,
+                projectId: project.id,
+                name: args.name,
+                liveKey,
+                hostLabel,
+                stackName: `svc-${randomUUID().replaceAll('-', '').slice(0, 20)}`,
+                ...settings,
+              },
+            })
+            .catch(async (err: unknown) => {
+              if (!isUniqueViolation(err)) throw err;
+              // SQLite names one of the violated indexes: a concurrent create of this very
+              // service takes both the name and the hostname.
+              if (await db.service.findUnique({ where: { liveKey }, select: { id: true } }))
+                throw conflict(
+                  `service "${args.name}" was just created by another call; call create_service again to update it.`,
+                );
+              if (isUniqueViolation(err, 'hostLabel')) throw hostnameTaken(hostLabel);
+              throw err;
+            }));
         await db.service.update({
           where: { id: service.id },
           data: {

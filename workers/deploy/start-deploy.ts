@@ -2,8 +2,11 @@ import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { type Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import type { Db, Deployment } from '../../core/db/client.ts';
+import { hostnameTaken, serviceHostLabel } from '../../core/app-hosts.ts';
+import type { Db, Deployment, Service } from '../../core/db/client.ts';
+import { isUniqueViolation } from '../../core/db/unique-violation.ts';
 import { conflict, invalidInput } from '../../core/errors.ts';
+import { ensureOwnerName } from '../../git/owner-names.ts';
 import type { RepoStore } from '../../git/repo-store.ts';
 import { PRODUCT_TASK_QUEUE } from '../task-queues.ts';
 import { IN_FLIGHT_STATUSES } from './statuses.ts';
@@ -27,6 +30,7 @@ export class DeployStarter {
       include: { repo: true },
     });
     if (!service.repo) throw invalidInput('the service has no repo on our git server');
+    await this.reserveHostLabel(service);
     const sha =
       commitSha ?? (await this.branchHead(service.repo.ownerName, service.repo.name, service.branch));
     // Service + commit + settings: the same commit never deploys twice with the same settings,
@@ -89,7 +93,7 @@ export class DeployStarter {
         },
       });
     } catch (err) {
-      if ((err as { code?: string }).code !== 'P2002') throw err;
+      if (!isUniqueViolation(err)) throw err;
       return {
         deployment: await this.db.deployment.findUniqueOrThrow({ where: { workflowId } }),
         started: false,
@@ -106,6 +110,7 @@ export class DeployStarter {
    */
   async rollback(serviceId: string, version?: number, trigger: DeployTrigger = 'rollback') {
     const service = await this.db.service.findUniqueOrThrow({ where: { id: serviceId } });
+    await this.reserveHostLabel(service);
     const current = service.currentReleaseId
       ? await this.db.release.findUnique({ where: { id: service.currentReleaseId } })
       : null;
@@ -161,6 +166,34 @@ export class DeployStarter {
     });
     await this.launch(deployment, service.currentReleaseId, [target.imageRef]);
     return { deployment, started: true };
+  }
+
+  /**
+   * Gives a service from before hostnames were reserved (Service.hostLabel NULL) its label, with
+   * the uniqueness check create_service makes; a label another live service holds is refused.
+   */
+  private async reserveHostLabel(
+    service: Pick<Service, 'id' | 'userId' | 'projectId' | 'name' | 'hostLabel'>,
+  ) {
+    if (service.hostLabel) return;
+    const project = await this.db.project.findUniqueOrThrow({ where: { id: service.projectId } });
+    const label = serviceHostLabel(
+      service.name,
+      project.name,
+      await ensureOwnerName(this.db, service.userId),
+    );
+    try {
+      await this.db.service.updateMany({
+        where: { id: service.id, hostLabel: null, deletedAt: null },
+        data: { hostLabel: label },
+      });
+    } catch (err) {
+      if (!isUniqueViolation(err, 'hostLabel')) throw err;
+      throw hostnameTaken(
+        label,
+        'This service cannot deploy under it: create it under another name, then delete it.',
+      );
+    }
   }
 
   /** Supersedes deployments in flight, then starts the workflow for `deployment`. */
