@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { dropServerSettings, serverSettings } from '../core/child-env.ts';
 import { ConfigError, loadConfig } from '../core/config.ts';
 import { migrate } from '../core/db/migrate.ts';
 import { DomainError } from '../core/errors.ts';
@@ -39,7 +40,10 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command ? 0 : 2;
   }
-  const config = loadConfig(process.env);
+  const config = loadConfig({ ...process.env, ...serverSettings(process.env) });
+  // Parsed once: no child process (Pulumi's CLI merges our whole environment into its own) may
+  // see the server's settings, the master key above all.
+  dropServerSettings(process.env);
   const log = createLogger({ level: config.logLevel });
 
   switch (command) {

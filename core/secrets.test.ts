@@ -29,4 +29,16 @@ describe('SecretBox', () => {
     expect(fs.statSync(path.join(dir, 'secret.key')).mode & 0o777).toBe(0o600);
     fs.rmSync(dir, { recursive: true });
   });
+
+  it('creates a missing data dir 0700, and makes a key file readable by others private', () => {
+    const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'key-'));
+    const dataDir = path.join(parent, 'data');
+    loadMasterKey(dataDir, undefined);
+    expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
+    const file = path.join(dataDir, 'secret.key');
+    fs.chmodSync(file, 0o644);
+    loadMasterKey(dataDir, undefined);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    fs.rmSync(parent, { recursive: true });
+  });
 });

@@ -47,7 +47,7 @@ export class SecretBox {
 
 /**
  * The master key: `configured` (base64, 32 bytes) when set, else `<dataDir>/secret.key`,
- * created on first use with mode 0600 (embedded default).
+ * created on first use with mode 0600 (embedded default; a data dir it creates is 0700).
  */
 export function loadMasterKey(dataDir: string, configured: string | undefined): Buffer {
   if (configured) {
@@ -56,11 +56,12 @@ export function loadMasterKey(dataDir: string, configured: string | undefined): 
     return key;
   }
   const file = path.join(dataDir, 'secret.key');
-  fs.mkdirSync(dataDir, { recursive: true });
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   try {
     fs.writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    fs.chmodSync(file, 0o600); // made by hand, or by an older version, readable by others
   }
   const key = Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64');
   if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte base64 key`);

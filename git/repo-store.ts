@@ -2,8 +2,11 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { childEnv } from '../core/child-env.ts';
 
-const run = promisify(execFile);
+const execFileAsync = promisify(execFile);
+/** git and du get an explicit environment (nothing of the server's settings). */
+const run = (command: string, args: string[]) => execFileAsync(command, args, { env: childEnv() });
 
 export type RepoLimits = {
   /** Largest pack one push may send (git's receive.maxInputSize). */

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import {
+  ConcurrentUpdateError,
   LocalWorkspace,
   type OutputMap,
   PulumiCommand,
@@ -10,6 +11,7 @@ import {
   type Stack,
   type UpdateSummary,
 } from '@pulumi/pulumi/automation/index.js';
+import { killOrphanedPlugins, locksAreStale } from './stale-locks.ts';
 
 export type TenantStackRunnerOptions = {
   /** Pulumi project all tenant stacks belong to. */
@@ -77,7 +79,7 @@ export class TenantStackRunner {
   ): Promise<{ outputs: OutputMap; summary: UpdateSummary }> {
     const stack = await this.stack(stackName, program);
     try {
-      const result = await stack.up(onOutput ? { onOutput } : {});
+      const result = await this.unlocked(stackName, stack, () => stack.up(onOutput ? { onOutput } : {}));
       return { outputs: result.outputs, summary: result.summary };
     } catch (err) {
       throw new Error(`the stack update failed: ${updateErrors((err as Error).message)}`, { cause: err });
@@ -87,8 +89,25 @@ export class TenantStackRunner {
   /** Destroys every resource of `stackName` and removes the stack itself. */
   async destroy(stackName: string, onOutput?: (line: string) => void): Promise<void> {
     const stack = await this.stack(stackName, async () => ({}));
-    await stack.destroy(onOutput ? { onOutput } : {});
+    await this.unlocked(stackName, stack, () => stack.destroy(onOutput ? { onOutput } : {}));
     await stack.workspace.removeStack(stackName);
+  }
+
+  /**
+   * Runs an update of `stack`. When it is refused because an update that died (the server was
+   * killed mid `pulumi up`) left its lock, the lock is cleared (`pulumi cancel`), the plugins
+   * that update left running are killed, and the update runs once more. The dead update's
+   * pending operations stay in the state; the next update reports and drops them.
+   */
+  private async unlocked<T>(stackName: string, stack: Stack, update: () => Promise<T>): Promise<T> {
+    try {
+      return await update();
+    } catch (err) {
+      if (!(err instanceof ConcurrentUpdateError) || !locksAreStale(err.message)) throw err;
+      killOrphanedPlugins(path.join(this.options.workRoot, stackName));
+      await stack.cancel();
+      return update();
+    }
   }
 
   /** Update history, newest first: what an auditor reads. */

@@ -37,6 +37,7 @@ export async function startRegistry(o: RegistryOptions): Promise<Registry> {
     name: 'registry',
     command: o.bin,
     args: ['serve', configFile],
+    configFiles: [configFile],
     logFile: path.join(o.dir, 'registry.log'),
     ready: () => httpOk({ url: `http://${host}/v2/` }),
   });

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { freePort, httpOk } from './probes.ts';
-import { type Daemon, startDaemon } from './supervise.ts';
+import { type Daemon, keptPorts, startDaemon } from './supervise.ts';
 
 export type TemporalDevServerOptions = {
   /** Path to the `temporal` CLI. */
@@ -18,10 +18,16 @@ export type TemporalDevServer = Daemon & { address: string };
 /** Starts `temporal server start-dev` (the real Temporal server, SQLite-backed) and waits for it. */
 export async function startTemporalDevServer(o: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const ip = o.ip ?? '127.0.0.1';
-  const httpPort = await freePort();
-  const metricsPort = await freePort();
+  // The HTTP and metrics ports are picked at the first start and kept while that server runs,
+  // so a restarted deploy-mcp adopts it (core/daemons/supervise.ts).
+  const pidFile = path.join(o.dir, 'temporal.pid');
+  const kept = keptPorts(pidFile);
+  const httpPort = kept?.http ?? (await freePort());
+  const metricsPort = kept?.metrics ?? (await freePort());
   const daemon = await startDaemon({
     name: 'temporal',
+    pidFile,
+    ports: { http: httpPort, metrics: metricsPort },
     command: o.bin,
     args: [
       'server',

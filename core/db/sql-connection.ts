@@ -37,8 +37,35 @@ export async function openSqlConnection(url: string): Promise<SqlConnection> {
 const SQLITE_PRAGMAS = ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON'];
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 
+/**
+ * Makes the SQLite database file of `url` private to the server's user before it is opened:
+ * created 0600 (in a directory created 0700), an existing one (and its -wal/-shm files) set to
+ * 0600. SQLite creates the -wal and -shm files with the database file's mode.
+ */
+export function privateSqliteFile(url: string): void {
+  let file = url.slice('file:'.length);
+  if (file.includes('?')) file = file.slice(0, file.indexOf('?'));
+  if (file.startsWith('//')) file = decodeURIComponent(new URL(url).pathname);
+  if (!file || file.includes(':memory:')) return;
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  // Created only when missing: opening and closing an existing database file would drop the
+  // POSIX locks this process's connections hold on it (SQLite's WAL then breaks: SQLITE_IOERR).
+  try {
+    fs.closeSync(fs.openSync(file, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      fs.chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+}
+
 function openSqlite(url: string): SqlConnection {
-  fs.mkdirSync(path.dirname(url.slice('file:'.length)), { recursive: true });
+  privateSqliteFile(url);
   const client = createClient({ url, timeout: SQLITE_BUSY_TIMEOUT_MS });
   // libsql hands out a fresh connection per call outside a transaction, so a transaction
   // must go through its Transaction handle; nested ones become savepoints on it.
