@@ -72,4 +72,10 @@ describe('loadConfig', () => {
     );
     expect(() => loadConfig({ DEPLOY_MCP_MAX_SERVICES: '0' })).toThrow(/DEPLOY_MCP_MAX_SERVICES/);
   });
+
+  it('reads the free-disk threshold of /healthz (MiB, default 512, 0 turns it off)', () => {
+    expect(loadConfig({}).minFreeDiskMb).toBe(512);
+    expect(loadConfig({ DEPLOY_MCP_MIN_FREE_DISK_MB: '0' }).minFreeDiskMb).toBe(0);
+    expect(() => loadConfig({ DEPLOY_MCP_MIN_FREE_DISK_MB: '-1' })).toThrow(/DEPLOY_MCP_MIN_FREE_DISK_MB/);
+  });
 });

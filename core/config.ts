@@ -51,6 +51,7 @@ const schema = z.object({
   DEPLOY_MCP_GIT_MAX_REPO_MB: z.coerce.number().int().min(1).max(102_400).default(1024),
   DEPLOY_MCP_GIT_MAX_REPOS: z.coerce.number().int().min(1).max(100_000).default(100),
   DEPLOY_MCP_MAX_SERVICES: z.coerce.number().int().min(1).max(100_000).default(50),
+  DEPLOY_MCP_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).max(1_048_576).default(512),
 });
 
 export type Config = {
@@ -79,6 +80,8 @@ export type Config = {
   secretKey: string | undefined;
   /** Browser origins allowed to call /mcp (besides the public URL's own origin). */
   allowedOrigins: string[];
+  /** /healthz reports degraded while the data dir's file system has less free space (MiB; 0: never). */
+  minFreeDiskMb: number;
   runtime: {
     /** Traefik's entry point for apps: http://<name>.<appsDomain>:<ingressPort>. */
     ingressPort: number;
@@ -148,6 +151,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       .split(',')
       .map((o) => o.trim())
       .filter(Boolean),
+    minFreeDiskMb: e.DEPLOY_MCP_MIN_FREE_DISK_MB,
     runtime: {
       ingressPort: e.DEPLOY_MCP_INGRESS_PORT,
       registryPort: e.DEPLOY_MCP_REGISTRY_PORT,

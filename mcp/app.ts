@@ -29,6 +29,8 @@ export type McpAppDeps = {
   deploys?: DeployStarter;
   /** Live services one user may have (default 50). */
   maxServicesPerUser?: number;
+  /** The data dir: tools answer "out of disk space" for database I/O errors while it is full. */
+  dataDir?: string;
 };
 
 /** Largest JSON-RPC request body accepted on /mcp. */
@@ -56,7 +58,12 @@ export function createMcpApp(deps: McpAppDeps) {
   );
   const pool = new ServerPool(() =>
     createServer(
-      { db: deps.db, log: deps.log, publicUrl: deps.publicUrl },
+      {
+        db: deps.db,
+        log: deps.log,
+        publicUrl: deps.publicUrl,
+        ...(deps.dataDir ? { dataDir: deps.dataDir } : {}),
+      },
       {
         secrets: deps.secrets,
         git: deps.git.hosting,
@@ -178,13 +185,45 @@ function jsonRpcError(res: Response, status: number, code: number, message: stri
   res.status(status).json({ jsonrpc: '2.0', error: { code, message }, id: null });
 }
 
+/** Content-Encodings the body parser decodes. */
+const ENCODINGS = 'identity, gzip, deflate or br';
+
 function errorHandler(log: Logger) {
   return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const e = err as { type?: string; status?: number };
+    const e = err as {
+      type?: string;
+      status?: number;
+      expose?: boolean;
+      encoding?: string;
+      charset?: string;
+    };
     if (e.type === 'entity.too.large')
       return jsonRpcError(res, 413, -32600, `Request body exceeds ${MAX_BODY}`);
     if (e.type === 'entity.parse.failed')
       return jsonRpcError(res, 400, -32700, 'Parse error: body is not valid JSON');
+    if (e.type === 'encoding.unsupported')
+      return jsonRpcError(
+        res,
+        415,
+        -32600,
+        `Unsupported Content-Encoding "${e.encoding?.slice(0, 40)}": send ${ENCODINGS}`,
+      );
+    if (e.type === 'charset.unsupported')
+      return jsonRpcError(
+        res,
+        415,
+        -32600,
+        `Unsupported charset "${e.charset?.slice(0, 40)}": send JSON in UTF-8`,
+      );
+    // The body parser's other client faults: a body its Content-Encoding cannot decode, a body
+    // shorter than its Content-Length, a request aborted mid-body.
+    if (e.expose && e.status && e.status >= 400 && e.status < 500)
+      return jsonRpcError(
+        res,
+        400,
+        -32600,
+        'Bad request: the body could not be read or decoded for its Content-Encoding',
+      );
     log.error({ err }, 'request failed');
     if (!res.headersSent) jsonRpcError(res, 500, -32603, 'Internal server error');
   };

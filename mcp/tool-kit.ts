@@ -5,6 +5,7 @@ import type { Caller } from '../core/api-keys.ts';
 import type { Db } from '../core/db/client.ts';
 import { DomainError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import { outOfDiskSpace } from '../core/resource-faults.ts';
 
 /** Services every tool handler uses; the caller comes per request (see callerOf). */
 export type ToolContext = {
@@ -12,6 +13,8 @@ export type ToolContext = {
   log: Logger;
   /** Base URL of this server, for git remotes and links. */
   publicUrl: string;
+  /** The data dir: a database I/O error while its disk is nearly full counts as a full disk. */
+  dataDir?: string;
 };
 
 export const READ_ONLY = {
@@ -53,10 +56,15 @@ function callerOf(extra: ToolExtra): Caller {
   return caller;
 }
 
+/** What an agent reads when the server's disk (or its database's) is full. */
+export const OUT_OF_DISK_SPACE_MESSAGE =
+  'the server is out of disk space; the operator has been told (try again later)';
+
 /**
  * Runs a tool body for the request's verified caller. Its value becomes structured content (and JSON text for clients that
- * read text only). A DomainError becomes an `isError` result with its message; any other
- * error is logged with a reference and the agent sees only that reference.
+ * read text only). A DomainError becomes an `isError` result with its message; a full disk
+ * becomes an `isError` result saying so (logged as an error); any other error is logged with a
+ * reference and the agent sees only that reference.
  */
 export async function runTool(
   ctx: ToolContext,
@@ -74,6 +82,11 @@ export async function runTool(
   } catch (err) {
     if (err instanceof DomainError) {
       return { isError: true, content: [{ type: 'text', text: err.message }] };
+    }
+    // A full disk (database or files) is the operator's to fix; the agent can only wait.
+    if (await outOfDiskSpace(err, [ctx.dataDir])) {
+      ctx.log.error({ err, tool, userId: caller.userId }, 'tool failed: out of disk space');
+      return { isError: true, content: [{ type: 'text', text: OUT_OF_DISK_SPACE_MESSAGE }] };
     }
     const ref = randomUUID().slice(0, 8);
     ctx.log.error({ err, tool, ref, userId: caller.userId }, 'tool failed');

@@ -33,14 +33,18 @@ describe('deploy-mcp serve --role all (what npm start runs)', () => {
     expect(result.alreadyApplied).toBeGreaterThan(0);
   });
 
-  it('serves /healthz on the server and deployer-server ports, checking database and Temporal', async () => {
+  it('serves /healthz on the server and deployer-server ports, checking database, Temporal and free disk', async () => {
     for (const [port, role] of [
       [ports.server, 'server'],
       [ports.deployer, 'deployer-server'],
     ] as const) {
       const res = await fetch(`http://127.0.0.1:${port}/healthz`);
       expect(res.status).toBe(200);
-      expect(await res.json()).toEqual({ status: 'ok', role, checks: { database: 'ok', temporal: 'ok' } });
+      expect(await res.json()).toEqual({
+        status: 'ok',
+        role,
+        checks: { database: 'ok', temporal: 'ok', disk: 'ok' },
+      });
     }
   });
 

@@ -1,3 +1,5 @@
+import http from 'node:http';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { revokeApiKey } from '../../core/api-keys.ts';
 import { call, connectClient, type McpTestServer, startMcpTestServer } from '../support/mcp.ts';
@@ -120,6 +122,54 @@ describe('MCP front door: authentication and transport rules', () => {
     expect(((await bad.json()) as { error: { code: number } }).error.code).toBe(-32700);
     const big = await post({ authorization: `Bearer ${user.key}` }, { ...INIT, pad: 'x'.repeat(1_100_000) });
     expect(big.status).toBe(413);
+  });
+
+  it('answers bodies it cannot decode with 400, unknown encodings and charsets with 415', async () => {
+    /** A raw request: fetch would not send a body that does not match its Content-Encoding. */
+    const raw = (headers: Record<string, string>, body: Buffer) =>
+      new Promise<{ status: number; error: { code: number; message: string } | undefined }>(
+        (resolve, reject) => {
+          const req = http.request(
+            srv.url,
+            {
+              method: 'POST',
+              headers: {
+                'content-type': 'application/json',
+                accept: 'application/json, text/event-stream',
+                authorization: `Bearer ${user.key}`,
+                'content-length': String(body.length),
+                ...headers,
+              },
+            },
+            (res) => {
+              let text = '';
+              res.on('data', (c) => {
+                text += c;
+              });
+              res.on('end', () => {
+                const parsed = JSON.parse(text) as { error?: { code: number; message: string } };
+                resolve({ status: res.statusCode ?? 0, error: parsed.error });
+              });
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        },
+      );
+    const json = Buffer.from(JSON.stringify(INIT));
+    // A correctly compressed body is served: the 400 below is about the bytes, not the header.
+    expect((await raw({ 'content-encoding': 'br' }, zlib.brotliCompressSync(json))).status).toBe(200);
+    const garbage = await raw({ 'content-encoding': 'br' }, Buffer.from('not brotli at all \u0000\u00ff'));
+    expect(garbage.status).toBe(400);
+    expect(garbage.error?.message).toMatch(/could not be read or decoded for its Content-Encoding/);
+    const truncated = await raw({ 'content-encoding': 'gzip' }, zlib.gzipSync(json).subarray(0, 20));
+    expect(truncated.status).toBe(400);
+    const unknown = await raw({ 'content-encoding': 'foo' }, json);
+    expect(unknown).toMatchObject({ status: 415, error: { code: -32600 } });
+    expect(unknown.error?.message).toMatch(/Unsupported Content-Encoding "foo": send identity, gzip/);
+    const klingon = await raw({ 'content-type': 'application/json; charset=klingon' }, json);
+    expect(klingon).toMatchObject({ status: 415, error: { code: -32600 } });
+    expect(klingon.error?.message).toMatch(/Unsupported charset "klingon": send JSON in UTF-8/);
   });
 
   it('records last_used_at for the key that was used', async () => {
