@@ -1,0 +1,174 @@
+import * as k8s from '@pulumi/kubernetes';
+import type * as pulumi from '@pulumi/pulumi';
+import { LABELS, tenantNamespace } from './names.ts';
+import { clusterProvider, type KubernetesCluster } from './provider.ts';
+
+/** What a tenant may use in all, summed over its pods (a ResourceQuota). */
+export type TenantQuota = {
+  requestsCpu: string;
+  limitsCpu: string;
+  requestsMemory: string;
+  limitsMemory: string;
+  pods: number;
+};
+
+/** The defaults of the product (issue 10). */
+export const TENANT_QUOTA_DEFAULTS: TenantQuota = {
+  requestsCpu: '40',
+  limitsCpu: '40',
+  requestsMemory: '40Gi',
+  limitsMemory: '40Gi',
+  pods: 200,
+};
+
+/** Requests and limits a container gets when it names none (a LimitRange). */
+export type ContainerDefaults = {
+  requestCpu: string;
+  requestMemory: string;
+  limitCpu: string;
+  limitMemory: string;
+};
+
+/** A service's defaults (Service.cpuMillis 500, memoryMb 512), requesting a fifth of the CPU. */
+export const CONTAINER_DEFAULTS: ContainerDefaults = {
+  requestCpu: '100m',
+  requestMemory: '512Mi',
+  limitCpu: '500m',
+  limitMemory: '512Mi',
+};
+
+/** A tenant's own objects, in a stack of their own (tenantStackName): made before its first service. */
+export type KubernetesTenantSpec = {
+  /** The cluster (the same one the tenant's service stacks use). */
+  cluster: KubernetesCluster;
+  /** The tenant's user id: names the namespace (tenantNamespace) and labels every object. */
+  userId: string;
+  /** Namespace of the ingress controller: the only one besides the tenant's own whose pods reach its apps. */
+  ingressNamespace: string;
+  /** Namespace of the cluster DNS, reachable on UDP and TCP 53 (default "kube-system"). */
+  dnsNamespace?: string | undefined;
+  /** Changes to TENANT_QUOTA_DEFAULTS. */
+  quota?: Partial<TenantQuota> | undefined;
+  /** Changes to CONTAINER_DEFAULTS. */
+  containerDefaults?: Partial<ContainerDefaults> | undefined;
+};
+
+/** Where tenants' apps may not connect: private ranges (the cluster's own) and the metadata endpoint. */
+export const EGRESS_DENIED_CIDRS = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.169.254/32'];
+
+/** Pod Security Admission at "restricted", enforced, audited and warned, at the newest rules. */
+const POD_SECURITY_LABELS = {
+  'pod-security.kubernetes.io/enforce': 'restricted',
+  'pod-security.kubernetes.io/enforce-version': 'latest',
+  'pod-security.kubernetes.io/audit': 'restricted',
+  'pod-security.kubernetes.io/audit-version': 'latest',
+  'pod-security.kubernetes.io/warn': 'restricted',
+  'pod-security.kubernetes.io/warn-version': 'latest',
+};
+
+/**
+ * The tenant stack program (a pure factory): the tenant's namespace with Pod Security
+ * Admission at "restricted", a ResourceQuota, container defaults (a LimitRange, which the quota's
+ * CPU and memory items require of every container) and NetworkPolicies: ingress only from the
+ * ingress controller and the tenant's own pods; egress to cluster DNS, the tenant's own pods and
+ * the public internet, never to private ranges or the metadata endpoint.
+ */
+export function kubernetesTenantProgram(spec: KubernetesTenantSpec): pulumi.automation.PulumiFn {
+  return async () => {
+    const provider = clusterProvider(spec.cluster);
+    const quota = { ...TENANT_QUOTA_DEFAULTS, ...spec.quota };
+    const defaults = { ...CONTAINER_DEFAULTS, ...spec.containerDefaults };
+    const name = tenantNamespace(spec.userId);
+    const labels = { [LABELS.user]: spec.userId };
+    const metadata = { namespace: name, labels };
+
+    const namespace = new k8s.core.v1.Namespace(
+      'namespace',
+      { metadata: { name, labels: { ...labels, ...POD_SECURITY_LABELS } } },
+      { provider },
+    );
+    // Everything else lives in the namespace: created after it, deleted before it.
+    const opts = { provider, dependsOn: [namespace] };
+
+    new k8s.core.v1.ResourceQuota(
+      'quota',
+      {
+        metadata: { ...metadata, name: 'tenant' },
+        spec: {
+          hard: {
+            'requests.cpu': quota.requestsCpu,
+            'limits.cpu': quota.limitsCpu,
+            'requests.memory': quota.requestsMemory,
+            'limits.memory': quota.limitsMemory,
+            pods: String(quota.pods),
+          },
+        },
+      },
+      opts,
+    );
+
+    new k8s.core.v1.LimitRange(
+      'container-defaults',
+      {
+        metadata: { ...metadata, name: 'container-defaults' },
+        spec: {
+          limits: [
+            {
+              type: 'Container',
+              defaultRequest: { cpu: defaults.requestCpu, memory: defaults.requestMemory },
+              default: { cpu: defaults.limitCpu, memory: defaults.limitMemory },
+            },
+          ],
+        },
+      },
+      opts,
+    );
+
+    new k8s.networking.v1.NetworkPolicy(
+      'ingress',
+      {
+        metadata: { ...metadata, name: 'tenant-ingress' },
+        spec: {
+          podSelector: {},
+          policyTypes: ['Ingress'],
+          ingress: [
+            { from: [{ namespaceSelector: namespaceNamed(spec.ingressNamespace) }] },
+            { from: [{ podSelector: {} }] },
+          ],
+        },
+      },
+      opts,
+    );
+
+    new k8s.networking.v1.NetworkPolicy(
+      'egress',
+      {
+        metadata: { ...metadata, name: 'tenant-egress' },
+        spec: {
+          podSelector: {},
+          policyTypes: ['Egress'],
+          egress: [
+            {
+              to: [{ namespaceSelector: namespaceNamed(spec.dnsNamespace ?? 'kube-system') }],
+              ports: [
+                { protocol: 'UDP', port: 53 },
+                { protocol: 'TCP', port: 53 },
+              ],
+            },
+            // The tenant's apps reach each other, as the ingress policy lets them.
+            { to: [{ podSelector: {} }] },
+            { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: EGRESS_DENIED_CIDRS } }] },
+          ],
+        },
+      },
+      opts,
+    );
+
+    return { namespace: namespace.metadata.name };
+  };
+}
+
+/** Selects one namespace by the label the API server puts on every namespace. */
+function namespaceNamed(name: string) {
+  return { matchLabels: { 'kubernetes.io/metadata.name': name } };
+}
