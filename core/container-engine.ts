@@ -95,6 +95,25 @@ export class ContainerEngine {
     }));
   }
 
+  /** Networks carrying every given label, with how many containers each has. */
+  async listNetworks(labels: Record<string, string>): Promise<{ name: string; containers: number }[]> {
+    const filters = encodeURIComponent(
+      JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) }),
+    );
+    const res = await this.request('GET', `/networks?filters=${filters}`);
+    if (res.status !== 200) throw new EngineError('list networks', res);
+    return (JSON.parse(res.body) as { Name: string; Containers?: Record<string, unknown> | null }[]).map(
+      (n) => ({ name: n.Name, containers: Object.keys(n.Containers ?? {}).length }),
+    );
+  }
+
+  /** Removes a network; the engine refuses one that containers still use. */
+  async removeNetwork(name: string): Promise<void> {
+    const res = await this.request('DELETE', `/networks/${encodeURIComponent(name)}`);
+    if (res.status !== 204 && res.status !== 200 && res.status !== 404)
+      throw new EngineError(`remove network ${name}`, res);
+  }
+
   /** Force-removes a container; a missing container is not an error. */
   async removeContainer(id: string): Promise<void> {
     const res = await this.request('DELETE', `/containers/${encodeURIComponent(id)}?force=true&v=true`);

