@@ -9,6 +9,7 @@ import { connectTemporal } from '../workers/client.ts';
 import { PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
 import { accounts } from './accounts.ts';
 import { AUDIT_USAGE, audit } from './audit.ts';
+import { CLUSTER_USAGE, cluster } from './cluster.ts';
 import { ROLES, type Role, serve } from './serve.ts';
 
 const USAGE = `Usage: deploy-mcp <command> [options]
@@ -31,6 +32,10 @@ Commands:
                      A service's releases, its stack's update history and the resource
                      diff between two releases (default: current vs previous); secrets
                      show as [secret]. Read-only; deleted services included.
+  ${CLUSTER_USAGE}
+                     A one-node Kubernetes cluster on 127.0.0.1 (state in <data dir>/cluster):
+                     up starts or adopts it and prints the kubeconfig; down stops it and
+                     removes its pods, mounts, cgroups and bridge (--purge: its state too).
 
 Configuration comes from DEPLOY_MCP_* environment variables; see .env.example.`;
 
@@ -93,6 +98,13 @@ async function main(argv: string[]): Promise<number> {
     case 'audit':
       await audit(config, rest);
       return 0;
+    case 'cluster': {
+      const code = await cluster(config, rest);
+      // The cluster's daemons are children of this process (in process groups of their own):
+      // exit without waiting for them.
+      process.exit(code);
+      return code;
+    }
     default:
       console.error(`unknown command "${command}"\n\n${USAGE}`);
       return 2;

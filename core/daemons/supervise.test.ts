@@ -5,7 +5,15 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { freePort, httpOk } from './probes.ts';
-import { type Daemon, type DaemonOptions, keptPorts, procStat, startDaemon } from './supervise.ts';
+import {
+  type Daemon,
+  type DaemonOptions,
+  keptPorts,
+  procStat,
+  recordedDaemon,
+  startDaemon,
+  stopRecordedDaemon,
+} from './supervise.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 
@@ -229,5 +237,20 @@ setInterval(() => {}, 1000);
     } finally {
       delete process.env.DEPLOY_MCP_SECRET_KEY;
     }
+  });
+
+  it('stops a daemon by its pid file alone, group and all (what `cluster down` does)', async () => {
+    const dir = newDir();
+    const port = await freePort();
+    const d = await start(options(dir, port));
+    const pidFile = path.join(dir, 'echo.pid');
+    const members = groupMembers(d.pid);
+    expect(recordedDaemon(pidFile)).toEqual({ pid: d.pid, command: process.execPath });
+
+    expect(await stopRecordedDaemon(pidFile, 2000)).toBe(true);
+    for (const m of members) expect(running(m)).toBe(false);
+    expect(fs.existsSync(pidFile)).toBe(false);
+    expect(recordedDaemon(pidFile)).toBeUndefined();
+    expect(await stopRecordedDaemon(pidFile)).toBe(false);
   });
 });

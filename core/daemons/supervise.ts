@@ -196,6 +196,25 @@ export function keptPorts(pidFile: string): Record<string, number> | undefined {
   return record && leaderAlive(record) ? record.ports : undefined;
 }
 
+/** The daemon recorded in `pidFile` while some process of its group runs; undefined otherwise. */
+export function recordedDaemon(pidFile: string): { pid: number; command: string } | undefined {
+  const record = readPidFile(pidFile);
+  return record && groupAlive(record) ? { pid: record.pid, command: record.command } : undefined;
+}
+
+/**
+ * Stops the daemon recorded in `pidFile`, whichever process started it (e.g. `cluster down` run
+ * after `cluster up` exited), and removes the file. False when none was running.
+ */
+export async function stopRecordedDaemon(pidFile: string, stopTimeoutMs = 10_000): Promise<boolean> {
+  const record = readPidFile(pidFile);
+  if (!record) return false;
+  const alive = groupAlive(record);
+  await stopGroup(record, stopTimeoutMs);
+  removePidFile(pidFile, record);
+  return alive;
+}
+
 /** The running daemon an earlier server started, taken over as this server's. */
 function adopt(name: string, record: PidRecord, pidFile: string, stopTimeoutMs: number): Daemon {
   // Not our child: its end is seen by polling /proc. The timers are unref'd: waiting for it

@@ -64,7 +64,11 @@ export function containersOf(slug: string): string[] {
  * Builds the Go hello-server fixture (test/fixtures/hello-server) with BuildKit and pushes it
  * as each of `refs` (one build, several tags).
  */
-export async function buildHelloServer(rt: TestRuntime, workDir: string, refs: string[]): Promise<void> {
+export async function buildHelloServer(
+  rt: Pick<TestRuntime, 'buildkit'>,
+  workDir: string,
+  refs: string[],
+): Promise<void> {
   const context = fs.mkdtempSync(path.join(workDir, 'hello-context-'));
   const fixture = path.join(repoRoot, 'test/fixtures/hello-server');
   fs.copyFileSync(path.join(fixture, 'Dockerfile'), path.join(context, 'Dockerfile'));

@@ -1,0 +1,3 @@
+module deploy-mcp/pause
+
+go 1.22
