@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
 import { ContainerEngine } from '../core/container-engine.ts';
@@ -5,9 +6,13 @@ import type { Db } from '../core/db/client.ts';
 import type { Logger } from '../core/log.ts';
 import type { SecretBox } from '../core/secrets.ts';
 import { tenantStackRunner } from '../tenant-stacks/from-config.ts';
+import type { TenantStackRunner } from '../tenant-stacks/runner.ts';
 import { createDeployActivities } from '../workers/activities/index.ts';
 import { ensureBaseImages } from '../workers/build/base-images.ts';
 import type { BaseImages } from '../workers/build/dockerfile.ts';
+import { KubernetesRuntime } from '../workers/runtimes/kubernetes.ts';
+import { LocalRuntime } from '../workers/runtimes/local.ts';
+import type { Runtime } from '../workers/runtimes/runtime.ts';
 import { type EmbeddedRuntime, startEmbeddedRuntime } from './embedded-runtime.ts';
 
 /**
@@ -21,17 +26,22 @@ export async function createDeployerActivities(
 ) {
   const external = config.runtime.external;
   const rt: EmbeddedRuntime = external
-    ? { ...external, ingressPort: config.runtime.ingressPort }
+    ? {
+        registryHost: external.registryHost,
+        buildkitAddress: external.buildkitAddress,
+        ingressPort: config.runtime.ingressPort,
+        apps: { engineSocket: external.engineSocket, routesDir: external.routesDir },
+      }
     : await startEmbeddedRuntime(config, deps.log, onStop);
+  const runner = tenantStackRunner(config, deps.secrets);
   if (external) deps.log.info({ registry: external.registryHost }, 'using the configured runtime');
   let baseImages: Promise<BaseImages> | undefined;
   const baseImagePrefix = config.runtime.baseImagePrefix ?? `${rt.registryHost}/deploy-mcp`;
   return createDeployActivities({
     db: deps.db,
     secrets: deps.secrets,
-    runner: tenantStackRunner(config, deps.secrets),
-    engine: new ContainerEngine(rt.engineSocket),
-    engineSocket: rt.engineSocket,
+    runner,
+    runtime: appRuntime(config, rt, runner),
     buildkitAddress: rt.buildkitAddress,
     registryHost: rt.registryHost,
     baseImagePrefix,
@@ -49,12 +59,34 @@ export async function createDeployerActivities(
       return baseImages;
     },
     gitBaseUrl: `${config.publicUrl}/git`,
-    routesDir: rt.routesDir,
-    routesApiUrl: rt.routesApiUrl,
-    ingressPort: rt.ingressPort,
-    appsDomain: config.runtime.appsDomain,
     buildTimeoutMs: config.runtime.buildTimeoutMs,
     healthTimeoutMs: config.runtime.healthTimeoutMs,
     dataDir: config.dataDir,
+  });
+}
+
+/** Where the deployer runs services: the Kubernetes cluster configured, else podman + Traefik here. */
+function appRuntime(config: Config, rt: EmbeddedRuntime, runner: TenantStackRunner): Runtime {
+  const k8s = config.runtime.kubernetes;
+  if (k8s)
+    return new KubernetesRuntime({
+      cluster: { kubeconfig: fs.readFileSync(k8s.kubeconfigPath, 'utf8'), context: k8s.context },
+      runner,
+      ingressClass: k8s.ingressClass,
+      ingressNamespace: k8s.ingressNamespace,
+      appsDomain: config.runtime.appsDomain,
+      ingressPort: config.runtime.ingressPort,
+      tls: k8s.tlsSecret ? { kind: 'secret', secretName: k8s.tlsSecret } : undefined,
+      clusterRegistry: k8s.clusterRegistry,
+      registryHost: rt.registryHost,
+    });
+  if (!rt.apps) throw new Error('the embedded runtime was started without podman and Traefik');
+  return new LocalRuntime({
+    engine: new ContainerEngine(rt.apps.engineSocket),
+    engineSocket: rt.apps.engineSocket,
+    routesDir: rt.apps.routesDir,
+    routesApiUrl: rt.apps.routesApiUrl,
+    ingressPort: rt.ingressPort,
+    appsDomain: config.runtime.appsDomain,
   });
 }

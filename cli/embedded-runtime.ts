@@ -9,11 +9,14 @@ import type { Logger } from '../core/log.ts';
 export type EmbeddedRuntime = {
   registryHost: string;
   buildkitAddress: string;
-  engineSocket: string;
-  routesDir: string;
-  /** Traefik's API (embedded runtime only): route switches wait until Traefik applies them. */
-  routesApiUrl?: string;
   ingressPort: number;
+  /** Where apps run on this machine (podman + Traefik); absent when they run on Kubernetes. */
+  apps?: {
+    engineSocket: string;
+    routesDir: string;
+    /** Traefik's API (embedded runtime only): route switches wait until Traefik applies them. */
+    routesApiUrl?: string;
+  };
 };
 
 /**
@@ -25,6 +28,8 @@ export async function startEmbeddedRuntime(
   log: Logger,
   onStop: (name: string, fn: () => Promise<void>) => void,
 ): Promise<EmbeddedRuntime> {
+  // On Kubernetes the cluster runs the apps: only the build side (registry, buildkitd) is ours.
+  const apps = !config.runtime.kubernetes;
   const dir = (name: string) => path.join(config.dataDir, name);
   const registry = await startRegistry({
     bin: 'docker-registry',
@@ -39,8 +44,12 @@ export async function startEmbeddedRuntime(
       insecureRegistries: [registry.host],
       memoryLimitMb: config.runtime.buildMemoryMb,
     }),
-    startPodmanService({ bin: 'podman', dir: dir('podman'), insecureRegistries: [registry.host] }),
-    startTraefik({ bin: 'traefik', dir: dir('traefik'), port: config.runtime.ingressPort }),
+    ...(apps
+      ? [
+          startPodmanService({ bin: 'podman', dir: dir('podman'), insecureRegistries: [registry.host] }),
+          startTraefik({ bin: 'traefik', dir: dir('traefik'), port: config.runtime.ingressPort }),
+        ]
+      : []),
   ]);
   // Whatever started is stopped with the rest, even when a sibling failed.
   for (const s of started) if (s.status === 'fulfilled') onStop(s.value.name, s.value.stop);
@@ -48,24 +57,30 @@ export async function startEmbeddedRuntime(
   if (failed) throw failed.reason;
   const [buildkit, podman, traefik] = started.map((s) => (s as PromiseFulfilledResult<unknown>).value) as [
     Awaited<ReturnType<typeof startBuildkit>>,
-    Awaited<ReturnType<typeof startPodmanService>>,
-    Awaited<ReturnType<typeof startTraefik>>,
+    Awaited<ReturnType<typeof startPodmanService>> | undefined,
+    Awaited<ReturnType<typeof startTraefik>> | undefined,
   ];
   log.info(
     {
       // Daemons found running (started by a server that died) and taken over.
-      adopted: [registry, buildkit, podman, traefik].filter((d) => d.adopted).map((d) => d.name),
+      adopted: [registry, buildkit, podman, traefik].filter((d) => d?.adopted).map((d) => d?.name),
       registry: registry.host,
-      ingress: `http://*.${config.runtime.appsDomain}:${config.runtime.ingressPort}`,
+      ...(apps ? { ingress: `http://*.${config.runtime.appsDomain}:${config.runtime.ingressPort}` } : {}),
     },
     'embedded runtime started',
   );
   return {
     registryHost: registry.host,
     buildkitAddress: buildkit.address,
-    engineSocket: podman.socketPath,
-    routesDir: traefik.routesDir,
-    routesApiUrl: traefik.apiUrl,
     ingressPort: config.runtime.ingressPort,
+    ...(podman && traefik
+      ? {
+          apps: {
+            engineSocket: podman.socketPath,
+            routesDir: traefik.routesDir,
+            routesApiUrl: traefik.apiUrl,
+          },
+        }
+      : {}),
   };
 }

@@ -51,6 +51,17 @@ const schema = z.object({
   DEPLOY_MCP_GIT_MAX_REPO_MB: z.coerce.number().int().min(1).max(102_400).default(1024),
   DEPLOY_MCP_GIT_MAX_REPOS: z.coerce.number().int().min(1).max(100_000).default(100),
   DEPLOY_MCP_MAX_SERVICES: z.coerce.number().int().min(1).max(100_000).default(50),
+  // Where services run: the embedded podman + Traefik runtime, or a Kubernetes cluster.
+  DEPLOY_MCP_RUNTIME: z.enum(['local', 'kubernetes']).default('local'),
+  DEPLOY_MCP_KUBECONFIG: z.string().min(1).optional(),
+  DEPLOY_MCP_KUBE_CONTEXT: z.string().min(1).optional(),
+  DEPLOY_MCP_INGRESS_CLASS: z.string().min(1).default('traefik'),
+  DEPLOY_MCP_INGRESS_NAMESPACE: z.string().min(1).default('kube-system'),
+  DEPLOY_MCP_CLUSTER_REGISTRY: z
+    .string()
+    .regex(/^[a-z0-9.-]+(:\d+)?$/, 'must be host[:port]')
+    .optional(),
+  DEPLOY_MCP_INGRESS_TLS_SECRET: z.string().min(1).optional(),
   DEPLOY_MCP_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).max(1_048_576).default(512),
 });
 
@@ -98,6 +109,8 @@ export type Config = {
     /** Where base images live (`host:port/path`); undefined: `<the registry>/deploy-mcp`. */
     baseImagePrefix: string | undefined;
     healthTimeoutMs: number;
+    /** Set when services run on Kubernetes (DEPLOY_MCP_RUNTIME=kubernetes) instead of podman. */
+    kubernetes: KubernetesSettings | undefined;
   };
   git: {
     /** Lifetime of the tokens in issued git remotes (capped at 24 h). */
@@ -106,6 +119,21 @@ export type Config = {
     maxRepoBytes: number;
     maxReposPerUser: number;
   };
+};
+
+/** The cluster services run on, and how its ingress is reached. */
+export type KubernetesSettings = {
+  /** Absolute path of the kubeconfig (embedded credentials). */
+  kubeconfigPath: string;
+  /** Its context to use; undefined: the current one. */
+  context: string | undefined;
+  ingressClass: string;
+  /** Namespace of the ingress controller's pods (tenants' NetworkPolicies let it in). */
+  ingressNamespace: string;
+  /** host[:port] the cluster pulls images from, when it names our registry differently. */
+  clusterRegistry: string | undefined;
+  /** Secret (in each tenant namespace, or the controller's default) with the apps' TLS certificate. */
+  tlsSecret: string | undefined;
 };
 
 /** Addresses of a runtime the deployer-worker uses instead of starting its own. */
@@ -162,6 +190,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       maxServicesPerUser: e.DEPLOY_MCP_MAX_SERVICES,
       baseImagePrefix: e.DEPLOY_MCP_BASE_IMAGE_PREFIX,
       healthTimeoutMs: e.DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS * 1000,
+      kubernetes: kubernetesSettings(e, cwd),
     },
     git: {
       tokenTtlSeconds: e.DEPLOY_MCP_GIT_TOKEN_TTL_SECONDS,
@@ -192,6 +221,22 @@ function externalRuntime(e: z.infer<typeof schema>, cwd: string): ExternalRuntim
     registryHost: e.DEPLOY_MCP_REGISTRY as string,
     engineSocket: path.resolve(cwd, e.DEPLOY_MCP_ENGINE_SOCKET as string),
     routesDir: path.resolve(cwd, e.DEPLOY_MCP_ROUTES_DIR as string),
+  };
+}
+
+function kubernetesSettings(e: z.infer<typeof schema>, cwd: string): KubernetesSettings | undefined {
+  if (e.DEPLOY_MCP_RUNTIME !== 'kubernetes') return undefined;
+  if (!e.DEPLOY_MCP_KUBECONFIG)
+    throw new ConfigError(
+      'invalid configuration:\n  DEPLOY_MCP_RUNTIME=kubernetes needs DEPLOY_MCP_KUBECONFIG (the path of a kubeconfig)',
+    );
+  return {
+    kubeconfigPath: path.resolve(cwd, e.DEPLOY_MCP_KUBECONFIG),
+    context: e.DEPLOY_MCP_KUBE_CONTEXT,
+    ingressClass: e.DEPLOY_MCP_INGRESS_CLASS,
+    ingressNamespace: e.DEPLOY_MCP_INGRESS_NAMESPACE,
+    clusterRegistry: e.DEPLOY_MCP_CLUSTER_REGISTRY,
+    tlsSecret: e.DEPLOY_MCP_INGRESS_TLS_SECRET,
   };
 }
 

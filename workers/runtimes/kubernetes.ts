@@ -1,0 +1,198 @@
+import type { OutputMap } from '@pulumi/pulumi/automation/index.js';
+import { clusterAccess, KubeClient } from '../../core/kubernetes/client.ts';
+import { LABELS, tenantNamespace, tenantStackName } from '../../tenant-stacks/kubernetes/names.ts';
+import type { KubernetesCluster } from '../../tenant-stacks/kubernetes/provider.ts';
+import { type IngressTls, kubernetesServiceProgram } from '../../tenant-stacks/kubernetes/service-program.ts';
+import { kubernetesTenantProgram } from '../../tenant-stacks/kubernetes/tenant-program.ts';
+import type { ReleaseSpec } from '../../tenant-stacks/local/program.ts';
+import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
+import { imageLabels } from './image-labels.ts';
+import { diagnosePods, type Pod, type ReplicaSetConditions } from './pod-diagnosis.ts';
+import { waitForRoute } from './route.ts';
+import type { Runtime, RuntimeService, Verdict } from './runtime.ts';
+
+export type KubernetesRuntimeOptions = {
+  cluster: KubernetesCluster;
+  runner: TenantStackRunner;
+  /** Ingress class of the cluster's ingress controller (Traefik). */
+  ingressClass: string;
+  /** Namespace of the ingress controller's pods (tenants' NetworkPolicies let it in). */
+  ingressNamespace: string;
+  appsDomain: string;
+  /** Port the ingress serves apps on from this host (0/80: none in URLs). */
+  ingressPort: number;
+  /** TLS for Ingresses (a secret or a cert-manager issuer); none: plain HTTP. */
+  tls?: IngressTls | undefined;
+  /** The registry the cluster pulls from, when it names ours differently (`host:port`). */
+  clusterRegistry?: string | undefined;
+  /** The registry builds push to (`host:port`): image references are rewritten to clusterRegistry. */
+  registryHost: string;
+};
+
+/** Image label saying the app writes only to /tmp and HOME (workers/build/dockerfile.ts). */
+const READ_ONLY_ROOT_LABEL = 'io.deploy-mcp.read-only-root';
+
+/**
+ * Services on Kubernetes: per tenant a namespace stack (tenant-<userId>), per service a
+ * Deployment, Service and Ingress (tenant-stacks/kubernetes/). The cluster rolls a new
+ * release out beside the serving one and moves traffic when it is ready (maxUnavailable 0),
+ * so there is no promote update; a release that fails is rolled back by re-applying the
+ * serving one. Health comes from the pods' own status, logs from the pod log API.
+ */
+export class KubernetesRuntime implements Runtime {
+  readonly name = 'kubernetes';
+  readonly promotesItself = true;
+  private readonly api: KubeClient;
+  private readonly readOnly = new Map<string, boolean>();
+
+  constructor(private readonly o: KubernetesRuntimeOptions) {
+    this.api = new KubeClient(clusterAccess(o.cluster.kubeconfig, o.cluster.context));
+  }
+
+  program(service: RuntimeService, serving: ReleaseSpec | undefined, candidate: ReleaseSpec | undefined) {
+    const release = candidate ?? serving;
+    if (!release) return async () => ({});
+    return kubernetesServiceProgram({
+      cluster: this.o.cluster,
+      userId: service.userId,
+      serviceId: service.id,
+      slug: service.stackName,
+      release: {
+        ...release,
+        image: this.clusterImage(release.image),
+        readOnlyRoot: this.readOnly.get(release.image) ?? false,
+      },
+      hostLabel: service.hostLabel,
+      appsDomain: this.o.appsDomain,
+      ingressClassName: this.o.ingressClass,
+      tls: this.o.tls,
+      ...(this.o.ingressPort && this.o.ingressPort !== 80 ? { publicPort: this.o.ingressPort } : {}),
+      // The runtime watches the rollout itself (judge): it knows why a pod fails.
+      rollout: { await: false },
+    });
+  }
+
+  /** Reads the image's labels once (read-only root or not). */
+  async prepare(release: ReleaseSpec): Promise<void> {
+    if (this.readOnly.has(release.image)) return;
+    const labels = await imageLabels(release.image).catch(() => ({}) as Record<string, string>);
+    this.readOnly.set(release.image, labels[READ_ONLY_ROOT_LABEL] === 'true');
+  }
+
+  async judge(
+    service: RuntimeService,
+    _outputs: OutputMap,
+    candidate: ReleaseSpec,
+    o: { timeoutMs: number; onWait: () => void },
+  ): Promise<Verdict> {
+    const started = Date.now();
+    const ns = tenantNamespace(service.userId);
+    while (Date.now() - started < o.timeoutMs) {
+      o.onWait();
+      const pods = await this.pods(service, candidate.key);
+      const replicaSet = pods.length ? undefined : await this.replicaSetConditions(service, candidate.key);
+      const verdict = diagnosePods(pods, {
+        memoryMb: candidate.memoryMb,
+        waitedMs: Date.now() - started,
+        replicaSet,
+      });
+      if (verdict.state === 'ready') return { healthy: true };
+      if (verdict.state === 'failed')
+        return {
+          healthy: false,
+          reason: verdict.reason,
+          logTail: await this.podLogs(ns, pods, 100, verdict.crashed),
+        };
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const pods = await this.pods(service, candidate.key);
+    return {
+      healthy: false,
+      reason: `the app did not become ready on PORT=${candidate.port} within ${Math.round(o.timeoutMs / 1000)} s`,
+      logTail: await this.podLogs(ns, pods, 100, false),
+    };
+  }
+
+  async logs(service: RuntimeService, _outputs: OutputMap, release: ReleaseSpec, lines: number) {
+    return this.podLogs(tenantNamespace(service.userId), await this.pods(service, release.key), lines, false);
+  }
+
+  url(service: RuntimeService): string {
+    const scheme = this.o.tls ? 'https' : 'http';
+    const port =
+      this.o.ingressPort && this.o.ingressPort !== 80 && this.o.ingressPort !== 443
+        ? `:${this.o.ingressPort}`
+        : '';
+    return `${scheme}://${service.hostLabel}.${this.o.appsDomain}${port}`;
+  }
+
+  waitUntilRouted(service: RuntimeService, onWait: () => void): Promise<void> {
+    return waitForRoute(this.o.ingressPort, `${service.hostLabel}.${this.o.appsDomain}`, onWait);
+  }
+
+  async runningReleases(service: RuntimeService): Promise<string[]> {
+    return [...new Set((await this.pods(service)).map((p) => p.metadata.labels?.[LABELS.release] ?? ''))];
+  }
+
+  async ensureTenant(userId: string): Promise<void> {
+    const ns = await this.api.get<{ metadata: { labels?: Record<string, string> } }>(
+      `/api/v1/namespaces/${tenantNamespace(userId)}`,
+    );
+    if (ns?.metadata.labels?.['pod-security.kubernetes.io/enforce'] === 'restricted') return;
+    await this.o.runner.up(
+      tenantStackName(userId),
+      kubernetesTenantProgram({ cluster: this.o.cluster, userId, ingressNamespace: this.o.ingressNamespace }),
+    );
+  }
+
+  async releaseTenant(userId: string): Promise<void> {
+    await this.o.runner.destroy(tenantStackName(userId));
+  }
+
+  private clusterImage(image: string): string {
+    const { clusterRegistry, registryHost } = this.o;
+    return clusterRegistry && image.startsWith(`${registryHost}/`)
+      ? `${clusterRegistry}${image.slice(registryHost.length)}`
+      : image;
+  }
+
+  private async pods(service: RuntimeService, releaseKey?: string): Promise<Pod[]> {
+    const selector = [
+      `${LABELS.service}=${service.id}`,
+      ...(releaseKey ? [`${LABELS.release}=${releaseKey}`] : []),
+    ];
+    const list = await this.api.get<{ items: Pod[] }>(
+      `/api/v1/namespaces/${tenantNamespace(service.userId)}/pods?labelSelector=${encodeURIComponent(selector.join(','))}`,
+    );
+    return list?.items ?? [];
+  }
+
+  private async replicaSetConditions(
+    service: RuntimeService,
+    releaseKey: string,
+  ): Promise<ReplicaSetConditions> {
+    const list = await this.api.get<{
+      items: {
+        spec?: { template?: { metadata?: { labels?: Record<string, string> } } };
+        status?: { conditions?: ReplicaSetConditions };
+      }[];
+    }>(
+      `/apis/apps/v1/namespaces/${tenantNamespace(service.userId)}/replicasets?labelSelector=${encodeURIComponent(`${LABELS.service}=${service.id}`)}`,
+    );
+    const rs = list?.items.find((r) => r.spec?.template?.metadata?.labels?.[LABELS.release] === releaseKey);
+    return rs?.status?.conditions ?? [];
+  }
+
+  /** The last lines of the app container's log in the newest pod (the crashed run's, after a crash). */
+  private async podLogs(ns: string, pods: Pod[], lines: number, previous: boolean): Promise<string[]> {
+    const pod = [...pods].sort((a, b) =>
+      (b.metadata.creationTimestamp ?? '').localeCompare(a.metadata.creationTimestamp ?? ''),
+    )[0];
+    if (!pod) return [];
+    const path = `/api/v1/namespaces/${ns}/pods/${pod.metadata.name}/log?container=app&tailLines=${lines}`;
+    const text =
+      (previous ? await this.api.text(`${path}&previous=true`).catch(() => '') : '') ||
+      (await this.api.text(path).catch(() => ''));
+    return text.split('\n').filter((l, i, all) => l !== '' || i < all.length - 1);
+  }
+}

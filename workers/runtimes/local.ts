@@ -1,0 +1,95 @@
+import type { OutputMap } from '@pulumi/pulumi/automation/index.js';
+import type { ContainerEngine } from '../../core/container-engine.ts';
+import { localServiceProgram, type ReleaseSpec, tenantNetwork } from '../../tenant-stacks/local/program.ts';
+import { waitUntilServing } from '../deploy/health.ts';
+import { waitForRoute } from './route.ts';
+import type { Runtime, RuntimeService } from './runtime.ts';
+
+export type LocalRuntimeOptions = {
+  engine: ContainerEngine;
+  /** Docker Engine API socket (podman's compat API). */
+  engineSocket: string;
+  /** Traefik's file-provider directory. */
+  routesDir: string;
+  /** Traefik's API, to confirm a route switch before the old release goes (optional). */
+  routesApiUrl?: string | undefined;
+  /** Traefik's web entry point on this host, and the domain apps get names under. */
+  ingressPort: number;
+  appsDomain: string;
+};
+
+/**
+ * The embedded runtime: each release a podman container on the tenant's own network, Traefik
+ * routing the service's host to the serving one (tenant-stacks/local/).
+ */
+export class LocalRuntime implements Runtime {
+  readonly name = 'local';
+  readonly promotesItself = false;
+
+  constructor(private readonly o: LocalRuntimeOptions) {}
+
+  program(service: RuntimeService, serving: ReleaseSpec | undefined, candidate: ReleaseSpec | undefined) {
+    return localServiceProgram({
+      slug: service.stackName,
+      host: this.host(service),
+      active: serving,
+      candidate,
+      engineSocket: this.o.engineSocket,
+      routesDir: this.o.routesDir,
+      routesApiUrl: this.o.routesApiUrl,
+      labels: { 'deploy-mcp.service': service.id, 'deploy-mcp.user': service.userId },
+      network: tenantNetwork(service.userId),
+    });
+  }
+
+  // The container provider reads the image's labels itself (tenant-stacks/local/providers.ts).
+  async prepare(): Promise<void> {}
+
+  async judge(
+    _service: RuntimeService,
+    outputs: OutputMap,
+    candidate: ReleaseSpec,
+    o: { timeoutMs: number; onWait: () => void },
+  ) {
+    const verdict = await waitUntilServing({
+      engine: this.o.engine,
+      containerId: outputs.candidateContainerId?.value as string,
+      hostPort: outputs.candidateHostPort?.value as number,
+      port: candidate.port,
+      memoryMb: candidate.memoryMb,
+      timeoutMs: o.timeoutMs,
+      onWait: o.onWait,
+    });
+    return verdict.healthy
+      ? { healthy: true as const }
+      : { healthy: false as const, reason: verdict.reason, logTail: verdict.logTail };
+  }
+
+  logs(_service: RuntimeService, outputs: OutputMap, _release: ReleaseSpec, lines: number) {
+    const id = (outputs.candidateContainerId?.value ?? outputs.activeContainerId?.value) as
+      | string
+      | undefined;
+    return id ? this.o.engine.logs(id, lines).catch(() => []) : Promise.resolve([]);
+  }
+
+  url(service: RuntimeService): string {
+    return `http://${this.host(service)}${this.o.ingressPort === 80 ? '' : `:${this.o.ingressPort}`}`;
+  }
+
+  waitUntilRouted(service: RuntimeService, onWait: () => void): Promise<void> {
+    return waitForRoute(this.o.ingressPort, this.host(service), onWait);
+  }
+
+  async runningReleases(service: RuntimeService): Promise<string[]> {
+    const containers = await this.o.engine.listContainers({ 'deploy-mcp.service': service.id });
+    return containers.map((c) => c.labels['deploy-mcp.release'] ?? '');
+  }
+
+  // A tenant's network is made with its first container and goes with its last (providers.ts).
+  async ensureTenant(): Promise<void> {}
+  async releaseTenant(): Promise<void> {}
+
+  private host(service: RuntimeService) {
+    return `${service.hostLabel}.${this.o.appsDomain}`;
+  }
+}
