@@ -6,6 +6,9 @@ ROOT=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)
 cd "$ROOT"
 biome ci .
 tsc --noEmit
+# The Kubernetes runtime's tests need the cluster toolchain (built once per machine; seconds when
+# cached). npm start never needs it, so only the tests provision it.
+bash scripts/setup-kubernetes.sh
 mkdir -p .data
 report=.data/test-report.json
 rm -f "$report"
