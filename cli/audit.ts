@@ -8,13 +8,21 @@ import { resolveProject } from '../core/projects.ts';
 import { loadMasterKey, SecretBox } from '../core/secrets.ts';
 import { getUserByEmail } from '../core/users.ts';
 import {
+  type AuditState,
+  auditOutputs,
   diffStates,
   REDACTED,
   type ResourceChange,
-  releaseCheckpoint,
   releasesIn,
+  releaseUpdate,
 } from '../tenant-stacks/audit.ts';
-import { tenantStackRunner } from '../tenant-stacks/from-config.ts';
+import { stackJournal, tenantStackRunner } from '../tenant-stacks/from-config.ts';
+import {
+  type KeptUpdate,
+  matchKept,
+  type StackReading,
+  type StackUpdateRecord,
+} from '../tenant-stacks/runner.ts';
 
 export const AUDIT_USAGE =
   'audit <service> --user <email> [--project <name>] [--from <v>] [--to <v>] [--json]';
@@ -44,7 +52,13 @@ export type AuditReport = {
     createdAt: string;
     deploymentId: string;
   }[];
-  stack: { state: 'live' | 'removed' | 'absent'; note?: string };
+  stack: {
+    /** live: in the backend; removed: only deploy-mcp's copies are left; absent: neither. */
+    state: 'live' | 'removed' | 'absent';
+    note?: string;
+    /** The live stack's outputs (`stack.outputs()`), secret ones as "[secret]". */
+    outputs?: Record<string, unknown>;
+  };
   /** The stack's updates, newest first, and the releases each left running. */
   history: {
     version: number;
@@ -53,16 +67,18 @@ export type AuditReport = {
     startTime: string;
     endTime: string | null;
     resourceChanges: Record<string, number>;
+    /** False when the state the update left was not kept (serving and candidates are unknown). */
+    stateKept: boolean;
     serving: ReleaseRef | null;
     candidates: ReleaseRef[];
   }[];
   diff: {
     from: number | null;
     to: number | null;
-    /** "stack state": the checkpoints each release left; "release rows": the database only. */
+    /** "stack state": the states the releases' updates left; "release rows": the database only. */
     basis: 'stack state' | 'release rows' | null;
-    /** The stack checkpoints compared (basis "stack state"). */
-    checkpoints?: { from: number; to: number };
+    /** The stack updates whose states are compared (basis "stack state"). */
+    updates?: { from: number; to: number };
     note?: string;
     resources: ResourceChange[];
   };
@@ -70,8 +86,9 @@ export type AuditReport = {
 
 /**
  * `deploy-mcp audit`: a service's releases, its stack's update history and the resource diff
- * between two releases. Read-only (it reads the database and the state files, never runs
- * Pulumi), so it is safe while the server runs. Deleted services are included.
+ * between two releases. Read-only (the database, and the Pulumi backend through the Automation
+ * API's read commands in a temporary workspace), so it is safe while the server runs. Deleted
+ * services are included: their updates and states are the copies the stack runner kept.
  */
 export async function audit(config: Config, args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -125,22 +142,28 @@ async function buildReport(
     key,
   });
 
-  const runner = tenantStackRunner(config, openSecretBox(config));
-  const { stack, checkpoints } = await runner.checkpoints(service.stackName);
-  const history = checkpoints
-    .flatMap((c) => (c.update ? [{ ...c, update: c.update }] : []))
+  const secrets = openSecretBox(config);
+  const journal = stackJournal(db, secrets);
+  const [reading, kept] = await Promise.all([
+    tenantStackRunner(config, secrets).read(service.stackName),
+    journal.entries(service.stackName),
+  ]);
+  const { stack, updates } = stackUpdates(reading, kept, (d) => journal.redact(d));
+  const history = updates
+    .slice()
     .reverse()
-    .map((c) => {
-      const held = c.state ? releasesIn(c.state) : { active: undefined, others: [] };
+    .map((u) => {
+      const held = u.state ? releasesIn(u.state) : undefined;
       return {
-        version: c.version,
-        kind: c.update.kind,
-        result: c.update.result,
-        startTime: c.update.startTime.toISOString(),
-        endTime: c.update.endTime?.toISOString() ?? null,
-        resourceChanges: c.update.resourceChanges,
-        serving: held.active ? ref(held.active) : null,
-        candidates: held.others.map(ref),
+        version: u.number,
+        kind: u.update.kind,
+        result: u.update.result,
+        startTime: u.update.startTime.toISOString(),
+        endTime: u.update.endTime?.toISOString() ?? null,
+        resourceChanges: u.update.resourceChanges,
+        stateKept: u.state !== undefined,
+        serving: held?.active ? ref(held.active) : null,
+        candidates: held?.others.map(ref) ?? [],
       };
     });
 
@@ -171,15 +194,15 @@ async function buildReport(
       resources: [],
     };
   else {
-    const a = releaseCheckpoint(checkpoints, keyOf(fromRelease));
-    const b = releaseCheckpoint(checkpoints, keyOf(toRelease));
+    const a = releaseUpdate(updates, keyOf(fromRelease));
+    const b = releaseUpdate(updates, keyOf(toRelease));
     if (a?.state && b?.state) {
       diff = {
         from: fromRelease.version,
         to: toRelease.version,
         basis: 'stack state',
-        checkpoints: { from: a.version, to: b.version },
-        resources: diffStates(a.state, b.state, (s) => runner.secretOpener(s)),
+        updates: { from: a.number, to: b.number },
+        resources: diffStates(a.state, b.state),
       };
     } else {
       const missing = [a?.state ? [] : [fromRelease.version], b?.state ? [] : [toRelease.version]].flat();
@@ -187,15 +210,23 @@ async function buildReport(
         from: fromRelease.version,
         to: toRelease.version,
         basis: 'release rows',
-        note: `the stack keeps no state in which ${missing.map((v) => `v${v}`).join(' or ')} serves; compared the release rows instead`,
+        note: `no kept stack state in which ${missing.map((v) => `v${v}`).join(' or ')} serves; compared the release rows instead`,
         resources: diffReleaseRows(fromRelease, toRelease),
       };
     }
   }
 
-  const removedNote =
-    'the stack was removed with the service: Pulumi deletes its update records then; ' +
-    `the diff uses the ${checkpoints.length} state backup(s) it keeps`;
+  const unkept = updates.filter((u) => !u.state).map((u) => `#${u.number}`);
+  const notes = [
+    stack === 'removed'
+      ? 'the stack was removed with the service, and its history with it: its updates and the states they left are the copies deploy-mcp kept'
+      : stack === 'absent'
+        ? 'the backend holds no state for this stack and no update of it was kept (never deployed?)'
+        : undefined,
+    unkept.length
+      ? `the state left by update${unkept.length > 1 ? 's' : ''} ${unkept.length > 8 ? `${unkept.slice(0, 8).join(', ')} … (${unkept.length})` : unkept.join(', ')} was not kept: the backend keeps only the current state, and deploy-mcp keeps a copy of what its own updates leave`
+      : undefined,
+  ].filter((n) => n !== undefined);
   return {
     service: {
       id: service.id,
@@ -216,14 +247,45 @@ async function buildReport(
       createdAt: r.createdAt.toISOString(),
       deploymentId: r.deploymentId,
     })),
-    stack:
-      stack === 'live'
-        ? { state: stack }
-        : stack === 'removed'
-          ? { state: stack, note: removedNote }
-          : { state: stack, note: 'the backend holds no state for this stack (never deployed?)' },
+    stack: {
+      state: stack,
+      ...(notes.length ? { note: notes.join('; ') } : {}),
+      ...(reading.exists ? { outputs: auditOutputs(reading.outputs) } : {}),
+    },
     history,
     diff,
+  };
+}
+
+/** A stack update as the audit numbers it (1 = oldest), with the state it left when known. */
+type AuditedUpdate = { number: number; update: StackUpdateRecord; state: AuditState | undefined };
+
+/**
+ * The stack's updates: a live stack's are the backend's records (`stack.history()`), each with
+ * the state the journal kept of it, the newest at least with the current state
+ * (`exportStack()`); a removed stack's are the journal's copies alone.
+ */
+function stackUpdates(
+  reading: StackReading,
+  kept: KeptUpdate[],
+  redact: (deployment: unknown) => AuditState,
+): { stack: 'live' | 'removed' | 'absent'; updates: AuditedUpdate[] } {
+  const number = (u: StackUpdateRecord, i: number) => (u.version > 0 ? u.version : i + 1);
+  if (!reading.exists) {
+    return {
+      stack: kept.length ? 'removed' : 'absent',
+      updates: kept.map((k, i) => ({ number: number(k.update, i), update: k.update, state: k.state })),
+    };
+  }
+  const matched = matchKept(reading.history, kept);
+  const newest = reading.history.length - 1;
+  return {
+    stack: 'live',
+    updates: reading.history.map((update, i) => ({
+      number: number(update, i),
+      update,
+      state: matched[i]?.state ?? (i === newest ? redact(reading.deployment) : undefined),
+    })),
   };
 }
 
@@ -291,6 +353,12 @@ function renderText(r: AuditReport): string {
   ];
   if (s.deletedAt) lines.push(`deleted   ${time(s.deletedAt)}: the service was deleted; its history is kept`);
   if (r.stack.note) lines.push(`note      ${r.stack.note}`);
+  if (r.stack.outputs) {
+    const outputs = Object.entries(r.stack.outputs).map(
+      ([k, v]) => `${k}=${v === REDACTED ? REDACTED : JSON.stringify(v)}`,
+    );
+    lines.push(`outputs   ${outputs.join(', ') || '(none)'}`);
+  }
 
   lines.push('', `releases (${r.releases.length}, newest first)`);
   for (const x of r.releases) {
@@ -306,10 +374,12 @@ function renderText(r: AuditReport): string {
     const changes = Object.entries(u.resourceChanges)
       .map(([op, n]) => `${op} ${n}`)
       .join(', ');
-    const held = [
-      u.serving ? `serving ${refText(u.serving)}` : 'serving nothing',
-      ...u.candidates.map((c) => `candidate ${refText(c)}`),
-    ].join(', ');
+    const held = !u.stateKept
+      ? 'state not kept'
+      : [
+          u.serving ? `serving ${refText(u.serving)}` : 'serving nothing',
+          ...u.candidates.map((c) => `candidate ${refText(c)}`),
+        ].join(', ');
     lines.push(
       `  #${u.version}  ${u.kind.padEnd(7)}  ${u.result.padEnd(9)}  ${time(u.startTime)}  ${took.padStart(4)}  ${changes || 'no changes'}  → ${held}`,
     );
@@ -320,11 +390,9 @@ function renderText(r: AuditReport): string {
   lines.push('');
   if (d.from === null || d.to === null) lines.push(`resource diff: ${d.note}`);
   else {
-    const basis = !d.checkpoints
+    const basis = !d.updates
       ? `release rows: ${d.note}`
-      : r.stack.state === 'live'
-        ? `the stack states after updates #${d.checkpoints.from} and #${d.checkpoints.to}`
-        : `the stack's state backups #${d.checkpoints.from} and #${d.checkpoints.to}`;
+      : `the stack states after updates #${d.updates.from} and #${d.updates.to}`;
     lines.push(`resource diff v${d.from} → v${d.to} (${basis})`);
     if (!d.resources.length) lines.push('  no differences');
     for (const c of d.resources) {

@@ -33,7 +33,7 @@ export async function createDeployerActivities(
         apps: { engineSocket: external.engineSocket, routesDir: external.routesDir },
       }
     : await startEmbeddedRuntime(config, deps.log, onStop);
-  const runner = tenantStackRunner(config, deps.secrets);
+  const runner = tenantStackRunner(config, deps.secrets, deps.db);
   if (external) deps.log.info({ registry: external.registryHost }, 'using the configured runtime');
   let baseImages: Promise<BaseImages> | undefined;
   const baseImagePrefix = config.runtime.baseImagePrefix ?? `${rt.registryHost}/deploy-mcp`;

@@ -26,6 +26,18 @@ describe('loadConfig', () => {
     expect(c.publicUrl).toBe('https://mcp.example.com');
   });
 
+  it('keeps tenant stacks in the file backend under the data dir unless a backend URL is set', () => {
+    expect(loadConfig({}, '/srv/app').pulumiBackendUrl).toBe('file:///srv/app/.data/pulumi');
+    const url = (v: string) => loadConfig({ DEPLOY_MCP_PULUMI_BACKEND_URL: v }, '/srv/app').pulumiBackendUrl;
+    expect(url('s3://tenant-stacks?region=eu-central-1')).toBe('s3://tenant-stacks?region=eu-central-1');
+    expect(url('https://api.pulumi.com')).toBe('https://api.pulumi.com');
+    expect(url('file:///var/lib/pulumi')).toBe('file:///var/lib/pulumi');
+    expect(url('file://state/pulumi')).toBe('file:///srv/app/state/pulumi'); // relative to the cwd
+    expect(() => url('/var/lib/pulumi')).toThrow(
+      /DEPLOY_MCP_PULUMI_BACKEND_URL: must be a Pulumi backend URL/,
+    );
+  });
+
   it('names every invalid variable in one error; blank values count as unset', () => {
     const bad = () =>
       loadConfig({

@@ -17,6 +17,13 @@ const schema = z.object({
   DEPLOY_MCP_TEMPORAL_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
   DEPLOY_MCP_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   DEPLOY_MCP_TOOLS_DIR: z.string().min(1).default('./.tools'),
+  DEPLOY_MCP_PULUMI_BACKEND_URL: z
+    .string()
+    .regex(
+      /^[a-z][a-z0-9+.-]*:\/\/\S+$/,
+      'must be a Pulumi backend URL: file://<dir>, s3://<bucket>, https://api.pulumi.com, …',
+    )
+    .optional(),
   DEPLOY_MCP_SECRET_KEY: z.string().optional(),
   DEPLOY_MCP_ALLOWED_ORIGINS: z.string().optional(),
   DEPLOY_MCP_INGRESS_PORT: z.coerce.number().int().min(1).max(65535).default(8080),
@@ -87,6 +94,8 @@ export type Config = {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /** Directory `npm run setup` fills with pinned binaries (bin/) and Node.js (node/bin/). */
   toolsDir: string;
+  /** Pulumi backend of the tenant stacks; `file://<dataDir>/pulumi` unless configured. */
+  pulumiBackendUrl: string;
   /** Base64 master key for secrets at rest; undefined: `<dataDir>/secret.key` (created once). */
   secretKey: string | undefined;
   /** Browser origins allowed to call /mcp (besides the public URL's own origin). */
@@ -174,6 +183,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     },
     logLevel: e.DEPLOY_MCP_LOG_LEVEL,
     toolsDir: path.resolve(cwd, e.DEPLOY_MCP_TOOLS_DIR),
+    pulumiBackendUrl: pulumiBackendUrl(e.DEPLOY_MCP_PULUMI_BACKEND_URL, dataDir, cwd),
     secretKey: e.DEPLOY_MCP_SECRET_KEY,
     allowedOrigins: (e.DEPLOY_MCP_ALLOWED_ORIGINS ?? '')
       .split(',')
@@ -238,6 +248,14 @@ function kubernetesSettings(e: z.infer<typeof schema>, cwd: string): KubernetesS
     clusterRegistry: e.DEPLOY_MCP_CLUSTER_REGISTRY,
     tlsSecret: e.DEPLOY_MCP_INGRESS_TLS_SECRET,
   };
+}
+
+/** A `file://` URL's directory is made absolute (relative to `cwd`); other URLs are kept as given. */
+function pulumiBackendUrl(url: string | undefined, dataDir: string, cwd: string): string {
+  if (url === undefined) return `file://${path.join(dataDir, 'pulumi')}`;
+  if (!url.startsWith('file://')) return url;
+  const dir = url.slice('file://'.length);
+  return dir.startsWith('~') ? url : `file://${path.resolve(cwd, dir)}`;
 }
 
 function blankToUndefined(env: Record<string, string | undefined>) {

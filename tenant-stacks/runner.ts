@@ -1,75 +1,83 @@
-import { createDecipheriv, pbkdf2Sync } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import zlib from 'node:zlib';
 import {
   ConcurrentUpdateError,
   LocalWorkspace,
+  type LocalWorkspaceOptions,
   type OutputMap,
   PulumiCommand,
   type PulumiFn,
-  type Stack,
+  Stack,
+  StackNotFoundError,
   type UpdateSummary,
 } from '@pulumi/pulumi/automation/index.js';
+import type { AuditState } from './audit.ts';
 import { killOrphanedPlugins, locksAreStale } from './stale-locks.ts';
 
 export type TenantStackRunnerOptions = {
   /** Pulumi project all tenant stacks belong to. */
   projectName: string;
-  /** File backend directory (state of every tenant stack). */
-  stateDir: string;
+  /**
+   * Where the stacks' state lives (Pulumi's backend URL): `file://<dir>` (the embedded default),
+   * `s3://<bucket>`, `https://api.pulumi.com`, … Credentials for it come from the environment.
+   */
+  backendUrl: string;
   /**
    * Parent of the per-stack work directories. It must sit inside this repository so the
    * dynamic-provider launcher resolves `@pulumi/pulumi` from node_modules.
    */
   workRoot: string;
-  /** Passphrase of the file backend's secrets provider. */
+  /** Passphrase of the stacks' secrets provider. */
   passphrase: string;
+  /** PULUMI_HOME for updates; default: `.pulumi-home` in a `file://` backend's directory, else in `workRoot`. */
+  pulumiHome?: string;
   /** Install root whose `bin/` holds the `pulumi` CLI; PATH is searched when omitted. */
   pulumiRoot?: string;
+  /** Keeps each update's record and the state it left, for audits; none: nothing is kept. */
+  journal?: StackJournal;
 };
 
-/** A resource as a checkpoint stores it; secret values stay encrypted. */
-export type StateResource = {
-  urn: string;
-  type: string;
-  id?: string;
-  inputs?: Record<string, unknown>;
-  outputs?: Record<string, unknown>;
-  /** Set on a replaced resource still awaiting deletion. */
-  delete?: boolean;
-};
-
-/** A stack's state (Pulumi's "deployment") as the file backend checkpoints it. */
-export type StackState = {
-  resources?: StateResource[];
-  secrets_providers?: { type: string; state?: { salt?: string } };
-};
-
-/** What the file backend records about one update (its message, environment and config left out). */
-export type StackUpdateRecord = Pick<UpdateSummary, 'kind' | 'result' | 'startTime'> & {
+/** An update as the backend's history records it (message, environment and config left out). */
+export type StackUpdateRecord = Pick<UpdateSummary, 'version' | 'kind' | 'result' | 'startTime'> & {
   endTime: Date | undefined;
   resourceChanges: Record<string, number>;
 };
 
-/** One kept update of a stack and the state it left. */
-export type StackCheckpoint = {
-  /** 1 for the oldest kept checkpoint, counting up (the file backend records 0 for every update). */
-  version: number;
-  /** When the backend wrote it. */
-  savedAt: Date;
-  /** The update's record; undefined for the backups of a removed stack. */
-  update: StackUpdateRecord | undefined;
-  /** The state after the update; undefined when no copy was kept. */
-  state: StackState | undefined;
-};
+/** An update the journal kept, and the state it left (undefined when that was not kept). */
+export type KeptUpdate = { update: StackUpdateRecord; state: AuditState | undefined };
 
-/** Runs tenant stacks (inline programs) on a local file backend. Only activities call this. */
+/**
+ * The product's own copy of every update the runner runs and the state it left: most backends
+ * keep only a stack's current state, and removing a stack deletes its history.
+ */
+export interface StackJournal {
+  /**
+   * Keeps `update` and the state it left: `deployment` as `exportStack()` returns it (secret
+   * values in plaintext; the journal keeps none of them), undefined when unknown.
+   */
+  record(stackName: string, update: StackUpdateRecord, deployment: unknown): Promise<void>;
+  /** The kept updates of `stackName`, oldest first. */
+  entries(stackName: string): Promise<KeptUpdate[]>;
+}
+
+/** What the backend holds of a stack, read through the Automation API. */
+export type StackReading =
+  | { exists: false }
+  | {
+      exists: true;
+      /** Every update the backend records, oldest first. */
+      history: StackUpdateRecord[];
+      /** The current state (`exportStack()`): secret values in plaintext. */
+      deployment: unknown;
+      outputs: OutputMap;
+    };
+
+/** Runs tenant stacks (inline programs) on the configured backend. Only activities call `up`/`destroy`. */
 export class TenantStackRunner {
   constructor(private readonly options: TenantStackRunnerOptions) {}
 
-  /** Secret keys derived per state salt (the derivation is deliberately slow). */
-  private readonly keys = new Map<string, Buffer>();
+  private pulumiCommand: Promise<PulumiCommand> | undefined;
 
   /** Creates or updates `stackName` to match `program`; returns its outputs. */
   async up(
@@ -78,18 +86,39 @@ export class TenantStackRunner {
     onOutput?: (line: string) => void,
   ): Promise<{ outputs: OutputMap; summary: UpdateSummary }> {
     const stack = await this.stack(stackName, program);
+    const began = Date.now();
+    let result: Awaited<ReturnType<Stack['up']>>;
     try {
-      const result = await this.unlocked(stackName, stack, () => stack.up(onOutput ? { onOutput } : {}));
-      return { outputs: result.outputs, summary: result.summary };
+      result = await this.unlocked(stackName, stack, () => stack.up(onOutput ? { onOutput } : {}));
     } catch (err) {
+      await this.keepFailed(stackName, stack, began);
       throw new Error(`the stack update failed: ${updateErrors((err as Error).message)}`, { cause: err });
     }
+    await this.keep(stackName, stack, result.summary);
+    return { outputs: result.outputs, summary: result.summary };
   }
 
-  /** Destroys every resource of `stackName` and removes the stack itself. */
+  /**
+   * Destroys every resource of `stackName` and removes the stack itself. Before the removal
+   * (which deletes the backend's history) the journal gets any update record it lacks.
+   */
   async destroy(stackName: string, onOutput?: (line: string) => void): Promise<void> {
     const stack = await this.stack(stackName, async () => ({}));
-    await this.unlocked(stackName, stack, () => stack.destroy(onOutput ? { onOutput } : {}));
+    const began = Date.now();
+    let result: Awaited<ReturnType<Stack['destroy']>>;
+    try {
+      result = await this.unlocked(stackName, stack, () => stack.destroy(onOutput ? { onOutput } : {}));
+    } catch (err) {
+      await this.keepFailed(stackName, stack, began);
+      throw err;
+    }
+    await this.keep(stackName, stack, result.summary);
+    const journal = this.options.journal;
+    if (journal) {
+      const history = historyOf(await stack.history(undefined, undefined, false));
+      for (const u of unkept(history, await journal.entries(stackName)))
+        await journal.record(stackName, u, undefined);
+    }
     await stack.workspace.removeStack(stackName);
   }
 
@@ -110,138 +139,122 @@ export class TenantStackRunner {
     }
   }
 
-  /** Update history, newest first: what an auditor reads. */
-  async history(stackName: string, pageSize = 20): Promise<UpdateSummary[]> {
-    const stack = await this.stack(stackName, async () => ({}));
-    return stack.history(pageSize);
-  }
-
-  /** The stack's full state (resources and their inputs/outputs), for audits and diffs. */
-  async exportState(stackName: string): Promise<unknown> {
-    const stack = await this.stack(stackName, async () => ({}));
-    return (await stack.exportStack()).deployment;
-  }
-
-  /** Names of the stacks in the backend. */
-  async listStacks(): Promise<string[]> {
-    const ws = await LocalWorkspace.create(
-      await this.workspaceOptions(path.join(this.options.workRoot, '_list')),
-    );
-    return (await ws.listStacks()).map((s) => s.name);
+  /** Hands the journal `summary`'s update and the state it left (`exportStack()`). */
+  private async keep(stackName: string, stack: Stack, summary: UpdateSummary): Promise<void> {
+    if (!this.options.journal) return;
+    const { deployment } = await stack.exportStack();
+    await this.options.journal.record(stackName, updateRecord(summary), deployment);
   }
 
   /**
-   * The stack's kept updates, oldest first, read from the file backend's folders: no CLI, no
-   * lock, nothing written, so it is safe beside a running update. `.pulumi/history/` keeps
-   * each update's record and a copy of the state it left; `pulumi stack rm` (our `destroy`)
-   * deletes that folder, so for a removed stack the state backups in `.pulumi/backups/` (one
-   * per saved state, kept by `stack rm`) are returned instead, without update records.
+   * After a failed update: keeps it when the backend recorded it (an update refused before it
+   * started, by a lock, leaves the newest record an earlier one's). Best effort: the update's
+   * own error is the one to report.
    */
-  async checkpoints(
-    stackName: string,
-  ): Promise<{ stack: 'live' | 'removed' | 'absent'; checkpoints: StackCheckpoint[] }> {
-    const root = path.join(this.options.stateDir, '.pulumi');
-    const project = this.options.projectName;
-    const live = ['', '.gz'].some((gz) =>
-      fs.existsSync(path.join(root, 'stacks', project, `${stackName}.json${gz}`)),
-    );
-    const dir = path.join(root, live ? 'history' : 'backups', project, stackName);
-    const files = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
-    // history: "<stack>-<nanos>.history.json" + "<stack>-<nanos>.checkpoint.json";
-    // backups: "<stack>.<nanos>.json" (each optionally .gz).
-    const pattern = live ? /^(?<stamp>\d+)\.history\.json(\.gz)?$/ : /^(?<stamp>\d+)\.json(\.gz)?$/;
-    const prefix = live ? `${stackName}-` : `${stackName}.`;
-    const stamps = files
-      .filter((f) => f.startsWith(prefix))
-      .flatMap((f) => pattern.exec(f.slice(prefix.length))?.groups?.stamp ?? [])
-      .sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
-    const read = (name: string): unknown => {
-      for (const gz of ['', '.gz']) {
-        const file = path.join(dir, `${name}${gz}`);
-        if (!fs.existsSync(file)) continue;
-        const bytes = fs.readFileSync(file);
-        return JSON.parse((gz ? zlib.gunzipSync(bytes) : bytes).toString('utf8'));
+  private async keepFailed(stackName: string, stack: Stack, began: number): Promise<void> {
+    if (!this.options.journal) return;
+    try {
+      const last = await stack.info(false);
+      if (last && last.startTime.getTime() >= Math.floor(began / 1000) * 1000) {
+        await this.keep(stackName, stack, last);
       }
-      return undefined; // written after its record, or never
-    };
-    const checkpoints = stamps.map((stamp, i): StackCheckpoint => {
-      const record = live ? (read(`${prefix}${stamp}.history.json`) as HistoryFile | undefined) : undefined;
-      const copy = read(live ? `${prefix}${stamp}.checkpoint.json` : `${prefix}${stamp}.json`) as
-        | { checkpoint?: { latest?: StackState } }
-        | undefined;
-      return {
-        version: i + 1,
-        savedAt: new Date(Number(BigInt(stamp) / 1_000_000n)),
-        update: record && {
-          kind: record.kind,
-          result: record.result,
-          startTime: new Date(record.startTime * 1000),
-          endTime: record.endTime ? new Date(record.endTime * 1000) : undefined,
-          resourceChanges: record.resourceChanges ?? {},
-        },
-        state: copy?.checkpoint?.latest ?? (copy ? {} : undefined),
-      };
-    });
-    return { stack: live ? 'live' : checkpoints.length ? 'removed' : 'absent', checkpoints };
+    } catch {}
+  }
+
+  /** What the backend holds of `stackName` (history, current state, outputs); changes nothing. */
+  async read(stackName: string): Promise<StackReading> {
+    return this.readOnly<StackReading>(
+      async (ws) => {
+        const stack = await selectExisting(stackName, ws);
+        if (!stack) return { exists: false };
+        const history = historyOf(await stack.history(undefined, undefined, false));
+        const { deployment } = await stack.exportStack();
+        return { exists: true, history, deployment, outputs: await stack.outputs() };
+      },
+      () => ({ exists: false }),
+    );
+  }
+
+  /** Update history, newest first (`stack.history()`); throws when the stack does not exist. */
+  async history(stackName: string, pageSize = 20): Promise<UpdateSummary[]> {
+    return this.readOnly(
+      async (ws) => (await Stack.select(stackName, ws)).history(pageSize, 1, false),
+      () => noStack(stackName),
+    );
+  }
+
+  /** The stack's current state (`exportStack()`: secret values in plaintext). */
+  async exportState(stackName: string): Promise<unknown> {
+    return this.readOnly(
+      async (ws) => (await (await Stack.select(stackName, ws)).exportStack()).deployment,
+      () => noStack(stackName),
+    );
+  }
+
+  /** The stack's current outputs (`stack.outputs()`); throws when the stack does not exist. */
+  async outputs(stackName: string): Promise<OutputMap> {
+    return this.readOnly(
+      async (ws) => (await Stack.select(stackName, ws)).outputs(),
+      () => noStack(stackName),
+    );
+  }
+
+  /** Names of the project's stacks in the backend. */
+  async listStacks(): Promise<string[]> {
+    return this.readOnly(
+      async (ws) => (await ws.listStacks()).map((s) => s.name),
+      () => [],
+    );
   }
 
   /**
-   * Opens secret values of a checkpointed state with this backend's passphrase, as Pulumi's
-   * passphrase provider does: key = PBKDF2-SHA256(passphrase, salt, 1,000,000 rounds), values
-   * "v1:<nonce>:<AES-256-GCM ciphertext>". Throws when the passphrase is not the state's.
+   * Runs `read` in a workspace of its own: a temporary work dir and PULUMI_HOME, removed after.
+   * Stacks are selected without `--create` (`Stack.select`), and the selection the CLI writes
+   * (PULUMI_HOME/workspaces) lands in the temporary home, so a read creates no stack and writes
+   * nothing beside the server's updates; read commands take no lock. A `file://` backend whose
+   * directory holds no state yet (no `.pulumi`) is answered by `empty`, without the CLI, which
+   * would initialize it.
    */
-  secretOpener(state: StackState): (ciphertext: string) => string {
-    const salt = state.secrets_providers?.state?.salt;
-    if (state.secrets_providers?.type !== 'passphrase' || !salt) {
-      throw new Error('the state has no passphrase secrets provider');
-    }
-    let key = this.keys.get(salt);
-    if (!key) {
-      const [, saltB64, ...check] = salt.split(':');
-      key = pbkdf2Sync(
-        this.options.passphrase,
-        Buffer.from(saltB64 ?? '', 'base64'),
-        1_000_000,
-        32,
-        'sha256',
+  private async readOnly<T>(read: (ws: LocalWorkspace) => Promise<T>, empty: () => T): Promise<T> {
+    const stateDir = fileBackendDir(this.options.backendUrl);
+    if (stateDir !== undefined && !fs.existsSync(path.join(stateDir, '.pulumi'))) return empty();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deploy-mcp-stack-read-'));
+    try {
+      return await read(
+        await LocalWorkspace.create(await this.workspaceOptions(dir, path.join(dir, 'pulumi-home'))),
       );
-      let ok = false;
-      try {
-        ok = decryptSecret(key, check.join(':')) === 'pulumi';
-      } catch {}
-      if (!ok) throw new Error('the passphrase does not open this stack state (another master key?)');
-      this.keys.set(salt, key);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
-    const k = key;
-    return (ciphertext) => decryptSecret(k, ciphertext);
   }
 
   private async stack(stackName: string, program: PulumiFn): Promise<Stack> {
-    const workDir = path.join(this.options.workRoot, stackName);
+    const o = this.options;
+    const stateDir = fileBackendDir(o.backendUrl);
+    if (stateDir !== undefined) fs.mkdirSync(stateDir, { recursive: true });
+    const pulumiHome = o.pulumiHome ?? path.join(stateDir ?? o.workRoot, '.pulumi-home');
     return LocalWorkspace.createOrSelectStack(
-      { stackName, projectName: this.options.projectName, program },
-      await this.workspaceOptions(workDir),
+      { stackName, projectName: o.projectName, program },
+      await this.workspaceOptions(path.join(o.workRoot, stackName), pulumiHome),
     );
   }
 
-  private async workspaceOptions(workDir: string) {
+  private async workspaceOptions(workDir: string, pulumiHome: string): Promise<LocalWorkspaceOptions> {
     const o = this.options;
-    fs.mkdirSync(o.stateDir, { recursive: true });
     fs.mkdirSync(workDir, { recursive: true });
-    const pulumiHome = path.join(o.stateDir, '.pulumi-home');
     fs.mkdirSync(pulumiHome, { recursive: true });
-    const pulumiCommand = await PulumiCommand.get(o.pulumiRoot ? { root: o.pulumiRoot } : {});
+    this.pulumiCommand ??= PulumiCommand.get(o.pulumiRoot ? { root: o.pulumiRoot } : {});
     return {
       workDir,
       pulumiHome,
-      pulumiCommand,
+      pulumiCommand: await this.pulumiCommand,
       projectSettings: {
         name: o.projectName,
-        runtime: 'nodejs' as const,
-        backend: { url: `file://${o.stateDir}` },
+        runtime: 'nodejs',
+        backend: { url: o.backendUrl },
       },
       envVars: {
-        PULUMI_BACKEND_URL: `file://${o.stateDir}`,
+        PULUMI_BACKEND_URL: o.backendUrl,
         PULUMI_CONFIG_PASSPHRASE: o.passphrase,
         PULUMI_SKIP_UPDATE_CHECK: 'true',
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
@@ -250,24 +263,62 @@ export class TenantStackRunner {
   }
 }
 
-type HistoryFile = {
-  kind: UpdateSummary['kind'];
-  result: UpdateSummary['result'];
-  /** Unix seconds. */
-  startTime: number;
-  endTime?: number;
-  resourceChanges?: Record<string, number>;
-};
+/** The directory of a `file://` backend URL; undefined for other backends. */
+export function fileBackendDir(backendUrl: string): string | undefined {
+  return backendUrl.startsWith('file://') ? backendUrl.slice('file://'.length) : undefined;
+}
 
-function decryptSecret(key: Buffer, value: string): string {
-  const [version, nonce, sealed] = value.split(':');
-  if (version !== 'v1' || !nonce || !sealed) throw new Error('not a Pulumi passphrase ciphertext');
-  const bytes = Buffer.from(sealed, 'base64');
-  const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(nonce, 'base64'));
-  decipher.setAuthTag(bytes.subarray(bytes.length - 16));
-  return Buffer.concat([decipher.update(bytes.subarray(0, bytes.length - 16)), decipher.final()]).toString(
-    'utf8',
-  );
+/**
+ * The records of `history` that `kept` lacks, oldest first. An update is the same when its
+ * version, kind, result and times are (the file backend's versions are all 0); equal ones match
+ * in order.
+ */
+export function unkept(history: StackUpdateRecord[], kept: KeptUpdate[]): StackUpdateRecord[] {
+  const matched = matchKept(history, kept);
+  return history.filter((_, i) => !matched[i]);
+}
+
+/** For each record of `history` (oldest first), the kept update that is the same one, if any. */
+export function matchKept(history: StackUpdateRecord[], kept: KeptUpdate[]): (KeptUpdate | undefined)[] {
+  const pending = new Map<string, KeptUpdate[]>();
+  for (const k of kept) {
+    const id = updateId(k.update);
+    pending.set(id, [...(pending.get(id) ?? []), k]);
+  }
+  return history.map((u) => pending.get(updateId(u))?.shift());
+}
+
+function updateId(u: StackUpdateRecord): string {
+  return [u.version, u.kind, u.result, u.startTime.getTime(), u.endTime?.getTime() ?? ''].join('|');
+}
+
+function updateRecord(u: UpdateSummary): StackUpdateRecord {
+  return {
+    version: u.version ?? 0,
+    kind: u.kind,
+    result: u.result,
+    startTime: u.startTime,
+    endTime: u.endTime as Date | undefined,
+    resourceChanges: { ...(u.resourceChanges ?? {}) } as Record<string, number>,
+  };
+}
+
+/** `stack.history()` (newest first) as records, oldest first. */
+function historyOf(summaries: UpdateSummary[]): StackUpdateRecord[] {
+  return summaries.map(updateRecord).reverse();
+}
+
+function noStack(stackName: string): never {
+  throw new Error(`no stack named '${stackName}' found`);
+}
+
+async function selectExisting(stackName: string, ws: LocalWorkspace): Promise<Stack | undefined> {
+  try {
+    return await Stack.select(stackName, ws);
+  } catch (err) {
+    if (err instanceof StackNotFoundError) return undefined;
+    throw err;
+  }
 }
 
 /**

@@ -145,8 +145,9 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
       },
     });
     serviceId = service.id;
-    // The server's runner: same data dir, master key and passphrase as the CLI derives.
-    runner = tenantStackRunner(config, new SecretBox(loadMasterKey(dataDir, undefined)));
+    // The server's runner: same data dir, master key and passphrase as the CLI derives, and the
+    // product database for its copies of each update's state.
+    runner = tenantStackRunner(config, new SecretBox(loadMasterKey(dataDir, undefined)), db.prisma);
     await deploy(1, 1, { GREETING });
     await deploy(2, 2, { GREETING, API_TOKEN: TOKEN_V2 });
     await deploy(3, 2, { GREETING, API_TOKEN: TOKEN_V3 });
@@ -170,6 +171,8 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
     expect(out).toContain(`service   web  (project default, owner ${email})`);
     expect(out).toContain(`stack     ${slug}  (live)`);
     expect(out).toMatch(/^status {4}active {2}http:\/\//m);
+    expect(out).toMatch(/^outputs {3}.*activeHostPort=\d+/m); // stack.outputs()
+    expect(out).not.toMatch(/^note /m); // every update's state was kept
     expect(out).toMatch(
       new RegExp(
         `^  v3  current  \\S+Z  commit 333333333333  image ${image(2)}  deployment \\S+${keys[2]}$`,
@@ -196,11 +199,12 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
     expect(out).toContain('resource diff v2 → v3 (the stack states after updates #4 and #6)');
   });
 
-  it('reads the same update history as Pulumi reports, without running Pulumi or writing anything', async () => {
-    const stateDir = path.join(dataDir, 'pulumi');
-    const before = snapshot(stateDir);
+  it('reads the update history through the Automation API, writing nothing to the backend or work dirs', async () => {
+    // The backend (file://<dataDir>/pulumi), PULUMI_HOME in it, and the stacks' work dirs.
+    const dirs = [path.join(dataDir, 'pulumi'), tenantWorkRoot(dataDir)];
+    const before = dirs.map(snapshot);
     const report = await auditJson('web', '--user', email);
-    expect(snapshot(stateDir)).toEqual(before);
+    expect(dirs.map(snapshot)).toEqual(before);
 
     const pulumi = await runner.history(slug); // the Automation API (`pulumi stack history`)
     expect(report.history).toHaveLength(pulumi.length);
@@ -218,6 +222,11 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
   it('diffs the current release against the previous one: a changed secret shows as changed, never its value', async () => {
     // exportStack shows secrets decrypted: the values are in the state for an audit to leak.
     expect(JSON.stringify(await runner.exportState(slug))).toContain(TOKEN_V3);
+    // The runner's copies of each update's state (product database) hold no secret value.
+    const kept = await db.prisma.stackUpdate.findMany({ where: { stackName: slug } });
+    expect(kept.map((k) => k.state !== null)).toEqual([true, true, true, true, true, true]);
+    expect(JSON.stringify(kept)).toContain('env.API_TOKEN');
+    for (const value of [GREETING, TOKEN_V2, TOKEN_V3]) expect(JSON.stringify(kept)).not.toContain(value);
     const { diff } = await auditJson('web', '--user', email);
     expect(diff).toMatchObject({ from: 2, to: 3, basis: 'stack state' });
     const container = diff.resources.find((r) => r.from === `release-${releases[1]?.key}`);
@@ -275,7 +284,13 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
       createdAt: expect.stringMatching(/Z$/),
       deletedAt: null,
     });
-    expect(report.stack).toEqual({ state: 'live' });
+    expect(report.stack).toEqual({
+      state: 'live',
+      outputs: expect.objectContaining({
+        activeHostPort: expect.any(Number),
+        activeContainerId: expect.any(String),
+      }),
+    });
     expect(report.releases.map((r) => [r.version, r.current, r.commit, r.imageRef])).toEqual([
       [3, true, '3'.repeat(40), image(2)],
       [2, false, '2'.repeat(40), image(2)],
@@ -289,6 +304,7 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
       startTime: expect.stringMatching(/Z$/),
       endTime: expect.stringMatching(/Z$/),
       resourceChanges: expect.objectContaining({ delete: 1 }),
+      stateKept: true,
       serving: { version: 3, key: releases[2]?.key },
       candidates: [],
     });
@@ -322,7 +338,42 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
     });
   });
 
-  it('audits a deleted service from what the stack removal keeps: releases and state backups', async () => {
+  it('says which updates left no kept state, and diffs such releases by their rows', async () => {
+    // As for a stack deployed before the runner kept states: drop the copies of updates #1-#3.
+    const copies = await db.prisma.stackUpdate.findMany({
+      where: { stackName: slug },
+      orderBy: { startTime: 'asc' },
+    });
+    const dropped = copies.slice(0, 3);
+    await db.prisma.stackUpdate.deleteMany({ where: { id: { in: dropped.map((c) => c.id) } } });
+    try {
+      const out = await audit('web', '--user', email, '--from', '1');
+      expect(out).toMatch(
+        /^note {6}the state left by updates #1, #2, #3 was not kept: the backend keeps only/m,
+      );
+      const updates = out.split('\n').filter((l) => /^ {2}#\d+ /.test(l));
+      expect(updates.map((l) => l.split('→')[1]?.trim())).toEqual([
+        'serving v3',
+        'serving v2, candidate v3',
+        'serving v2',
+        'state not kept',
+        'state not kept',
+        'state not kept',
+      ]);
+      expect(out).toContain(
+        'resource diff v1 → v3 (release rows: no kept stack state in which v1 serves; compared the release rows instead)',
+      );
+      expect(out).toMatch(new RegExp(`^ {6}imageRef +"${image(1)}" → "${image(2)}"$`, 'm'));
+      // v2's promotion (#4) is kept: v2 → v3 still compares stack states.
+      expect(await audit('web', '--user', email)).toContain(
+        'resource diff v2 → v3 (the stack states after updates #4 and #6)',
+      );
+    } finally {
+      await db.prisma.stackUpdate.createMany({ data: dropped });
+    }
+  });
+
+  it('audits a deleted service from the copies the runner kept: releases, updates and states', async () => {
     await runner.destroy(slug); // what destroyService does, then marks the service deleted
     await db.prisma.service.update({
       where: { id: serviceId },
@@ -330,11 +381,18 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
     });
     expect(containersOf(slug)).toEqual([]);
 
+    // The backend no longer has the stack (`pulumi stack rm` deleted its history too).
+    expect(await runner.listStacks()).not.toContain(slug);
+
     const out = await audit('web', '--user', email);
     expect(out).toMatch(/^deleted {3}\S+Z: the service was deleted; its history is kept$/m);
     expect(out).toContain(`stack     ${slug}  (removed)`);
-    expect(out).toContain('stack updates (0, newest first)');
-    expect(out).toContain("resource diff v2 → v3 (the stack's state backups #4 and #6)");
+    expect(out).toMatch(/^note {6}the stack was removed with the service, and its history with it/m);
+    expect(out).not.toMatch(/^outputs /m);
+    expect(out).toContain('stack updates (7, newest first)');
+    expect(out).toMatch(/^ {2}#7 {2}destroy {2}succeeded .*delete \d+ {2}→ serving nothing$/m);
+    expect(out).toMatch(/^ {2}#6 {2}update {3}succeeded .*→ serving v3$/m);
+    expect(out).toContain('resource diff v2 → v3 (the stack states after updates #4 and #6)');
     const report = await auditJson('web', '--user', email, '--from', '1', '--to', '3');
     expect(report.service).toMatchObject({ status: 'deleted', deletedAt: expect.stringMatching(/Z$/) });
     expect(report.releases).toHaveLength(3);
@@ -345,10 +403,13 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
     );
   });
 
-  it('never printed a secret value, though the stack state holds them', async () => {
+  it('never printed or kept a secret value, though the stack state holds them', async () => {
     const all = printed.join('\n');
     expect(all.length).toBeGreaterThan(5000);
     expect(all).toContain('env.API_TOKEN');
     for (const value of [GREETING, TOKEN_V2, TOKEN_V3]) expect(all).not.toContain(value);
+    const kept = JSON.stringify(await db.prisma.stackUpdate.findMany({ where: { stackName: slug } }));
+    expect(kept).toContain('env.GREETING');
+    for (const value of [GREETING, TOKEN_V2, TOKEN_V3]) expect(kept).not.toContain(value);
   });
 });

@@ -45,7 +45,7 @@ describe('local tenant stack: containers and a Traefik route through Pulumi dyna
     });
     runner = new TenantStackRunner({
       projectName: 'deploy-mcp-tenants',
-      stateDir: path.join(work.dir, 'state'),
+      backendUrl: `file://${path.join(work.dir, 'state')}`,
       workRoot: path.join(work.dir, 'work'),
       passphrase: 'test',
     });

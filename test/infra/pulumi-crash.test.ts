@@ -26,7 +26,7 @@ describe('a process killed in the middle of pulumi up', () => {
   afterAll(() => work.cleanup());
   const options = {
     projectName: 'deploy-mcp-crash',
-    stateDir: path.join(work.dir, 'state'),
+    backendUrl: `file://${path.join(work.dir, 'state')}`,
     workRoot: path.join(work.dir, 'work'),
     passphrase: 'crash-passphrase',
   };

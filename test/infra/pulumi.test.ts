@@ -34,7 +34,7 @@ describe('Pulumi Automation API (inline program, dynamic provider, file backend)
 
   const runner = new TenantStackRunner({
     projectName: 'deploy-mcp-proof',
-    stateDir: path.join(work.dir, 'state'),
+    backendUrl: `file://${path.join(work.dir, 'state')}`,
     workRoot: path.join(work.dir, 'work'),
     passphrase: 'proof-passphrase',
   });
