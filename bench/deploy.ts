@@ -5,11 +5,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
+import { freePort } from '../core/daemons/probes.ts';
+import { type TestCluster, useTestCluster } from '../test/support/cluster.ts';
 import { agentGit, pushNewRepo } from '../test/support/git.ts';
 import { eventually, httpGet } from '../test/support/http.ts';
 import { call } from '../test/support/mcp.ts';
 import { repoRoot, scratchDir } from '../test/support/scratch.ts';
-import { connectAgent, startServe } from '../test/support/serve.ts';
+import { connectAgent, type ServeOptions, startServe } from '../test/support/serve.ts';
 import { IN_FLIGHT_STATUSES } from '../workers/deploy/statuses.ts';
 
 const _exec = promisify(execFile);
@@ -20,9 +22,69 @@ type View = {
   deployment: { status: string; reason: string | null; phase_ms: Record<string, number> } | null;
 };
 
+type Figures = {
+  cold: number;
+  coldPhases: Record<string, number>;
+  warm: number[];
+  warmPhases: Record<string, number>;
+  rollback: number;
+  deleted: number;
+};
+
+/** The same deploy figures on both runtimes, side by side, measured in one run. */
 export async function benchDeploy() {
-  const work = scratchDir('bench-deploy', path.join(repoRoot, '.data', 'test'));
-  const serve = await startServe(path.join(work.dir, 'data'));
+  const local = await measure('local');
+  const kubernetes = await measure('kubernetes');
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+  const phases = (p: Record<string, number>) =>
+    ['clone', 'build', 'push', 'stackUp', 'health', 'promote'].map((k) => `${k} ${s(p[k] ?? 0)}`).join(', ');
+  const row = (label: string, a: string, b: string) =>
+    console.log(`  ${label.padEnd(58)}${a.padStart(10)}${b.padStart(14)}`);
+  console.log('\nDeploy, small Node app (npm ci of one dependency, a build step), serve --role all');
+  row('', 'local', 'kubernetes');
+  row('cold deploy (create_service → live; empty caches)', s(local.cold), s(kubernetes.cold));
+  row(
+    `warm redeploy (push of a one-line change → new response), median of ${WARM_RUNS}`,
+    s(median(local.warm)),
+    s(median(kubernetes.warm)),
+  );
+  row('rollback_service → previous response served', s(local.rollback), s(kubernetes.rollback));
+  row('delete_service (everything the service ran removed)', s(local.deleted), s(kubernetes.deleted));
+  for (const [name, f] of [
+    ['local', local],
+    ['kubernetes', kubernetes],
+  ] as const) {
+    console.log(`  ${name}: warm runs ${f.warm.map(s).join(', ')}`);
+    console.log(`    cold phases: ${phases(f.coldPhases)}`);
+    console.log(`    warm phases: ${phases(f.warmPhases)}`);
+  }
+}
+
+/** Deploy figures on one runtime: a fresh server (and, for Kubernetes, the one-node test cluster). */
+async function measure(runtime: 'local' | 'kubernetes'): Promise<Figures> {
+  const work = scratchDir(`bench-deploy-${runtime}`, path.join(repoRoot, '.data', 'test'));
+  let cluster: TestCluster | undefined;
+  let serveOptions: ServeOptions = {};
+  if (runtime === 'kubernetes') {
+    const registry = await freePort();
+    cluster = await useTestCluster({ registries: [`127.0.0.1:${registry}`] });
+    serveOptions = {
+      ports: {
+        server: await freePort(),
+        deployer: await freePort(),
+        temporal: await freePort(),
+        registry,
+        ingress: cluster.ingressPort,
+      },
+      env: {
+        DEPLOY_MCP_RUNTIME: 'kubernetes',
+        DEPLOY_MCP_KUBECONFIG: cluster.kubeconfigPath,
+        DEPLOY_MCP_INGRESS_NAMESPACE: cluster.ingressNamespace,
+      },
+    };
+  }
+  const serve = await startServe(path.join(work.dir, 'data'), serveOptions);
   const git = agentGit(work.dir, 'Bench');
   try {
     const client = await connectAgent(serve, 'bench@example.com');
@@ -88,24 +150,18 @@ export async function benchDeploy() {
     const deleted = performance.now() - t0;
     await client.close();
 
-    const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-    const phases = (p: Record<string, number>) =>
-      ['clone', 'build', 'push', 'stackUp', 'health', 'promote']
-        .map((k) => `${k} ${s(p[k] ?? 0)}`)
-        .join(', ');
-    const median = [...warm].sort((a, b) => a.ms - b.ms)[Math.floor(warm.length / 2)] ?? warm[0];
-    console.log('\nDeploy, small Node app (npm ci of one dependency, a build step), serve --role all');
-    console.log(`  cold deploy (create_service → live; base image published, empty cache)  ${s(cold.ms)}`);
-    console.log(`    phases: ${phases(cold.phases)}`);
-    console.log(
-      `  warm redeploy (git push of a one-line change → new response), median of ${WARM_RUNS}  ${s(median?.ms ?? 0)}` +
-        `   (runs: ${warm.map((w) => s(w.ms)).join(', ')})`,
-    );
-    console.log(`    phases: ${phases(median?.phases ?? {})}`);
-    console.log(`  rollback_service → previous response served  ${s(rollback)}`);
-    console.log(`  delete_service (container, route and stack removed)  ${s(deleted)}`);
+    const median = [...warm].sort((x, y) => x.ms - y.ms)[Math.floor(warm.length / 2)] ?? warm[0];
+    return {
+      cold: cold.ms,
+      coldPhases: cold.phases,
+      warm: warm.map((w) => w.ms),
+      warmPhases: median?.phases ?? {},
+      rollback,
+      deleted,
+    };
   } finally {
     await serve.stop();
+    await cluster?.release();
     work.cleanup();
   }
 }

@@ -90,4 +90,33 @@ describe('loadConfig', () => {
     expect(loadConfig({ DEPLOY_MCP_MIN_FREE_DISK_MB: '0' }).minFreeDiskMb).toBe(0);
     expect(() => loadConfig({ DEPLOY_MCP_MIN_FREE_DISK_MB: '-1' })).toThrow(/DEPLOY_MCP_MIN_FREE_DISK_MB/);
   });
+
+  it('runs services on Kubernetes only with a kubeconfig, with the ingress defaults', () => {
+    expect(loadConfig({}).runtime.kubernetes).toBeUndefined();
+    expect(() => loadConfig({ DEPLOY_MCP_RUNTIME: 'kubernetes' })).toThrow(/needs DEPLOY_MCP_KUBECONFIG/);
+    expect(() => loadConfig({ DEPLOY_MCP_RUNTIME: 'nomad' })).toThrow(/DEPLOY_MCP_RUNTIME/);
+    const k8s = loadConfig(
+      {
+        DEPLOY_MCP_RUNTIME: 'kubernetes',
+        DEPLOY_MCP_KUBECONFIG: 'kube/admin.json',
+        DEPLOY_MCP_CLUSTER_REGISTRY: 'registry.internal:5000',
+      },
+      '/srv',
+    ).runtime.kubernetes;
+    expect(k8s).toEqual({
+      kubeconfigPath: '/srv/kube/admin.json',
+      context: undefined,
+      ingressClass: 'traefik',
+      ingressNamespace: 'kube-system',
+      clusterRegistry: 'registry.internal:5000',
+      tlsSecret: undefined,
+    });
+    expect(() =>
+      loadConfig({
+        DEPLOY_MCP_RUNTIME: 'kubernetes',
+        DEPLOY_MCP_KUBECONFIG: 'k',
+        DEPLOY_MCP_CLUSTER_REGISTRY: 'http://x',
+      }),
+    ).toThrow(/DEPLOY_MCP_CLUSTER_REGISTRY/);
+  });
 });

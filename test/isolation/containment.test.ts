@@ -145,6 +145,10 @@ describe('containment: a hostile tenant reaches nothing of the product, the host
     expect(probes.length, lines.join('\n')).toBe(targets.length);
     expect(probes.filter((l) => / REACHED$/.test(l))).toEqual([]);
     expect(lines.some((l) => /DNS registry\.npmjs\.org RESOLVED/.test(l))).toBe(true);
+    // Each step in a PID namespace of its own: it sees its shell, npm and node, nothing else.
+    const procs = Number(lines.find((l) => / PROCS \d+$/.test(l))?.match(/PROCS (\d+)$/)?.[1]);
+    expect(procs).toBeGreaterThan(0);
+    expect(procs).toBeLessThan(10);
   }, 300_000);
 
   it('the app reaches no service of the product, the host or another tenant, and runs as a non-root user', async () => {

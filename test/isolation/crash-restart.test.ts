@@ -179,6 +179,8 @@ describe('isolation: npm start killed with kill -9 during a build, then restarte
         const leaked = settings.filter((s) => names.includes(s));
         if (leaked.length || environ.includes(secretKey))
           leaks.push(`${p.pid} (ppid ${p.ppid}, pgrp ${p.pgrp}) ${cmdline}: ${leaked.join(', ')}`);
+        // Git tokens never sit on a command line (every local user can read those).
+        if (/mlg_[A-Za-z0-9_-]{8,}/.test(cmdline)) leaks.push(`${p.pid} ${cmdline}: a git token`);
       }
     };
 
