@@ -40,7 +40,7 @@ export async function benchDeploy() {
   const phases = (p: Record<string, number>) =>
     ['clone', 'build', 'push', 'stackUp', 'health', 'promote'].map((k) => `${k} ${s(p[k] ?? 0)}`).join(', ');
   const row = (label: string, a: string, b: string) =>
-    console.log(`  ${label.padEnd(58)}${a.padStart(10)}${b.padStart(14)}`);
+    console.log(`  ${label.padEnd(80)}${a.padStart(10)}${b.padStart(14)}`);
   console.log('\nDeploy, small Node app (npm ci of one dependency, a build step), serve --role all');
   row('', 'local', 'kubernetes');
   row('cold deploy (create_service → live; empty caches)', s(local.cold), s(kubernetes.cold));
