@@ -4,6 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, tcpOpen } from '../daemons/probes.ts';
 import { type Daemon, recordedDaemon, stopRecordedDaemon } from '../daemons/supervise.ts';
+import { unmountUnder } from '../mounts.ts';
 import { httpsOk, KubeApi } from './api.ts';
 import { ensureCertificates, NODE_NAME, pkiPaths } from './certificates.ts';
 import { cgroupPids, ensureCgroupRoot, removeCgroupRoot } from './cgroups.ts';
@@ -24,7 +25,6 @@ import {
   readState,
   writeState,
 } from './layout.ts';
-import { unmountUnder } from './mounts.ts';
 import { ensurePauseImage } from './pause-image.ts';
 import { deleteAllPods, killPids, removeAllContainers, shimPids } from './sandboxes.ts';
 

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { socketAccepts } from '../daemons/probes.ts';
 import { type Daemon, startDaemon } from '../daemons/supervise.ts';
 import { run, SYSTEM_PATH } from './exec.ts';
 import { writeIfChanged } from './layout.ts';
@@ -162,15 +162,4 @@ export function removeSharedRunDirs(): void {
 
 function toml(s: string): string {
   return JSON.stringify(s);
-}
-
-function socketAccepts(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ path: socketPath });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }

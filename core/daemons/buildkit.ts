@@ -1,10 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { mountsUnder } from '../mounts.ts';
 import { ensureEgressRules } from '../network/egress.ts';
+import { socketAccepts } from './probes.ts';
 import { type Daemon, startDaemon } from './supervise.ts';
 
 export type BuildkitOptions = {
@@ -123,11 +124,7 @@ async function buildNetwork(dir: string, subnet: string): Promise<string> {
  */
 async function releaseNamespaces(root: string, conflist: string): Promise<void> {
   const netDir = path.join(root, 'net');
-  const mounts = fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m.startsWith(`${netDir}/`));
+  const mounts = mountsUnder(netDir).filter((m) => m !== netDir);
   let plugin: Record<string, unknown> | undefined;
   try {
     const list = JSON.parse(fs.readFileSync(conflist, 'utf8')) as {
@@ -210,15 +207,4 @@ function removeCgroupTree(dir: string) {
   } catch {
     // still in use (a step outlived the daemon) or not ours to remove: leave it
   }
-}
-
-function socketAccepts(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ path: socketPath });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }

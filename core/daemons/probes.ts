@@ -15,6 +15,18 @@ export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<b
   });
 }
 
+/** True when something accepts connections on the unix socket `socketPath`. */
+export function socketAccepts(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ path: socketPath });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
 /** True when GET answers with a 2xx status, over TCP (`url`) or a unix socket (`socketPath`). */
 export function httpOk(
   target: { url: string } | { socketPath: string; path: string },

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { run } from './exec.ts';
+import { run } from './cluster/exec.ts';
 
 /** Mount points at or below `dir` (from /proc/self/mountinfo), deepest first. */
 export function mountsUnder(dir: string): string[] {
