@@ -215,8 +215,16 @@ ln -sfn "$tar_file" "$IMAGES/go.tar"
 
 # ---------------------------------------------------------------------------
 step "Prisma clients (generated from prisma/schema.prisma)"
-(cd "$ROOT" && "$TOOLS/node/bin/node" --import ./node_modules/tsx/dist/loader.mjs prisma/generate.ts)
-done_step "generated"
+# Regenerated when the schema, the generator or the installed packages change.
+stamp="$ROOT/prisma/generated/.deploy-mcp-generated"
+want="$(cat "$ROOT/prisma/schema.prisma" "$ROOT/prisma/generate.ts" "$ROOT/node_modules/.deploy-mcp-installed" | sha256sum | cut -c1-16)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  done_step "up to date"
+else
+  (cd "$ROOT" && "$TOOLS/node/bin/node" --import ./node_modules/tsx/dist/loader.mjs prisma/generate.ts)
+  echo "$want" >"$stamp"
+  done_step "generated"
+fi
 
 # ---------------------------------------------------------------------------
 step "Versions"

@@ -163,6 +163,23 @@ describe('containment: a hostile tenant reaches nothing of the product, the host
     expect(lines.filter((l) => l.endsWith(' REACHED'))).toEqual([]);
     expect(lines).toContain('DNS registry.npmjs.org RESOLVED');
     expect(lines).toContain('UID 10001');
+    // No swap beyond the memory limit.
+    const { stdout: limits } = await exec('podman', [
+      'ps',
+      '--filter',
+      `label=deploy-mcp.service=${await serviceIdOf('probe')}`,
+      '--format',
+      '{{.ID}}',
+    ]);
+    const { stdout: memory } = await exec('podman', [
+      'inspect',
+      limits.trim().split('\n')[0] ?? '',
+      '--format',
+      '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}',
+    ]);
+    const [mem, swap] = memory.trim().split(' ');
+    expect(Number(mem)).toBe(512 * 1024 * 1024);
+    expect(swap).toBe(mem);
     // Each tenant has a network of its own.
     expect(await containerIp('attacker@example.com')).not.toBe('');
     const nets = async (email: string) => {
