@@ -1,0 +1,31 @@
+import * as cloudflare from '@pulumi/cloudflare';
+import * as hcloud from '@pulumi/hcloud';
+import type * as pulumi from '@pulumi/pulumi';
+import type { PlatformConfig } from '../config.ts';
+import { edge } from './cloudflare.ts';
+import { firewalls } from './firewalls.ts';
+import { k3s, registryHost } from './k3s.ts';
+import { privateNetwork } from './network.ts';
+import { type Node, servers } from './servers.ts';
+
+export type CloudLayer = {
+  nodes: Node[];
+  /** Admin kubeconfig of the new cluster (a secret). */
+  kubeconfig: pulumi.Output<string>;
+  /** host:port of the registry on the private network. */
+  registryHost: string;
+  loadBalancer: cloudflare.LoadBalancer;
+};
+
+/** Hetzner (network, firewalls, servers), Cloudflare (load balancer, DNS) and k3s on the servers. */
+export function cloudLayer(config: PlatformConfig): CloudLayer {
+  // Explicit providers: the tokens come from this stack's config, never from the environment.
+  const hetzner = { provider: new hcloud.Provider('hetzner', { token: config.hcloudToken }) };
+  const cf = { provider: new cloudflare.Provider('cloudflare', { apiToken: config.cloudflareToken }) };
+  const net = privateNetwork(config, hetzner);
+  firewalls(config, hetzner);
+  const nodes = servers(config, net, hetzner);
+  const loadBalancer = edge(config, nodes, cf);
+  const cluster = k3s(config, nodes);
+  return { nodes, kubeconfig: cluster.kubeconfig, registryHost: registryHost(nodes), loadBalancer };
+}

@@ -1,0 +1,47 @@
+import * as hcloud from '@pulumi/hcloud';
+import type * as pulumi from '@pulumi/pulumi';
+import { type PlatformConfig, POOLS, type PoolName } from '../config.ts';
+import { HCLOUD_POOL_LABEL, privateIp } from '../pools.ts';
+import type { PrivateNetwork } from './network.ts';
+
+export type Node = {
+  pool: PoolName;
+  name: string;
+  server: hcloud.Server;
+  privateIp: string;
+  publicIp: pulumi.Output<string>;
+};
+
+/** The servers of every pool, each on the private network at its fixed address. */
+export function servers(
+  config: PlatformConfig,
+  net: PrivateNetwork,
+  opts: pulumi.CustomResourceOptions,
+): Node[] {
+  const nodes: Node[] = [];
+  for (const pool of POOLS) {
+    for (let i = 0; i < config.pools[pool].count; i++) {
+      const name = `${pool}-${i + 1}`;
+      const ip = privateIp(pool, i);
+      const server = new hcloud.Server(
+        name,
+        {
+          name,
+          serverType: config.pools[pool].serverType,
+          image: config.image,
+          location: config.location,
+          sshKeys: config.sshKeys,
+          labels: { 'deploy-mcp': 'platform', [HCLOUD_POOL_LABEL]: pool },
+          networks: [{ networkId: net.networkId, ip }],
+          publicNets: [{ ipv4Enabled: true, ipv6Enabled: true }],
+          deleteProtection: pool === 'ctrl' || pool === 'ops',
+          rebuildProtection: pool === 'ctrl' || pool === 'ops',
+        },
+        // The server must not come up before its subnet exists, or it gets no private address.
+        { ...opts, dependsOn: [net.cloudSubnet] },
+      );
+      nodes.push({ pool, name, server, privateIp: ip, publicIp: server.ipv4Address });
+    }
+  }
+  return nodes;
+}

@@ -1,0 +1,95 @@
+import * as pulumi from '@pulumi/pulumi';
+
+/** The node pools; each is a set of identical Hetzner Cloud servers. */
+export const POOLS = ['ctrl', 'ops', 'build', 'run'] as const;
+export type PoolName = (typeof POOLS)[number];
+
+export type PoolConfig = {
+  /** Servers in the pool (ctrl: 1 or 3, an odd number for etcd). */
+  count: number;
+  /** Hetzner server type, e.g. cx32. */
+  serverType: string;
+};
+
+/** What the platform stack is configured with (`Pulumi.<stack>.yaml`, namespace `platform:`). */
+export type PlatformConfig = {
+  /** Hetzner Cloud API token (a Pulumi secret). */
+  hcloudToken: pulumi.Input<string>;
+  /** Cloudflare API token: DNS edit + load balancers (a Pulumi secret; cert-manager's DNS-01 uses it too). */
+  cloudflareToken: pulumi.Input<string>;
+  /** The k3s join token (a Pulumi secret). */
+  k3sToken: pulumi.Input<string>;
+  /** Private key of the SSH key the servers are created with; reads the kubeconfig off ctrl (a Pulumi secret). */
+  sshPrivateKey: pulumi.Input<string>;
+  /** Names of Hetzner SSH keys put on every server. */
+  sshKeys: string[];
+  /** Where SREs come from: SSH and the Kubernetes API are open to it (and to nothing public else). */
+  adminCidr: string;
+  location: string;
+  networkZone: string;
+  image: string;
+  /** Robot vSwitch id for dedicated servers on the private network; no vSwitch subnet without it. */
+  vswitchId: number | undefined;
+  pools: Record<PoolName, PoolConfig>;
+  cloudflareAccountId: string;
+  cloudflareZoneId: string;
+  /** The product's own names live under it: api.<domain>, mcp.<domain>, git.<domain>. */
+  domain: string;
+  /** Apps are served at https://<service>.<appsDomain>. */
+  appsDomain: string;
+  /** ACME account e-mail for the wildcard certificate. */
+  acmeEmail: string;
+  /** k3s release installed by the Ansible k3s roles, e.g. v1.34.1+k3s1. */
+  k3sVersion: string;
+  images: {
+    deployer: string;
+    traefik: string;
+    registry: string;
+    buildkit: string;
+  };
+  /** Registry clean-up keeps this many images per service (plus those releases still reference). */
+  keepImagesPerService: number;
+  /** A vendored cert-manager release manifest to apply; unset: cert-manager is installed already. */
+  certManagerManifest: string | undefined;
+};
+
+const DEFAULT_POOLS: Record<PoolName, PoolConfig> = {
+  ctrl: { count: 1, serverType: 'cx32' },
+  ops: { count: 1, serverType: 'cx42' },
+  build: { count: 1, serverType: 'cpx51' },
+  run: { count: 2, serverType: 'cx42' },
+};
+
+/** Reads the stack's configuration (inside a Pulumi run); secrets stay secrets. */
+export function readPlatformConfig(cfg: pulumi.Config = new pulumi.Config('platform')): PlatformConfig {
+  const pools = cfg.getObject<Partial<Record<PoolName, Partial<PoolConfig>>>>('pools') ?? {};
+  return {
+    hcloudToken: cfg.requireSecret('hcloudToken'),
+    cloudflareToken: cfg.requireSecret('cloudflareToken'),
+    k3sToken: cfg.requireSecret('k3sToken'),
+    sshPrivateKey: cfg.requireSecret('sshPrivateKey'),
+    sshKeys: cfg.requireObject<string[]>('sshKeys'),
+    adminCidr: cfg.require('adminCidr'),
+    location: cfg.get('location') ?? 'fsn1',
+    networkZone: cfg.get('networkZone') ?? 'eu-central',
+    image: cfg.get('image') ?? 'debian-12',
+    vswitchId: cfg.getNumber('vswitchId'),
+    pools: Object.fromEntries(
+      POOLS.map((pool) => [pool, { ...DEFAULT_POOLS[pool], ...pools[pool] }]),
+    ) as Record<PoolName, PoolConfig>,
+    cloudflareAccountId: cfg.require('cloudflareAccountId'),
+    cloudflareZoneId: cfg.require('cloudflareZoneId'),
+    domain: cfg.require('domain'),
+    appsDomain: cfg.require('appsDomain'),
+    acmeEmail: cfg.require('acmeEmail'),
+    k3sVersion: cfg.get('k3sVersion') ?? 'v1.34.1+k3s1',
+    images: {
+      deployer: cfg.require('deployerImage'),
+      traefik: cfg.get('traefikImage') ?? 'docker.io/library/traefik:v3.5',
+      registry: cfg.get('registryImage') ?? 'docker.io/library/registry:2.8.3',
+      buildkit: cfg.get('buildkitImage') ?? 'docker.io/moby/buildkit:v0.25.1',
+    },
+    keepImagesPerService: cfg.getNumber('keepImagesPerService', { min: 1 }) ?? 5,
+    certManagerManifest: cfg.get('certManagerManifest'),
+  };
+}

@@ -1,0 +1,41 @@
+import type { PoolName } from './config.ts';
+
+/** The private network all nodes share (Hetzner Cloud network + the Robot vSwitch). */
+export const PRIVATE_NETWORK = '10.0.0.0/16';
+/** Cloud servers' subnet. */
+export const CLOUD_SUBNET = '10.0.1.0/24';
+/** Dedicated (Robot) servers' subnet, reached through the vSwitch (VLAN, MTU 1400: ansible/roles/vswitch). */
+export const VSWITCH_SUBNET = '10.0.2.0/24';
+
+/** Node label (Kubernetes) and server label (Hetzner) naming a node's pool. */
+export const POOL_LABEL = 'deploy-mcp.dev/pool';
+/** Hetzner label keys allow no dots in the name part; the servers carry `pool=<name>`. */
+export const HCLOUD_POOL_LABEL = 'pool';
+
+/** Pools whose nodes only take pods that tolerate them: the registry on ops, BuildKit on build. */
+export const TAINTED_POOLS: readonly PoolName[] = ['ops', 'build'];
+
+/** Kubernetes taints of a pool's nodes (k3s `--node-taint` syntax). */
+export function poolTaints(pool: PoolName): string[] {
+  return TAINTED_POOLS.includes(pool) ? [`${POOL_LABEL}=${pool}:NoSchedule`] : [];
+}
+
+/** Kubernetes labels of a pool's nodes (k3s `--node-label` syntax). */
+export function poolLabels(pool: PoolName): string[] {
+  return [`${POOL_LABEL}=${pool}`];
+}
+
+/** Where each pool's private addresses start in the cloud subnet (room for 10 / 10 / 10 / 150 nodes). */
+const FIRST_HOST: Record<PoolName, number> = { ctrl: 10, ops: 20, build: 30, run: 100 };
+const POOL_SIZE: Record<PoolName, number> = { ctrl: 10, ops: 10, build: 10, run: 150 };
+
+/** The fixed private address of a pool's i-th server. */
+export function privateIp(pool: PoolName, index: number): string {
+  if (index < 0 || index >= POOL_SIZE[pool])
+    throw new Error(`pool ${pool} holds at most ${POOL_SIZE[pool]} servers`);
+  return `10.0.1.${FIRST_HOST[pool] + index}`;
+}
+
+/** The registry's address as nodes and the deployer name it: the first ops node, private network only. */
+export const REGISTRY_PORT = 5000;
+export const KUBE_API_PORT = 6443;

@@ -1,0 +1,26 @@
+import type * as pulumi from '@pulumi/pulumi';
+import { cloudLayer } from './cloud/index.ts';
+import type { PlatformConfig } from './config.ts';
+
+/** What the product's `kubernetes` runtime is configured with (DEPLOY_MCP_KUBECONFIG & co., see .env.example). */
+export type PlatformOutputs = {
+  kubeconfig: pulumi.Output<string>;
+  ingressClass: string;
+  ingressNamespace: string;
+  appsDomain: string;
+  registryHost: string;
+};
+
+/** The whole cluster as one program: the cloud layer, then the in-cluster layer on its kubeconfig. */
+export function platformProgram(config: PlatformConfig): () => Promise<PlatformOutputs> {
+  return async () => {
+    const cloud = cloudLayer(config);
+    return {
+      kubeconfig: cloud.kubeconfig,
+      ingressClass: 'traefik',
+      ingressNamespace: 'traefik',
+      appsDomain: config.appsDomain,
+      registryHost: cloud.registryHost,
+    };
+  };
+}
