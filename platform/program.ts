@@ -1,5 +1,6 @@
 import type * as pulumi from '@pulumi/pulumi';
 import { cloudLayer } from './cloud/index.ts';
+import { clusterLayer } from './cluster/index.ts';
 import type { PlatformConfig } from './config.ts';
 
 /** What the product's `kubernetes` runtime is configured with (DEPLOY_MCP_KUBECONFIG & co., see .env.example). */
@@ -15,10 +16,11 @@ export type PlatformOutputs = {
 export function platformProgram(config: PlatformConfig): () => Promise<PlatformOutputs> {
   return async () => {
     const cloud = cloudLayer(config);
+    const cluster = clusterLayer(config, cloud);
     return {
       kubeconfig: cloud.kubeconfig,
-      ingressClass: 'traefik',
-      ingressNamespace: 'traefik',
+      ingressClass: cluster.ingressClass,
+      ingressNamespace: cluster.ingressNamespace,
       appsDomain: config.appsDomain,
       registryHost: cloud.registryHost,
     };

@@ -12,6 +12,8 @@ export type CloudLayer = {
   nodes: Node[];
   /** Admin kubeconfig of the new cluster (a secret). */
   kubeconfig: pulumi.Output<string>;
+  /** The same, addressed over the private network (for the deployer's pods; a secret). */
+  inClusterKubeconfig: pulumi.Output<string>;
   /** host:port of the registry on the private network. */
   registryHost: string;
   loadBalancer: cloudflare.LoadBalancer;
@@ -27,5 +29,11 @@ export function cloudLayer(config: PlatformConfig): CloudLayer {
   const nodes = servers(config, net, hetzner);
   const loadBalancer = edge(config, nodes, cf);
   const cluster = k3s(config, nodes);
-  return { nodes, kubeconfig: cluster.kubeconfig, registryHost: registryHost(nodes), loadBalancer };
+  return {
+    nodes,
+    kubeconfig: cluster.kubeconfig,
+    inClusterKubeconfig: cluster.inClusterKubeconfig,
+    registryHost: registryHost(nodes),
+    loadBalancer,
+  };
 }

@@ -38,6 +38,8 @@ export function registryHost(nodes: Node[]): string {
 export type Cluster = {
   /** The admin kubeconfig, server address rewritten to the first ctrl node's public IP (a secret). */
   kubeconfig: pulumi.Output<string>;
+  /** The same credentials addressed to the first ctrl node's private IP, for pods (the deployer). */
+  inClusterKubeconfig: pulumi.Output<string>;
   joins: command.local.Command[];
 };
 
@@ -81,12 +83,17 @@ export function k3s(config: PlatformConfig, nodes: Node[]): Cluster {
     },
     { dependsOn: [init], additionalSecretOutputs: ['stdout'] },
   );
-  const kubeconfig = pulumi.secret(
-    pulumi
-      .all([read.stdout, first.publicIp])
-      .apply(([text, ip]) =>
-        String(text).replace(`https://127.0.0.1:${KUBE_API_PORT}`, `https://${ip}:${KUBE_API_PORT}`),
-      ),
-  );
-  return { kubeconfig, joins };
+  const addressedTo = (ip: pulumi.Input<string>) =>
+    pulumi.secret(
+      pulumi
+        .all([read.stdout, ip])
+        .apply(([text, at]) =>
+          String(text).replace(`https://127.0.0.1:${KUBE_API_PORT}`, `https://${at}:${KUBE_API_PORT}`),
+        ),
+    );
+  return {
+    kubeconfig: addressedTo(first.publicIp),
+    inClusterKubeconfig: addressedTo(first.privateIp),
+    joins,
+  };
 }
