@@ -10,6 +10,7 @@ import { PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
 import { accounts } from './accounts.ts';
 import { AUDIT_USAGE, audit } from './audit.ts';
 import { CLUSTER_USAGE, cluster } from './cluster.ts';
+import { PLATFORM_USAGE, platform } from './platform.ts';
 import { ROLES, type Role, serve } from './serve.ts';
 
 const USAGE = `Usage: deploy-mcp <command> [options]
@@ -36,6 +37,10 @@ Commands:
                      A one-node Kubernetes cluster on 127.0.0.1 (state in <data dir>/cluster):
                      up starts or adopts it and prints the kubeconfig; down stops it and
                      removes its pods, mounts, cgroups and bridge (--purge: its state too).
+  ${PLATFORM_USAGE}
+                     The platform stack (platform/: servers, load balancer, k3s, cluster
+                     objects) inline through the Automation API, with Pulumi.<stack>.yaml's
+                     config; up and destroy need --yes.
 
 Configuration comes from DEPLOY_MCP_* environment variables; see .env.example.`;
 
@@ -105,6 +110,8 @@ async function main(argv: string[]): Promise<number> {
       process.exit(code);
       return code;
     }
+    case 'platform':
+      return platform(config, rest);
     default:
       console.error(`unknown command "${command}"\n\n${USAGE}`);
       return 2;
