@@ -110,6 +110,7 @@ describe('platform cloud layer (pulumi.runtime.setMocks)', () => {
     };
     expect(vars('k3s-ctrl-1')).toMatchObject({
       k3s_role: 'server',
+      k3s_node_name: 'ctrl-1',
       k3s_cluster_init: true,
       k3s_server_url: '',
       k3s_node_ip: '10.0.1.10',

@@ -18,6 +18,7 @@ export function nodeVars(
   const server = node.pool === 'ctrl';
   return {
     k3s_role: server ? 'server' : 'agent',
+    k3s_node_name: node.name,
     k3s_cluster_init: node === first,
     k3s_server_url: node === first ? '' : `https://${first.privateIp}:${KUBE_API_PORT}`,
     k3s_version: config.k3sVersion,
