@@ -5,8 +5,6 @@ import { parseArgs } from 'node:util';
 import { LocalWorkspace, type PluginInfo, PulumiCommand } from '@pulumi/pulumi/automation/index.js';
 import type { Config } from '../core/config.ts';
 import { invalidInput } from '../core/errors.ts';
-import { readPlatformConfig } from '../platform/config.ts';
-import { platformProgram } from '../platform/program.ts';
 
 export const PLATFORM_USAGE = 'platform preview|up|destroy --stack <name> [--yes]';
 
@@ -122,6 +120,9 @@ export async function platform(config: Config, args: string[]): Promise<number> 
     console.error(missingPluginsMessage(missing));
     return 1;
   }
+  // Loaded here, not at start-up: the provider SDKs are only for this verb.
+  const { readPlatformConfig } = await import('../platform/config.ts');
+  const { platformProgram } = await import('../platform/program.ts');
   const program = async () => platformProgram(readPlatformConfig())();
   const stack = await LocalWorkspace.createOrSelectStack(
     { stackName, projectName: PROJECT, program },
