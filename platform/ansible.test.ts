@@ -1,5 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -9,6 +10,7 @@ import { testConfig } from './test-config.ts';
 
 const ANSIBLE = path.resolve(import.meta.dirname, '../ansible');
 const ANSIBLE_PLAYBOOK = path.resolve(import.meta.dirname, '../.tools/ansible/bin/ansible-playbook');
+const ANSIBLE_LINT = path.resolve(import.meta.dirname, '../.tools/ansible/bin/ansible-lint');
 const PLAYBOOKS = ['site.yml', 'node.yml', 'add-run-node.yml', 'upgrade-k3s.yml'];
 
 function files(dir: string): string[] {
@@ -134,6 +136,28 @@ describe('ansible/', () => {
         encoding: 'utf8',
       });
       for (const p of PLAYBOOKS) expect(out).toContain(`playbook: ${p}`);
+    },
+  );
+
+  it.skipIf(!existsSync(ANSIBLE_LINT))(
+    'passes ansible-lint (production profile; .ansible-lint says what it skips and why)',
+    () => {
+      // ansible-lint writes a cache folder into the project: lint a copy.
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'ansible-lint-'));
+      try {
+        cpSync(ANSIBLE, dir, { recursive: true });
+        const env = {
+          PATH: `${path.dirname(ANSIBLE_LINT)}:/usr/bin:/bin`,
+          HOME: dir,
+          ANSIBLE_HOME: dir,
+          ANSIBLE_CONFIG: 'ansible.cfg',
+        };
+        const run = spawnSync(ANSIBLE_LINT, ['--nocolor'], { cwd: dir, env, encoding: 'utf8' });
+        expect(run.stderr + run.stdout).toMatch(/Passed: 0 failure\(s\), 0 warning\(s\)/);
+        expect(run.status).toBe(0);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   );
 });
