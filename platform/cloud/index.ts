@@ -25,8 +25,8 @@ export function cloudLayer(config: PlatformConfig): CloudLayer {
   const hetzner = { provider: new hcloud.Provider('hetzner', { token: config.hcloudToken }) };
   const cf = { provider: new cloudflare.Provider('cloudflare', { apiToken: config.cloudflareToken }) };
   const net = privateNetwork(config, hetzner);
-  firewalls(config, hetzner);
-  const nodes = servers(config, net, hetzner);
+  const walls = Object.values(firewalls(config, hetzner));
+  const nodes = servers(config, net, walls, hetzner);
   const loadBalancer = edge(config, nodes, cf);
   const cluster = k3s(config, nodes);
   return {

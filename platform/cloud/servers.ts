@@ -16,6 +16,7 @@ export type Node = {
 export function servers(
   config: PlatformConfig,
   net: PrivateNetwork,
+  firewalls: pulumi.Resource[],
   opts: pulumi.CustomResourceOptions,
 ): Node[] {
   const nodes: Node[] = [];
@@ -37,8 +38,9 @@ export function servers(
           deleteProtection: pool === 'ctrl' || pool === 'ops',
           rebuildProtection: pool === 'ctrl' || pool === 'ops',
         },
-        // The server must not come up before its subnet exists, or it gets no private address.
-        { ...opts, dependsOn: [net.cloudSubnet] },
+        // Not before its subnet (or it gets no private address) nor before the firewalls that
+        // select it by label (or it is briefly open).
+        { ...opts, dependsOn: [net.cloudSubnet, ...firewalls] },
       );
       nodes.push({ pool, name, server, privateIp: ip, publicIp: server.ipv4Address });
     }
