@@ -83,6 +83,9 @@ const PINNED_IMAGE = /^[^@\s]+@sha256:[0-9a-f]{64}$/;
  * startup probe allows as long as the rollout may take, so an app that never listens shows as
  * running-but-not-ready (not killed by the kubelet, which would read as a crash).
  */
+/** Seconds a replaced pod keeps serving after it is marked for deletion (see the Deployment). */
+export const PRE_STOP_SECONDS = 5;
+
 export function kubernetesServiceProgram(spec: KubernetesServiceSpec): pulumi.automation.PulumiFn {
   const { release } = spec;
   if (!PINNED_IMAGE.test(release.image))
@@ -174,6 +177,10 @@ export function kubernetesServiceProgram(spec: KubernetesServiceSpec): pulumi.au
                   },
                   readinessProbe: { ...tcp, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
                   livenessProbe: { ...tcp, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+                  // A replaced pod keeps serving while the ingress controller learns it is going
+                  // (endpoint updates reach Traefik within its 2 s throttle): no failed request
+                  // during a rollout. The kubelet sleeps itself: the image needs no `sleep`.
+                  lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } },
                   volumeMounts,
                 },
               ],

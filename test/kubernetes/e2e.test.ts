@@ -169,18 +169,44 @@ describe('end to end on Kubernetes', () => {
     ).toEqual({
       type: 'RuntimeDefault',
     });
-    expect(
-      await kubectl(['-n', namespace, 'get', 'resourcequota,limitrange,networkpolicy', '-o', 'name']),
-    ).toMatch(/resourcequota\/.*\n.*limitrange\/.*\n(.*networkpolicy\/.*\n){2}/s);
+    const objects = (
+      await kubectl(['-n', namespace, 'get', 'resourcequota,limitrange,networkpolicy', '-o', 'name'])
+    )
+      .trim()
+      .split('\n')
+      .map((o) => o.replace(/\..*\//, '/'));
+    expect(objects).toEqual([
+      'resourcequota/tenant',
+      'limitrange/container-defaults',
+      'networkpolicy/tenant-egress',
+      'networkpolicy/tenant-ingress',
+    ]);
   }, 300_000);
 
-  it('a push rolls the new release out', async () => {
+  it('a push rolls the new release out without a failed request', async () => {
+    const url = (await service()).url ?? '';
+    // Through the ingress every 100 ms during the rollout (bounded: 3000 requests).
+    const failures: string[] = [];
+    let rolling = true;
+    let requests = 0;
+    const poller = (async () => {
+      while (rolling && requests < 3000) {
+        requests++;
+        const res = await page(url).catch((e: Error) => ({ status: 0, body: e.message }));
+        if (res.status !== 200) failures.push(`${res.status} ${res.body.slice(0, 80)}`);
+        await sleep(100);
+      }
+    })();
     const server = fs
       .readFileSync(path.join(app, 'server.js'), 'utf8')
       .replace('res.end(`$', 'res.end(`v2 $');
     const view = await push({ 'server.js': server }, 'v2');
+    rolling = false;
+    await poller;
     expect(view.deployment?.status, JSON.stringify(view)).toBe('active');
     expect((await page(view.url ?? '')).body).toMatch(/^v2 hello v1/);
+    expect(failures).toEqual([]);
+    expect(requests).toBeGreaterThan(10);
   }, 300_000);
 
   it('a commit that crashes at start fails with its exit code and log, while v2 keeps serving', async () => {

@@ -65,7 +65,7 @@ export function releaseActivities(deps: DeployDeps, rec: DeploymentRecords) {
       if (!runtime.promotesItself)
         await deps.runner.up(service.stackName, runtime.program(target, candidate, undefined));
       try {
-        await runtime.waitUntilRouted(target, () => heartbeat());
+        await runtime.waitUntilRouted(target, candidate, () => heartbeat());
       } catch (err) {
         if (err instanceof RouteTimeoutError)
           throw ApplicationFailure.nonRetryable(err.message, 'RouteTimeout');

@@ -9,7 +9,7 @@ import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
 import { imageLabels } from './image-labels.ts';
 import { diagnosePods, type Pod, type ReplicaSetConditions } from './pod-diagnosis.ts';
 import { waitForRoute } from './route.ts';
-import type { Runtime, RuntimeService, Verdict } from './runtime.ts';
+import { RouteTimeoutError, type Runtime, type RuntimeService, type Verdict } from './runtime.ts';
 
 export type KubernetesRuntimeOptions = {
   cluster: KubernetesCluster;
@@ -28,6 +28,9 @@ export type KubernetesRuntimeOptions = {
   /** The registry builds push to (`host:port`): image references are rewritten to clusterRegistry. */
   registryHost: string;
 };
+
+/** How long the ingress controller may take to apply an endpoint change (Traefik's throttle, 2 s). */
+const INGRESS_UPDATE_MS = 2500;
 
 /** Image label saying the app writes only to /tmp and HOME (workers/build/dockerfile.ts). */
 const READ_ONLY_ROOT_LABEL = 'io.deploy-mcp.read-only-root';
@@ -126,8 +129,34 @@ export class KubernetesRuntime implements Runtime {
     return `${scheme}://${service.hostLabel}.${this.o.appsDomain}${port}`;
   }
 
-  waitUntilRouted(service: RuntimeService, onWait: () => void): Promise<void> {
-    return waitForRoute(this.o.ingressPort, `${service.hostLabel}.${this.o.appsDomain}`, onWait);
+  /**
+   * Waits until the Service's ready endpoints are the release's pods alone (the replaced ones
+   * are leaving: they keep serving through their preStop sleep), then for the ingress
+   * controller to apply that (Traefik throttles provider updates to one per 2 s), then until
+   * the host answers through it.
+   */
+  async waitUntilRouted(service: RuntimeService, release: ReleaseSpec, onWait: () => void): Promise<void> {
+    const ns = tenantNamespace(service.userId);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      onWait();
+      const slices = await this.api.get<{
+        items: { endpoints?: { conditions?: { ready?: boolean }; targetRef?: { name?: string } }[] }[];
+      }>(
+        `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?labelSelector=${encodeURIComponent(`kubernetes.io/service-name=${service.stackName}`)}`,
+      );
+      const ready = (slices?.items ?? [])
+        .flatMap((s) => s.endpoints ?? [])
+        .filter((e) => e.conditions?.ready)
+        .map((e) => e.targetRef?.name ?? '');
+      const ours = new Set((await this.pods(service, release.key)).map((p) => p.metadata.name));
+      if (ready.length > 0 && ready.every((name) => ours.has(name))) break;
+      if (Date.now() > deadline)
+        throw new RouteTimeoutError(`the service's endpoints did not move to the new release within 60 s`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await new Promise((r) => setTimeout(r, INGRESS_UPDATE_MS));
+    await waitForRoute(this.o.ingressPort, `${service.hostLabel}.${this.o.appsDomain}`, onWait);
   }
 
   async runningReleases(service: RuntimeService): Promise<string[]> {

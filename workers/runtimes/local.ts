@@ -76,7 +76,8 @@ export class LocalRuntime implements Runtime {
     return `http://${this.host(service)}${this.o.ingressPort === 80 ? '' : `:${this.o.ingressPort}`}`;
   }
 
-  waitUntilRouted(service: RuntimeService, onWait: () => void): Promise<void> {
+  // The route names one upstream, and the promotion waited until Traefik applied it.
+  waitUntilRouted(service: RuntimeService, _release: ReleaseSpec, onWait: () => void): Promise<void> {
     return waitForRoute(this.o.ingressPort, this.host(service), onWait);
   }
 

@@ -49,8 +49,8 @@ export interface Runtime {
   logs(service: RuntimeService, outputs: OutputMap, release: ReleaseSpec, lines: number): Promise<string[]>;
   /** The service's public URL. */
   url(service: RuntimeService): string;
-  /** Waits until the public URL reaches the service (after a promotion). */
-  waitUntilRouted(service: RuntimeService, onWait: () => void): Promise<void>;
+  /** Waits until the public URL reaches `release` of the service, and only it (after a promotion). */
+  waitUntilRouted(service: RuntimeService, release: ReleaseSpec, onWait: () => void): Promise<void>;
   /** Keys of the releases that have something running for the service (stray ones included). */
   runningReleases(service: RuntimeService): Promise<string[]>;
   /** Makes what a tenant's service stacks need (Kubernetes: its namespace stack). Idempotent. */
