@@ -44,7 +44,9 @@ else
   # refuses it. `npm install` with the committed lockfile installs the same versions.
   # --ignore-scripts: @pulumi/* install scripts try to download provider plugins (offline).
   (cd "$ROOT" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error)
-  echo "$lock_hash" >"$stamp"
+  # npm may rewrite the lockfile (it adds other platforms' optional packages it can see): stamp
+  # the file as it is now, so the next run finds it up to date.
+  echo "$(sha256sum "$ROOT/package-lock.json" | cut -c1-16)-node$NODE_VERSION" >"$stamp"
   done_step "installed"
 fi
 
