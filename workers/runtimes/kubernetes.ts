@@ -79,6 +79,8 @@ export class KubernetesRuntime implements Runtime {
   async prepare(release: ReleaseSpec): Promise<void> {
     if (this.readOnly.has(release.image)) return;
     const labels = await imageLabels(release.image).catch(() => ({}) as Record<string, string>);
+    // Bounded: the oldest entry goes first (a Map iterates in insertion order).
+    if (this.readOnly.size >= 1000) this.readOnly.delete(this.readOnly.keys().next().value as string);
     this.readOnly.set(release.image, labels[READ_ONLY_ROOT_LABEL] === 'true');
   }
 
