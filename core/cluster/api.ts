@@ -1,42 +1,17 @@
 import fs from 'node:fs';
-import https from 'node:https';
+import { type HttpsAnswer, httpsRequest as kubeHttps } from '../kubernetes/client.ts';
 
 /** A client certificate and the CA that signed the server's, as files. */
 export type TlsFiles = { ca: string; cert: string; key: string };
 
-export type HttpsAnswer = { status: number; body: string };
-
-/** One HTTPS request with a client certificate; rejects on network errors and timeouts. */
+/** One HTTPS request with a client certificate (as files); rejects on network errors and timeouts. */
 export function httpsRequest(
   url: string,
   tls: TlsFiles,
   init: { method?: string; body?: string; contentType?: string; timeoutMs?: number } = {},
 ): Promise<HttpsAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      url,
-      {
-        method: init.method ?? 'GET',
-        ca: fs.readFileSync(tls.ca),
-        cert: fs.readFileSync(tls.cert),
-        key: fs.readFileSync(tls.key),
-        timeout: init.timeoutMs ?? 10_000,
-        headers: {
-          accept: 'application/json',
-          ...(init.body !== undefined ? { 'content-type': init.contentType ?? 'application/json' } : {}),
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-        res.on('error', reject);
-      },
-    );
-    req.once('timeout', () => req.destroy(new Error(`timed out: ${init.method ?? 'GET'} ${url}`)));
-    req.once('error', reject);
-    req.end(init.body);
-  });
+  const read = (f: string) => fs.readFileSync(f);
+  return kubeHttps(url, { ca: read(tls.ca), cert: read(tls.cert), key: read(tls.key) }, init);
 }
 
 /** True when GET `url` answers 2xx; false on any error (a readiness probe). */

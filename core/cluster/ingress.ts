@@ -2,6 +2,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { httpOk } from '../daemons/probes.ts';
 import { type Daemon, startDaemon } from '../daemons/supervise.ts';
+import { traefikConfig } from '../daemons/traefik.ts';
 import type { KubeApi, KubeObject } from './api.ts';
 import { SYSTEM_PATH } from './exec.ts';
 import { writeIfChanged } from './layout.ts';
@@ -106,27 +107,17 @@ export function startIngress(o: IngressOptions): Promise<Daemon> {
   const configFile = path.join(o.dir, 'traefik.yml');
   writeIfChanged(
     configFile,
-    [
-      'entryPoints:',
-      '  web:',
-      `    address: "127.0.0.1:${o.port}"`,
-      '  traefik:',
-      `    address: "127.0.0.1:${o.pingPort}"`,
-      'ping:',
-      '  entryPoint: traefik',
-      'providers:',
-      '  kubernetesIngress:',
-      `    endpoint: "${o.apiServerUrl}"`,
-      `    token: "${o.token}"`,
-      `    certAuthFilePath: "${o.caFile}"`,
-      `    ingressClass: "${INGRESS_CLASS}"`,
-      'log:',
-      '  level: WARN',
-      'global:',
-      '  checkNewVersion: false',
-      '  sendAnonymousUsage: false',
-      '',
-    ].join('\n'),
+    traefikConfig({
+      web: `127.0.0.1:${o.port}`,
+      adminPort: o.pingPort,
+      providers: [
+        '  kubernetesIngress:',
+        `    endpoint: "${o.apiServerUrl}"`,
+        `    token: "${o.token}"`,
+        `    certAuthFilePath: "${o.caFile}"`,
+        `    ingressClass: "${INGRESS_CLASS}"`,
+      ],
+    }),
   );
   return startDaemon({
     name: 'traefik',

@@ -20,6 +20,37 @@ export type Traefik = Daemon & {
   apiUrl: string;
 };
 
+/**
+ * Traefik's static configuration as the product runs it: the `web` entry point for apps, and
+ * ping (and the API, when asked) on a loopback-only `traefik` entry point; `providers` are the
+ * YAML lines below `providers:`.
+ */
+export function traefikConfig(o: {
+  web: string;
+  adminPort: number;
+  api?: boolean;
+  providers: string[];
+}): string {
+  return [
+    'entryPoints:',
+    '  web:',
+    `    address: "${o.web}"`,
+    '  traefik:',
+    `    address: "127.0.0.1:${o.adminPort}"`,
+    'ping:',
+    '  entryPoint: traefik',
+    ...(o.api ? ['api:', '  insecure: true', '  dashboard: false'] : []),
+    'providers:',
+    ...o.providers,
+    'log:',
+    '  level: WARN',
+    'global:',
+    '  checkNewVersion: false',
+    '  sendAnonymousUsage: false',
+    '',
+  ].join('\n');
+}
+
 /** Starts Traefik with a file provider watching `<dir>/routes`. */
 export async function startTraefik(o: TraefikOptions): Promise<Traefik> {
   const routesDir = path.join(o.dir, 'routes');
@@ -31,30 +62,14 @@ export async function startTraefik(o: TraefikOptions): Promise<Traefik> {
   const configFile = path.join(o.dir, 'traefik.yml');
   fs.writeFileSync(
     configFile,
-    [
-      'entryPoints:',
-      '  web:',
-      `    address: "${o.ip ?? '127.0.0.1'}:${o.port}"`,
-      // Ping and the (read-only) API on loopback: the route provider reads the API to know when
-      // a route switch is live before the old release goes.
-      '  traefik:',
-      `    address: "127.0.0.1:${pingPort}"`,
-      'ping:',
-      '  entryPoint: traefik',
-      'api:',
-      '  insecure: true',
-      '  dashboard: false',
-      'providers:',
-      '  file:',
-      `    directory: "${routesDir}"`,
-      '    watch: true',
-      'log:',
-      '  level: WARN',
-      'global:',
-      '  checkNewVersion: false',
-      '  sendAnonymousUsage: false',
-      '',
-    ].join('\n'),
+    traefikConfig({
+      web: `${o.ip ?? '127.0.0.1'}:${o.port}`,
+      adminPort: pingPort,
+      // The (read-only) API too: the route provider reads it to know when a route switch is
+      // live before the old release goes.
+      api: true,
+      providers: ['  file:', `    directory: "${routesDir}"`, '    watch: true'],
+    }),
   );
   const daemon = await startDaemon({
     name: 'traefik',

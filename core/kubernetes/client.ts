@@ -74,30 +74,49 @@ export class KubeClient {
     return res.body;
   }
 
-  private request(path: string, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
-    const a = this.access;
-    return new Promise((resolve, reject) => {
-      const req = https.request(
-        `${a.server}${path}`,
-        {
-          ...(a.ca ? { ca: a.ca } : {}),
-          ...(a.cert ? { cert: a.cert } : {}),
-          ...(a.key ? { key: a.key } : {}),
-          headers: { accept: 'application/json', ...(a.token ? { authorization: `Bearer ${a.token}` } : {}) },
-          timeout: timeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-          );
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`timed out: GET ${path}`)));
-      req.on('error', reject);
-      req.end();
-    });
+  private request(path: string): Promise<HttpsAnswer> {
+    return httpsRequest(`${this.access.server}${path}`, this.access);
   }
+}
+
+export type HttpsAnswer = { status: number; body: string };
+
+/**
+ * One HTTPS request to a cluster's API (or one of its components) with the given credentials;
+ * rejects on network errors and after `timeoutMs` (default 10 s).
+ */
+export function httpsRequest(
+  url: string,
+  auth: Omit<ClusterAccess, 'server'>,
+  init: { method?: string; body?: string; contentType?: string; timeoutMs?: number } = {},
+): Promise<HttpsAnswer> {
+  const method = init.method ?? 'GET';
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      url,
+      {
+        method,
+        ...(auth.ca ? { ca: auth.ca } : {}),
+        ...(auth.cert ? { cert: auth.cert } : {}),
+        ...(auth.key ? { key: auth.key } : {}),
+        timeout: init.timeoutMs ?? 10_000,
+        headers: {
+          accept: 'application/json',
+          ...(auth.token ? { authorization: `Bearer ${auth.token}` } : {}),
+          ...(init.body !== undefined ? { 'content-type': init.contentType ?? 'application/json' } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.once('timeout', () => req.destroy(new Error(`timed out: ${method} ${url}`)));
+    req.once('error', reject);
+    req.end(init.body);
+  });
 }
