@@ -184,7 +184,10 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
 
 function waitForStopSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
-    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s));
+    // `on`, not `once`: a second signal while stopping must not fall through to the default
+    // action (Temporal's runtime removes its own listener after the first signal), which would
+    // kill the process before its daemons are stopped.
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, () => resolve(s));
   });
 }
 
