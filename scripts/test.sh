@@ -9,6 +9,7 @@ tsc --noEmit
 # The Kubernetes runtime's tests need the cluster toolchain (built once per machine; seconds when
 # cached). npm start never needs it, so only the tests provision it.
 bash scripts/setup-kubernetes.sh
+bash scripts/setup-ansible.sh
 mkdir -p .data
 report=.data/test-report.json
 rm -f "$report"

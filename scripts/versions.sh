@@ -37,6 +37,10 @@ APT_PACKAGES=(
   postgresql git unzip ca-certificates
 )
 
+# Tests of ansible/ only (scripts/setup-ansible.sh): PyPI, in a venv in the tools cache.
+ANSIBLE_CORE_VERSION=2.19.14
+ANSIBLE_LINT_VERSION=26.10.1
+
 # The Kubernetes test toolchain (scripts/setup-kubernetes.sh; tests and `deploy-mcp cluster`
 # only, never `npm start`): a one-node cluster built from Go modules, plus Debian's containerd.
 # Stay on 1.34: 1.35 defaults failCgroupV1=true (this machine is a cgroup v1/v2 hybrid) and
