@@ -6,6 +6,7 @@ import type { Db } from '../core/db/client.ts';
 import type { Logger } from '../core/log.ts';
 import type { SecretBox } from '../core/secrets.ts';
 import { tenantStackRunner } from '../tenant-stacks/from-config.ts';
+import { parseServiceAccount } from '../tenant-stacks/kubernetes/deployer-access.ts';
 import type { TenantStackRunner } from '../tenant-stacks/runner.ts';
 import { createDeployActivities } from '../workers/activities/index.ts';
 import { ensureBaseImages } from '../workers/build/base-images.ts';
@@ -30,7 +31,7 @@ export async function createDeployerActivities(
         registryHost: external.registryHost,
         buildkitAddress: external.buildkitAddress,
         ingressPort: config.runtime.ingressPort,
-        apps: { engineSocket: external.engineSocket, routesDir: external.routesDir },
+        apps: external.apps,
       }
     : await startEmbeddedRuntime(config, deps.log, onStop);
   const runner = tenantStackRunner(config, deps.secrets, deps.db);
@@ -79,6 +80,7 @@ function appRuntime(config: Config, rt: EmbeddedRuntime, runner: TenantStackRunn
       tls: k8s.tlsSecret ? { kind: 'secret', secretName: k8s.tlsSecret } : undefined,
       clusterRegistry: k8s.clusterRegistry,
       registryHost: rt.registryHost,
+      deployer: k8s.serviceAccount ? parseServiceAccount(k8s.serviceAccount) : undefined,
     });
   if (!rt.apps) throw new Error('the embedded runtime was started without podman and Traefik');
   return new LocalRuntime({

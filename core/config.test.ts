@@ -62,9 +62,24 @@ describe('loadConfig', () => {
     expect(loadConfig(whole, '/srv/app').runtime.external).toEqual({
       buildkitAddress: 'unix:///run/buildkit/buildkitd.sock',
       registryHost: '127.0.0.1:5000',
-      engineSocket: '/srv/app/run/podman.sock',
-      routesDir: '/var/lib/routes',
+      apps: { engineSocket: '/srv/app/run/podman.sock', routesDir: '/var/lib/routes' },
     });
+    // On Kubernetes the cluster runs the apps: BuildKit and the registry are the whole runtime
+    // (what the platform's deployer Deployments are given).
+    const onKubernetes = {
+      DEPLOY_MCP_RUNTIME: 'kubernetes',
+      DEPLOY_MCP_KUBECONFIG: '/etc/deploy-mcp/kube/config',
+      DEPLOY_MCP_BUILDKIT_ADDRESS: 'tcp://buildkitd.deploy-mcp-system:1234',
+      DEPLOY_MCP_REGISTRY: '10.0.1.20:5000',
+    };
+    expect(loadConfig(onKubernetes).runtime.external).toEqual({
+      buildkitAddress: 'tcp://buildkitd.deploy-mcp-system:1234',
+      registryHost: '10.0.1.20:5000',
+      apps: undefined,
+    });
+    expect(() => loadConfig({ ...onKubernetes, DEPLOY_MCP_REGISTRY: undefined })).toThrow(
+      /missing: DEPLOY_MCP_REGISTRY$/,
+    );
     const partial = () =>
       loadConfig({ ...whole, DEPLOY_MCP_ENGINE_SOCKET: '', DEPLOY_MCP_ROUTES_DIR: undefined });
     expect(partial).toThrow(ConfigError);
@@ -110,7 +125,22 @@ describe('loadConfig', () => {
       ingressNamespace: 'kube-system',
       clusterRegistry: 'registry.internal:5000',
       tlsSecret: undefined,
+      serviceAccount: undefined,
     });
+    expect(
+      loadConfig({
+        DEPLOY_MCP_RUNTIME: 'kubernetes',
+        DEPLOY_MCP_KUBECONFIG: 'k',
+        DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT: 'deploy-mcp-system/deployer',
+      }).runtime.kubernetes?.serviceAccount,
+    ).toBe('deploy-mcp-system/deployer');
+    expect(() =>
+      loadConfig({
+        DEPLOY_MCP_RUNTIME: 'kubernetes',
+        DEPLOY_MCP_KUBECONFIG: 'k',
+        DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT: 'deployer',
+      }),
+    ).toThrow(/DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT/);
     expect(() =>
       loadConfig({
         DEPLOY_MCP_RUNTIME: 'kubernetes',

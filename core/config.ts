@@ -69,6 +69,12 @@ const schema = z.object({
     .regex(/^[a-z0-9.-]+(:\d+)?$/, 'must be host[:port]')
     .optional(),
   DEPLOY_MCP_INGRESS_TLS_SECRET: z.string().min(1).optional(),
+  // The deployer's own ServiceAccount (namespace/name) when it runs with the narrow access of
+  // tenant-stacks/kubernetes/deployer-access.ts: each tenant namespace binds it the tenant role.
+  DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be namespace/name')
+    .optional(),
   DEPLOY_MCP_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).max(1_048_576).default(512),
 });
 
@@ -132,7 +138,7 @@ export type Config = {
 
 /** The cluster services run on, and how its ingress is reached. */
 export type KubernetesSettings = {
-  /** Absolute path of the kubeconfig (embedded credentials). */
+  /** Absolute path of the kubeconfig (embedded credentials, or a pod's ServiceAccount files). */
   kubeconfigPath: string;
   /** Its context to use; undefined: the current one. */
   context: string | undefined;
@@ -143,6 +149,8 @@ export type KubernetesSettings = {
   clusterRegistry: string | undefined;
   /** Secret (in each tenant namespace, or the controller's default) with the apps' TLS certificate. */
   tlsSecret: string | undefined;
+  /** The deployer's ServiceAccount ("namespace/name") when its access is the narrow one; else undefined. */
+  serviceAccount: string | undefined;
 };
 
 /** Addresses of a runtime the deployer-worker uses instead of starting its own. */
@@ -150,10 +158,15 @@ export type ExternalRuntime = {
   buildkitAddress: string;
   /** host:port of the OCI registry images are pushed to and pulled from. */
   registryHost: string;
-  /** Unix socket of the Docker Engine API (podman's compat service). */
-  engineSocket: string;
-  /** Traefik's file-provider directory. */
-  routesDir: string;
+  /** Where apps run on this machine; undefined on Kubernetes (the cluster runs them). */
+  apps:
+    | {
+        /** Unix socket of the Docker Engine API (podman's compat service). */
+        engineSocket: string;
+        /** Traefik's file-provider directory. */
+        routesDir: string;
+      }
+    | undefined;
 };
 
 export class ConfigError extends Error {
@@ -212,14 +225,20 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
 }
 
 function externalRuntime(e: z.infer<typeof schema>, cwd: string): ExternalRuntime | undefined {
+  // On Kubernetes the cluster runs the apps: only the build side (BuildKit, registry) is needed.
+  const local = e.DEPLOY_MCP_RUNTIME === 'local';
   const given = {
     DEPLOY_MCP_BUILDKIT_ADDRESS: e.DEPLOY_MCP_BUILDKIT_ADDRESS,
     DEPLOY_MCP_REGISTRY: e.DEPLOY_MCP_REGISTRY,
-    DEPLOY_MCP_ENGINE_SOCKET: e.DEPLOY_MCP_ENGINE_SOCKET,
-    DEPLOY_MCP_ROUTES_DIR: e.DEPLOY_MCP_ROUTES_DIR,
+    ...(local
+      ? {
+          DEPLOY_MCP_ENGINE_SOCKET: e.DEPLOY_MCP_ENGINE_SOCKET,
+          DEPLOY_MCP_ROUTES_DIR: e.DEPLOY_MCP_ROUTES_DIR,
+        }
+      : {}),
   };
   const missing = Object.entries(given).filter(([, v]) => v === undefined);
-  if (missing.length === 4) return undefined;
+  if (missing.length === Object.keys(given).length) return undefined;
   if (missing.length > 0) {
     throw new ConfigError(
       `invalid configuration:\n  an external runtime needs all of ${Object.keys(given).join(', ')}; ` +
@@ -229,8 +248,12 @@ function externalRuntime(e: z.infer<typeof schema>, cwd: string): ExternalRuntim
   return {
     buildkitAddress: e.DEPLOY_MCP_BUILDKIT_ADDRESS as string,
     registryHost: e.DEPLOY_MCP_REGISTRY as string,
-    engineSocket: path.resolve(cwd, e.DEPLOY_MCP_ENGINE_SOCKET as string),
-    routesDir: path.resolve(cwd, e.DEPLOY_MCP_ROUTES_DIR as string),
+    apps: local
+      ? {
+          engineSocket: path.resolve(cwd, e.DEPLOY_MCP_ENGINE_SOCKET as string),
+          routesDir: path.resolve(cwd, e.DEPLOY_MCP_ROUTES_DIR as string),
+        }
+      : undefined,
   };
 }
 
@@ -247,6 +270,7 @@ function kubernetesSettings(e: z.infer<typeof schema>, cwd: string): KubernetesS
     ingressNamespace: e.DEPLOY_MCP_INGRESS_NAMESPACE,
     clusterRegistry: e.DEPLOY_MCP_CLUSTER_REGISTRY,
     tlsSecret: e.DEPLOY_MCP_INGRESS_TLS_SECRET,
+    serviceAccount: e.DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT,
   };
 }
 

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { clusterAccess } from './client.ts';
 
@@ -49,5 +52,29 @@ describe('clusterAccess: the API access a kubeconfig grants', () => {
       contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
     });
     expect(clusterAccess(json)).toMatchObject({ server: 'https://127.0.0.1:6443', token: 'x' });
+  });
+
+  it("reads a pod's ServiceAccount files: the CA from its path, the token file kept as a path", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kubeconfig-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'ca.crt'), 'CA FROM FILE');
+      const json = JSON.stringify({
+        'current-context': 'in',
+        clusters: [
+          {
+            name: 'k',
+            cluster: { server: 'https://kubernetes.default.svc', 'certificate-authority': `${dir}/ca.crt` },
+          },
+        ],
+        users: [{ name: 'sa', user: { tokenFile: `${dir}/token` } }],
+        contexts: [{ name: 'in', context: { cluster: 'k', user: 'sa' } }],
+      });
+      const a = clusterAccess(json);
+      expect(a.ca?.toString()).toBe('CA FROM FILE');
+      // Read at each request, not now: the kubelet rotates it.
+      expect(a).toMatchObject({ tokenFile: `${dir}/token`, token: undefined });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

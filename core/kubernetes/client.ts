@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import https from 'node:https';
 import { parse as parseYaml } from 'yaml';
 
@@ -8,21 +9,32 @@ export type ClusterAccess = {
   cert?: Buffer | undefined;
   key?: Buffer | undefined;
   token?: string | undefined;
+  /** A file holding the token, read at each request (a projected ServiceAccount token rotates). */
+  tokenFile?: string | undefined;
 };
 
 type Kubeconfig = {
   'current-context'?: string;
   contexts?: { name: string; context: { cluster: string; user: string } }[];
-  clusters?: { name: string; cluster: { server: string; 'certificate-authority-data'?: string } }[];
+  clusters?: {
+    name: string;
+    cluster: { server: string; 'certificate-authority-data'?: string; 'certificate-authority'?: string };
+  }[];
   users?: {
     name: string;
-    user: { 'client-certificate-data'?: string; 'client-key-data'?: string; token?: string };
+    user: {
+      'client-certificate-data'?: string;
+      'client-key-data'?: string;
+      token?: string;
+      tokenFile?: string;
+    };
   }[];
 };
 
 /**
  * The API access of `context` (default: the current one) in a kubeconfig (YAML or JSON).
- * Embedded credentials only (`*-data`, `token`): the deployer gets its kubeconfig as content.
+ * Embedded credentials (`*-data`, `token`), or the files of a pod's ServiceAccount
+ * (`certificate-authority`, `tokenFile`: platform/cluster/deployer.ts).
  */
 export function clusterAccess(kubeconfig: string, context?: string): ClusterAccess {
   const config = parseYaml(kubeconfig) as Kubeconfig;
@@ -35,10 +47,13 @@ export function clusterAccess(kubeconfig: string, context?: string): ClusterAcce
   const b64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64') : undefined);
   return {
     server: cluster.server.replace(/\/+$/, ''),
-    ca: b64(cluster['certificate-authority-data']),
+    ca:
+      b64(cluster['certificate-authority-data']) ??
+      (cluster['certificate-authority'] ? fs.readFileSync(cluster['certificate-authority']) : undefined),
     cert: b64(user?.['client-certificate-data']),
     key: b64(user?.['client-key-data']),
     token: user?.token,
+    tokenFile: user?.tokenFile,
   };
 }
 
@@ -74,8 +89,18 @@ export class KubeClient {
     return res.body;
   }
 
-  private request(path: string): Promise<HttpsAnswer> {
-    return httpsRequest(`${this.access.server}${path}`, this.access);
+  /** POST a JSON object to `path` (e.g. a SelfSubjectAccessReview); the answer's JSON. */
+  async post<T>(path: string, body: unknown): Promise<T> {
+    const res = await this.request(path, { method: 'POST', body: JSON.stringify(body) });
+    if (res.status !== 200 && res.status !== 201)
+      throw new KubeError(`POST ${path}: HTTP ${res.status} ${res.body.slice(0, 300)}`, res.status);
+    return JSON.parse(res.body) as T;
+  }
+
+  private request(path: string, init?: { method: string; body: string }): Promise<HttpsAnswer> {
+    const { tokenFile, ...access } = this.access;
+    const token = tokenFile ? fs.readFileSync(tokenFile, 'utf8').trim() : access.token;
+    return httpsRequest(`${this.access.server}${path}`, { ...access, token }, init);
   }
 }
 

@@ -12,8 +12,6 @@ export type CloudLayer = {
   nodes: Node[];
   /** Admin kubeconfig of the new cluster (a secret). */
   kubeconfig: pulumi.Output<string>;
-  /** The same, addressed over the private network (for the deployer's pods; a secret). */
-  inClusterKubeconfig: pulumi.Output<string>;
   /** host:port of the registry on the private network. */
   registryHost: string;
   loadBalancer: cloudflare.LoadBalancer;
@@ -32,7 +30,6 @@ export function cloudLayer(config: PlatformConfig): CloudLayer {
   return {
     nodes,
     kubeconfig: cluster.kubeconfig,
-    inClusterKubeconfig: cluster.inClusterKubeconfig,
     registryHost: registryHost(nodes),
     loadBalancer,
   };

@@ -39,8 +39,6 @@ export function registryHost(nodes: Node[]): string {
 export type Cluster = {
   /** The admin kubeconfig, server address rewritten to the first ctrl node's public IP (a secret). */
   kubeconfig: pulumi.Output<string>;
-  /** The same credentials addressed to the first ctrl node's private IP, for pods (the deployer). */
-  inClusterKubeconfig: pulumi.Output<string>;
   joins: command.local.Command[];
 };
 
@@ -94,7 +92,6 @@ export function k3s(config: PlatformConfig, nodes: Node[]): Cluster {
     );
   return {
     kubeconfig: addressedTo(first.publicIp),
-    inClusterKubeconfig: addressedTo(first.privateIp),
     joins,
   };
 }

@@ -1,5 +1,6 @@
 import * as pulumi from '@pulumi/pulumi';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../core/config.ts';
 import { isSecret, one, type Registered, runWithMocks } from '../../tenant-stacks/kubernetes/pulumi-mocks.ts';
 import { type PlatformOutputs, platformProgram } from '../program.ts';
 import { testConfig } from '../test-config.ts';
@@ -119,9 +120,70 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
         DEPLOY_MCP_BUILDKIT_ADDRESS: 'tcp://buildkitd.deploy-mcp-system:1234',
       });
     }
+  });
+
+  it('gives the deployer-worker a ServiceAccount of its own with tenant-only access, and no admin credential', async () => {
+    const { resources } = await runWithMocks(platformProgram(testConfig()));
+    const worker = podSpecOf(
+      one(resources, 'kubernetes:apps/v1:Deployment', 'deployer-worker'),
+    ) as PodSpec & {
+      serviceAccountName?: string;
+      automountServiceAccountToken?: boolean;
+    };
+    expect(worker).toMatchObject({ serviceAccountName: 'deployer', automountServiceAccountToken: true });
+    expect(envOf(worker).DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT).toBe('deploy-mcp-system/deployer');
+    const server = podSpecOf(one(resources, 'kubernetes:apps/v1:Deployment', 'deployer-server')) as {
+      automountServiceAccountToken?: boolean;
+    };
+    expect(server.automountServiceAccountToken).toBe(false);
+    // The kubeconfig names the projected token's file: no credential in it, and no Secret holds one.
+    const kubeconfig = JSON.parse(
+      (
+        one(resources, 'kubernetes:core/v1:ConfigMap', 'deployer-kubeconfig').inputs.data as {
+          config: string;
+        }
+      ).config,
+    );
+    expect(kubeconfig.users).toEqual([
+      { name: 'deployer', user: { tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token' } },
+    ]);
     expect(
-      isSecret(one(resources, 'kubernetes:core/v1:Secret', 'deployer-kubeconfig').inputs.stringData),
-    ).toBe(true);
+      resources.filter((r) => r.type === 'kubernetes:core/v1:Secret' && r.name === 'deployer-kubeconfig'),
+    ).toEqual([]);
+    const binding = one(
+      resources,
+      'kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding',
+      'deploy-mcp-deployer',
+    );
+    expect(binding.inputs.subjects).toEqual([
+      { kind: 'ServiceAccount', namespace: 'deploy-mcp-system', name: 'deployer' },
+    ]);
+    // Cluster-wide it may bind only the tenant role, and reads no secrets anywhere.
+    const rules = one(resources, 'kubernetes:rbac.authorization.k8s.io/v1:ClusterRole', 'deploy-mcp-deployer')
+      .inputs.rules as { resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+    expect(rules.flatMap((r) => r.resources)).not.toContain('secrets');
+    expect(rules.find((r) => r.verbs.includes('bind'))?.resourceNames).toEqual(['deploy-mcp-tenant']);
+    expect(
+      one(resources, 'kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding').inputs
+        .spec,
+    ).toEqual({ policyName: 'deploy-mcp-deployer-tenants-only', validationActions: ['Deny'] });
+  });
+
+  it("gives the deployer an environment the product's configuration accepts (kubernetes, no local engine)", async () => {
+    const { resources } = await runWithMocks(platformProgram(testConfig()));
+    const env = envOf(podSpecOf(one(resources, 'kubernetes:apps/v1:Deployment', 'deployer-worker')));
+    const runtime = loadConfig(env).runtime;
+    expect(runtime.kubernetes).toMatchObject({
+      kubeconfigPath: '/etc/deploy-mcp/kube/config',
+      ingressClass: 'traefik',
+      ingressNamespace: 'traefik',
+      serviceAccount: 'deploy-mcp-system/deployer',
+    });
+    expect(runtime.external).toEqual({
+      buildkitAddress: 'tcp://buildkitd.deploy-mcp-system:1234',
+      registryHost: '10.0.1.20:5000',
+      apps: undefined,
+    });
   });
 
   it('cleans the registry nightly, keeping the configured number of images per service', async () => {

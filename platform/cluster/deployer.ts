@@ -1,5 +1,13 @@
 import * as k8s from '@pulumi/kubernetes';
-import * as pulumi from '@pulumi/pulumi';
+import type * as pulumi from '@pulumi/pulumi';
+import {
+  DEPLOYER_ROLE,
+  deployerAccessManifests,
+  deployerPolicy,
+  inClusterKubeconfig,
+  type ServiceAccountRef,
+  TENANT_ROLE,
+} from '../../tenant-stacks/kubernetes/deployer-access.ts';
 import { BUILDKIT_ADDRESS } from './buildkit.ts';
 import { INGRESS_CLASS, INGRESS_NAMESPACE, onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
@@ -7,13 +15,13 @@ export type DeployerArgs = {
   image: string;
   appsDomain: string;
   registryHost: string;
-  /** Kubeconfig the deployer-worker declares tenants' stacks with (private API address; a secret). */
-  kubeconfig: pulumi.Input<string>;
 };
 
 /** The Secret the SRE makes with the rest of the product's settings (database, master key, Temporal). */
 export const DEPLOYER_ENV_SECRET = 'deployer-env';
 const KUBECONFIG_DIR = '/etc/deploy-mcp/kube';
+/** The identity the deployer-worker runs as: tenants' namespaces only (deployer-access.ts). */
+export const DEPLOYER_SERVICE_ACCOUNT: ServiceAccountRef = { namespace: SYSTEM_NAMESPACE, name: 'deployer' };
 
 /** Environment both roles share: the `kubernetes` runtime, configured from this program. */
 export function runtimeEnv(args: DeployerArgs) {
@@ -25,21 +33,66 @@ export function runtimeEnv(args: DeployerArgs) {
     { name: 'DEPLOY_MCP_APPS_DOMAIN', value: args.appsDomain },
     { name: 'DEPLOY_MCP_REGISTRY', value: args.registryHost },
     { name: 'DEPLOY_MCP_BUILDKIT_ADDRESS', value: BUILDKIT_ADDRESS },
+    {
+      name: 'DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT',
+      value: `${DEPLOYER_SERVICE_ACCOUNT.namespace}/${DEPLOYER_SERVICE_ACCOUNT.name}`,
+    },
   ];
 }
 
-/** deployer-server (webhooks, /healthz) and deployer-worker (builds and stack updates) on the ops pool. */
+/**
+ * The deployer's narrow access (deployer-access.ts), the same objects the cluster tests apply:
+ * its ServiceAccount, the two roles, the binding and the admission policy. No admin credential
+ * reaches its pods: the worker uses its projected ServiceAccount token.
+ */
+function deployerAccess(opts: pulumi.CustomResourceOptions) {
+  const [sa, tenantRole, deployerRole, binding, policy, policyBinding] = deployerAccessManifests(
+    DEPLOYER_SERVICE_ACCOUNT,
+  ) as [
+    k8s.core.v1.ServiceAccountArgs,
+    k8s.rbac.v1.ClusterRoleArgs,
+    k8s.rbac.v1.ClusterRoleArgs,
+    k8s.rbac.v1.ClusterRoleBindingArgs,
+    k8s.admissionregistration.v1.ValidatingAdmissionPolicyArgs,
+    k8s.admissionregistration.v1.ValidatingAdmissionPolicyBindingArgs,
+  ];
+  const account = new k8s.core.v1.ServiceAccount('deployer', sa, opts);
+  const roles = [
+    new k8s.rbac.v1.ClusterRole(TENANT_ROLE, tenantRole, opts),
+    new k8s.rbac.v1.ClusterRole(DEPLOYER_ROLE, deployerRole, opts),
+  ];
+  const policyName = deployerPolicy(DEPLOYER_SERVICE_ACCOUNT).metadata.name;
+  const admission = new k8s.admissionregistration.v1.ValidatingAdmissionPolicy(policyName, policy, opts);
+  return [
+    account,
+    ...roles,
+    new k8s.rbac.v1.ClusterRoleBinding(DEPLOYER_ROLE, binding, { ...opts, dependsOn: [account, ...roles] }),
+    admission,
+    new k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(policyName, policyBinding, {
+      ...opts,
+      dependsOn: [admission],
+    }),
+  ];
+}
+
+/**
+ * deployer-server (webhooks, /healthz) and deployer-worker (builds and stack updates) on the ops
+ * pool. Only the worker talks to the cluster, as the deployer ServiceAccount, with a kubeconfig
+ * that names the token file (it holds no credential: a ConfigMap).
+ */
 export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions): k8s.apps.v1.Deployment[] {
-  const kubeconfig = new k8s.core.v1.Secret(
+  const access = deployerAccess(opts);
+  const kubeconfig = new k8s.core.v1.ConfigMap(
     'deployer-kubeconfig',
     {
       metadata: { name: 'deployer-kubeconfig', namespace: SYSTEM_NAMESPACE },
-      stringData: { config: pulumi.secret(args.kubeconfig) },
+      data: { config: inClusterKubeconfig() },
     },
     opts,
   );
   return (['deployer-server', 'deployer-worker'] as const).map((role) => {
     const labels = { app: role };
+    const worker = role === 'deployer-worker';
     return new k8s.apps.v1.Deployment(
       role,
       {
@@ -51,7 +104,9 @@ export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions)
             metadata: { labels },
             spec: {
               ...onPool('ops'),
-              automountServiceAccountToken: false,
+              ...(worker
+                ? { serviceAccountName: DEPLOYER_SERVICE_ACCOUNT.name, automountServiceAccountToken: true }
+                : { automountServiceAccountToken: false }),
               containers: [
                 {
                   name: role,
@@ -63,12 +118,12 @@ export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions)
                   securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, runAsUser: 10001 },
                 },
               ],
-              volumes: [{ name: 'kubeconfig', secret: { secretName: kubeconfig.metadata.name } }],
+              volumes: [{ name: 'kubeconfig', configMap: { name: kubeconfig.metadata.name } }],
             },
           },
         },
       },
-      opts,
+      worker ? { ...opts, dependsOn: [...access, kubeconfig] } : opts,
     );
   });
 }

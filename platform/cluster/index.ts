@@ -10,10 +10,8 @@ import { registryCleanup } from './registry-cleanup.ts';
 import { traefik } from './traefik.ts';
 
 export type ClusterInputs = {
-  /** Admin kubeconfig Pulumi declares with (a secret). */
+  /** Admin kubeconfig Pulumi declares with (a secret); never handed to the product's pods. */
   kubeconfig: pulumi.Input<string>;
-  /** The same credentials over the private network, for the deployer's pods (a secret). */
-  inClusterKubeconfig: pulumi.Input<string>;
   registryHost: string;
 };
 
@@ -46,7 +44,6 @@ export function clusterLayer(config: PlatformConfig, cloud: ClusterInputs): Clus
       image: config.images.deployer,
       appsDomain: config.appsDomain,
       registryHost: cloud.registryHost,
-      kubeconfig: cloud.inClusterKubeconfig,
     },
     opts,
   );

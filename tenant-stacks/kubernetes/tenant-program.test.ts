@@ -168,4 +168,31 @@ describe('kubernetesTenantProgram (pulumi.runtime.setMocks)', () => {
       expect(metadataOf(r).labels).toMatchObject({ 'deploy-mcp.user': userId });
     }
   });
+
+  it("binds the deployer's ServiceAccount to the tenant role in the namespace only when it has one", async () => {
+    const without = await runWithMocks(kubernetesTenantProgram(baseSpec));
+    expect(
+      without.resources.filter((r) => r.type === 'kubernetes:rbac.authorization.k8s.io/v1:RoleBinding'),
+    ).toEqual([]);
+    const { resources } = await runWithMocks(
+      kubernetesTenantProgram({
+        ...baseSpec,
+        deployer: { namespace: 'deploy-mcp-system', name: 'deployer' },
+      }),
+    );
+    const binding = one(resources, 'kubernetes:rbac.authorization.k8s.io/v1:RoleBinding');
+    expect(metadataOf(binding)).toEqual({
+      name: 'deploy-mcp-deployer',
+      namespace: `tenant-${userId}`,
+      labels: { 'deploy-mcp.user': userId },
+    });
+    expect(binding.inputs.roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'deploy-mcp-tenant',
+    });
+    expect(binding.inputs.subjects).toEqual([
+      { kind: 'ServiceAccount', namespace: 'deploy-mcp-system', name: 'deployer' },
+    ]);
+  });
 });

@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import type * as pulumi from '@pulumi/pulumi';
+import { type ServiceAccountRef, tenantRoleBinding } from './deployer-access.ts';
 import { LABELS, tenantNamespace } from './names.ts';
 import { clusterProvider, type KubernetesCluster } from './provider.ts';
 
@@ -51,6 +52,11 @@ export type KubernetesTenantSpec = {
   quota?: Partial<TenantQuota> | undefined;
   /** Changes to CONTAINER_DEFAULTS. */
   containerDefaults?: Partial<ContainerDefaults> | undefined;
+  /**
+   * The ServiceAccount the deployer runs as, when it has the narrow access of
+   * deployer-access.ts: the namespace gets a RoleBinding granting it the tenant role there.
+   */
+  deployer?: ServiceAccountRef | undefined;
 };
 
 /** Where tenants' apps may not connect: private ranges (the cluster's own) and the metadata endpoint. */
@@ -89,6 +95,15 @@ export function kubernetesTenantProgram(spec: KubernetesTenantSpec): pulumi.auto
     );
     // Everything else lives in the namespace: created after it, deleted before it.
     const opts = { provider, dependsOn: [namespace] };
+
+    if (spec.deployer) {
+      const binding = tenantRoleBinding(name, spec.deployer);
+      new k8s.rbac.v1.RoleBinding(
+        'deployer',
+        { ...binding, metadata: { ...binding.metadata, labels } },
+        opts,
+      );
+    }
 
     new k8s.core.v1.ResourceQuota(
       'quota',

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../core/daemons/probes.ts';
 import { openDatabase } from '../../core/db/client.ts';
 import { tenantNamespace } from '../../tenant-stacks/kubernetes/names.ts';
-import { type TestCluster, useTestCluster } from '../support/cluster.ts';
+import { deployerAccess, type TestCluster, useTestCluster } from '../support/cluster.ts';
 import { agentGit, pushNewRepo } from '../support/git.ts';
 import { httpGet } from '../support/http.ts';
 import { call, text } from '../support/mcp.ts';
@@ -28,7 +28,9 @@ type ServiceView = {
  * The product on DEPLOY_MCP_RUNTIME=kubernetes, driven only through MCP and git, on a real
  * one-node cluster (core/cluster/): push → create_service → pod Running → served by Traefik
  * through an Ingress → a push rolls out → a crashing commit fails with its exit code while the
- * old release serves → rollback_service → delete_service leaves nothing in the namespace.
+ * old release serves → rollback_service → delete_service leaves nothing in the namespace. The
+ * product acts as the deployer's ServiceAccount with the platform's narrow access
+ * (tenant-stacks/kubernetes/deployer-access.ts), never as admin.
  */
 describe('end to end on Kubernetes', () => {
   const work = scratchDir('k8s-e2e', path.join(repoRoot, '.data', 'test'));
@@ -89,6 +91,8 @@ describe('end to end on Kubernetes', () => {
   beforeAll(async () => {
     const registryPort = await freePort();
     cluster = await useTestCluster({ registries: [`127.0.0.1:${registryPort}`] });
+    // The product runs with the deployer's narrow access, as the platform gives it (no admin).
+    const access = await deployerAccess(cluster, path.join(work.dir, 'kube'));
     const ports = {
       server: await freePort(),
       deployer: await freePort(),
@@ -100,7 +104,8 @@ describe('end to end on Kubernetes', () => {
       ports,
       env: {
         DEPLOY_MCP_RUNTIME: 'kubernetes',
-        DEPLOY_MCP_KUBECONFIG: cluster.kubeconfigPath,
+        DEPLOY_MCP_KUBECONFIG: access.kubeconfigPath,
+        DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT: access.serviceAccount,
         DEPLOY_MCP_INGRESS_NAMESPACE: cluster.ingressNamespace,
         DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS: '90',
       },
@@ -170,7 +175,7 @@ describe('end to end on Kubernetes', () => {
       type: 'RuntimeDefault',
     });
     const objects = (
-      await kubectl(['-n', namespace, 'get', 'resourcequota,limitrange,networkpolicy', '-o', 'name'])
+      await kubectl(['-n', namespace, 'get', 'resourcequota,limitrange,networkpolicy,rolebinding', '-o', 'name'])
     )
       .trim()
       .split('\n')
@@ -180,6 +185,7 @@ describe('end to end on Kubernetes', () => {
       'limitrange/container-defaults',
       'networkpolicy/tenant-egress',
       'networkpolicy/tenant-ingress',
+      'rolebinding/deploy-mcp-deployer',
     ]);
   }, 300_000);
 

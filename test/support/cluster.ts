@@ -2,6 +2,10 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Cluster, clusterStatus, startCluster, stopCluster } from '../../core/cluster/cluster.ts';
+import {
+  deployerAccessManifests,
+  type ServiceAccountRef,
+} from '../../tenant-stacks/kubernetes/deployer-access.ts';
 import { repoRoot } from './scratch.ts';
 
 /** The cluster test files share unless they ask for their own dir (files run one after another). */
@@ -79,4 +83,87 @@ export function kubectl(
     );
     if (input !== undefined) child.stdin?.end(input);
   });
+}
+
+/** The ServiceAccount the platform runs the deployer-worker as (platform/cluster/deployer.ts). */
+export const DEPLOYER_SA: ServiceAccountRef = { namespace: 'deploy-mcp-system', name: 'deployer' };
+
+export type DeployerAccess = {
+  /** A kubeconfig acting as DEPLOYER_SA, its token read from a file (as in a pod). */
+  kubeconfigPath: string;
+  /** DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT's value. */
+  serviceAccount: string;
+};
+
+/**
+ * Applies the deployer's narrow access (tenant-stacks/kubernetes/deployer-access.ts: the same
+ * objects the platform program declares) as admin, mints a token for its ServiceAccount and
+ * writes a kubeconfig under `dir` that uses it. Resolves once the admission policy is in force.
+ */
+export async function deployerAccess(cluster: Cluster, dir: string): Promise<DeployerAccess> {
+  const items = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: DEPLOYER_SA.namespace } },
+    ...deployerAccessManifests(DEPLOYER_SA),
+  ];
+  await kubectl(
+    cluster,
+    ['apply', '--server-side', '--force-conflicts', '--field-manager=deploy-mcp-test', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'List', items }),
+  );
+  const token = (
+    await kubectl(cluster, [
+      'create',
+      'token',
+      DEPLOYER_SA.name,
+      '-n',
+      DEPLOYER_SA.namespace,
+      '--duration=6h',
+    ])
+  ).trim();
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tokenFile = path.join(dir, 'deployer.token');
+  fs.writeFileSync(tokenFile, token, { mode: 0o600 });
+  const admin = JSON.parse(fs.readFileSync(cluster.kubeconfigPath, 'utf8')) as {
+    clusters: { cluster: { 'certificate-authority-data': string } }[];
+  };
+  const kubeconfigPath = path.join(dir, 'deployer.kubeconfig');
+  fs.writeFileSync(
+    kubeconfigPath,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name: 'c',
+          cluster: {
+            server: cluster.apiServerUrl,
+            'certificate-authority-data': admin.clusters[0]?.cluster['certificate-authority-data'],
+          },
+        },
+      ],
+      users: [{ name: 'deployer', user: { tokenFile } }],
+      contexts: [{ name: 'deployer', context: { cluster: 'c', user: 'deployer' } }],
+      'current-context': 'deployer',
+    }),
+    { mode: 0o600 },
+  );
+  const access = { kubeconfigPath, serviceAccount: `${DEPLOYER_SA.namespace}/${DEPLOYER_SA.name}` };
+  // The API server picks policies and bindings up from a watch: wait (bounded) until a
+  // namespace outside tenants is refused (a server-side dry run: nothing is created).
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const refused = await kubectl({ kubeconfigPath, context: 'deployer' }, [
+      'create',
+      'namespace',
+      'deploy-mcp-probe',
+      '--dry-run=server',
+    ]).then(
+      () => false,
+      (err: Error) => err.message.includes('tenant namespaces'),
+    );
+    if (refused) return access;
+    if (Date.now() > deadline)
+      throw new Error("the deployer's admission policy did not take effect within 30 s");
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }

@@ -1,5 +1,6 @@
 import type { OutputMap } from '@pulumi/pulumi/automation/index.js';
 import { clusterAccess, KubeClient } from '../../core/kubernetes/client.ts';
+import type { ServiceAccountRef } from '../../tenant-stacks/kubernetes/deployer-access.ts';
 import { LABELS, tenantNamespace, tenantStackName } from '../../tenant-stacks/kubernetes/names.ts';
 import type { KubernetesCluster } from '../../tenant-stacks/kubernetes/provider.ts';
 import { type IngressTls, kubernetesServiceProgram } from '../../tenant-stacks/kubernetes/service-program.ts';
@@ -27,7 +28,15 @@ export type KubernetesRuntimeOptions = {
   clusterRegistry?: string | undefined;
   /** The registry builds push to (`host:port`): image references are rewritten to clusterRegistry. */
   registryHost: string;
+  /**
+   * The deployer's ServiceAccount when it has the narrow access of deployer-access.ts: each
+   * tenant namespace binds it the tenant role, and a tenant is ready once that grant applies.
+   */
+  deployer?: ServiceAccountRef | undefined;
 };
+
+/** How long a new tenant namespace's RoleBinding may take to reach the API server's authorizer. */
+const GRANT_WAIT_MS = 15_000;
 
 /** How long the ingress controller may take to apply an endpoint change (Traefik's throttle, 2 s). */
 const INGRESS_UPDATE_MS = 2500;
@@ -166,14 +175,45 @@ export class KubernetesRuntime implements Runtime {
   }
 
   async ensureTenant(userId: string): Promise<void> {
+    const name = tenantNamespace(userId);
     const ns = await this.api.get<{ metadata: { labels?: Record<string, string> } }>(
-      `/api/v1/namespaces/${tenantNamespace(userId)}`,
+      `/api/v1/namespaces/${name}`,
     );
-    if (ns?.metadata.labels?.['pod-security.kubernetes.io/enforce'] === 'restricted') return;
+    if (
+      ns?.metadata.labels?.['pod-security.kubernetes.io/enforce'] === 'restricted' &&
+      (await this.granted(name))
+    )
+      return;
     await this.o.runner.up(
       tenantStackName(userId),
-      kubernetesTenantProgram({ cluster: this.o.cluster, userId, ingressNamespace: this.o.ingressNamespace }),
+      kubernetesTenantProgram({
+        cluster: this.o.cluster,
+        userId,
+        ingressNamespace: this.o.ingressNamespace,
+        deployer: this.o.deployer,
+      }),
     );
+    // RBAC applies a new RoleBinding shortly after it is stored: the service's stack needs it.
+    const deadline = Date.now() + GRANT_WAIT_MS;
+    while (!(await this.granted(name))) {
+      if (Date.now() > deadline)
+        throw new Error(`the deployer's role binding in namespace ${name} did not take effect within 15 s`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** Whether the deployer's tenant role applies in `namespace` (always, when it has no narrow access). */
+  private async granted(namespace: string): Promise<boolean> {
+    if (!this.o.deployer) return true;
+    const review = await this.api.post<{ status?: { allowed?: boolean } }>(
+      '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+      {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SelfSubjectAccessReview',
+        spec: { resourceAttributes: { namespace, verb: 'create', resource: 'secrets' } },
+      },
+    );
+    return review.status?.allowed === true;
   }
 
   async releaseTenant(userId: string): Promise<void> {
