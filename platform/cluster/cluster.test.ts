@@ -186,6 +186,50 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     });
   });
 
+  it('bounds and closes the platform namespaces by default: pod quotas, no LB/NodePort, ingress denied but for named peers', async () => {
+    const { resources } = await runWithMocks(platformProgram(testConfig()));
+    const quotas = resources.filter((r) => r.type === 'kubernetes:core/v1:ResourceQuota');
+    expect(
+      Object.fromEntries(
+        quotas.map((q) => [
+          (q.inputs.metadata as { namespace: string }).namespace,
+          (q.inputs.spec as { hard: object }).hard,
+        ]),
+      ),
+    ).toEqual({
+      // 2 build nodes and 3 run nodes in testConfig.
+      'deploy-mcp-system': { pods: '12', 'services.loadbalancers': '0', 'services.nodeports': '0' },
+      traefik: { pods: '6', 'services.loadbalancers': '0', 'services.nodeports': '0' },
+    });
+    const policy = (name: string) =>
+      one(resources, 'kubernetes:networking.k8s.io/v1:NetworkPolicy', name).inputs.spec;
+    expect(policy('default-deny-ingress')).toEqual({ podSelector: {}, policyTypes: ['Ingress'] });
+    expect(policy('registry-ingress')).toMatchObject({
+      podSelector: { matchLabels: { app: 'registry' } },
+      ingress: [
+        {
+          from: [
+            { ipBlock: { cidr: '10.0.0.0/16' } },
+            { podSelector: { matchLabels: { app: 'buildkitd' } } },
+            { podSelector: { matchLabels: { app: 'deployer-worker' } } },
+            { podSelector: { matchLabels: { app: 'registry-cleanup' } } },
+          ],
+          ports: [{ protocol: 'TCP', port: 5000 }],
+        },
+      ],
+    });
+    expect(policy('deployer-server-ingress')).toMatchObject({
+      ingress: [
+        { from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'traefik' } } }] },
+      ],
+    });
+    // Every pod the layer runs in deploy-mcp-system carries the label a policy names.
+    const cron = one(resources, 'kubernetes:batch/v1:CronJob', 'registry-cleanup').inputs.spec as {
+      jobTemplate: { spec: { template: { metadata: { labels: object } } } };
+    };
+    expect(cron.jobTemplate.spec.template.metadata.labels).toEqual({ app: 'registry-cleanup' });
+  });
+
   it('cleans the registry nightly, keeping the configured number of images per service', async () => {
     const { resources } = await runWithMocks(platformProgram(testConfig({ keepImagesPerService: 7 })));
     const cron = one(resources, 'kubernetes:batch/v1:CronJob', 'registry-cleanup');

@@ -7,6 +7,7 @@ import { deployer } from './deployer.ts';
 import { INGRESS_CLASS, INGRESS_NAMESPACE, SYSTEM_NAMESPACE } from './placement.ts';
 import { registry } from './registry.ts';
 import { registryCleanup } from './registry-cleanup.ts';
+import { systemPolicies } from './system-policies.ts';
 import { traefik } from './traefik.ts';
 
 export type ClusterInputs = {
@@ -27,6 +28,7 @@ export function clusterLayer(config: PlatformConfig, cloud: ClusterInputs): Clus
     (name) => new k8s.core.v1.Namespace(name, { metadata: { name } }, { provider }),
   );
   const opts: pulumi.CustomResourceOptions = { provider, dependsOn: namespaces };
+  systemPolicies(config, opts);
   traefik(config.images.traefik, opts);
   certManager(
     {

@@ -27,6 +27,8 @@ export function registryCleanup(
           spec: {
             backoffLimit: 1,
             template: {
+              // The registry's NetworkPolicy lets pods with this label in (system-policies.ts).
+              metadata: { labels: { app: 'registry-cleanup' } },
               spec: {
                 ...onPool('ops'),
                 restartPolicy: 'Never',
