@@ -23,7 +23,7 @@ for (let i = 0; i < users; i++) {
     });
   }
 }
-process.stdout.write(`${JSON.stringify({ url: srv.url, dbUrl: srv.dbUrl, keys })}\n`);
+process.stdout.write(`${JSON.stringify({ url: srv.url, dbUrl: srv.dbUrl, keys, pid: process.pid })}\n`);
 process.stdin.resume();
 process.stdin.on('end', () => {
   void srv.close().then(() => process.exit(0));

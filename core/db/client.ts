@@ -4,6 +4,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient as PostgresClient } from '../../prisma/generated/postgresql/client.ts';
 import { PrismaClient as SqliteClient } from '../../prisma/generated/sqlite/client.ts';
 import { isSqliteUrl, privateSqliteFile, SQLITE_BUSY_TIMEOUT_MS } from './sql-connection.ts';
+import { installStatementCache } from './statement-cache.ts';
 
 /**
  * The product database client. Typed as the SQLite client: its API is the subset both
@@ -40,6 +41,7 @@ class PrismaLibSqlImmediate extends PrismaLibSql {
 export async function openDatabase(url: string, options: { poolSize?: number } = {}): Promise<Database> {
   if (isSqliteUrl(url)) {
     privateSqliteFile(url);
+    installStatementCache();
     // timeout = busy_timeout (ms) on every connection; intMode bigint keeps BigInt columns exact.
     const prisma = new SqliteClient({
       adapter: new PrismaLibSqlImmediate({ url, timeout: SQLITE_BUSY_TIMEOUT_MS, intMode: 'bigint' }),
