@@ -20,7 +20,9 @@ export const METADATA_MAX_BYTES = 16 * 1024;
 
 export class MetadataFetchError extends Error {}
 
-const blocked = new BlockList();
+// Two lists: Node's BlockList matches IPv4 addresses against ::ffff:0:0/96 rules too.
+const blocked4 = new BlockList();
+const blocked6 = new BlockList();
 for (const [net, bits] of [
   ['0.0.0.0', 8],
   ['10.0.0.0', 8],
@@ -38,7 +40,7 @@ for (const [net, bits] of [
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const)
-  blocked.addSubnet(net, bits, 'ipv4');
+  blocked4.addSubnet(net, bits, 'ipv4');
 for (const [net, bits] of [
   ['::', 128],
   ['::1', 128],
@@ -54,7 +56,7 @@ for (const [net, bits] of [
   ['fec0::', 10],
   ['ff00::', 8],
 ] as const)
-  blocked.addSubnet(net, bits, 'ipv6');
+  blocked6.addSubnet(net, bits, 'ipv6');
 
 /**
  * True for public unicast addresses: not loopback, private, link-local (169.254.0.0/16, where
@@ -63,8 +65,8 @@ for (const [net, bits] of [
  */
 export function isPublicAddress(address: string): boolean {
   const family = isIP(address);
-  if (family === 4) return !blocked.check(address, 'ipv4');
-  if (family === 6) return !blocked.check(address, 'ipv6');
+  if (family === 4) return !blocked4.check(address, 'ipv4');
+  if (family === 6) return !blocked6.check(address, 'ipv6');
   return false;
 }
 
