@@ -44,7 +44,7 @@ code,.secret{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 .secret{display:block;padding:.7rem;background:#fff8e1;border:1px solid #f0c36d;border-radius:6px;margin:.6rem 0}
 .error{color:#c62828}
 .muted{color:#5b636b;font-size:.9rem}
-nav{margin-bottom:1rem}nav a{margin-right:1rem}
+nav{margin-bottom:1rem;display:flex;align-items:center;gap:1rem}nav form{margin-left:auto}nav button{margin:0}
 .inline{display:inline}
 hr{border:0;border-top:1px solid #e3e3e3;margin:1.5rem 0}
 `;
