@@ -34,7 +34,7 @@ body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1b1f2
 main{max-width:42rem;margin:3rem auto;padding:2rem;background:#fff;border-radius:10px;box-shadow:0 1px 4px #0002}
 h1{font-size:1.4rem;margin-top:0}
 label{display:block;margin:.8rem 0 .3rem;font-weight:600}
-input[type=text]{width:100%;box-sizing:border-box;padding:.55rem;font:inherit;border:1px solid #bbb;border-radius:6px}
+input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.55rem;font:inherit;border:1px solid #bbb;border-radius:6px}
 button{font:inherit;padding:.5rem 1.1rem;border-radius:6px;border:1px solid #1f6feb;background:#1f6feb;color:#fff;cursor:pointer;margin:.8rem .4rem 0 0}
 button.secondary{background:#fff;color:#1f6feb}
 button.danger{background:#fff;color:#c62828;border-color:#c62828;margin:0}

@@ -65,7 +65,7 @@ async function connectThroughBrowser(email: string, shots: string | undefined) {
     if (shots) await screenshot(page, `${shots}-1-sign-in`);
     await signInOnPage(page, email);
     await page.waitForURL(/\/authorize\?/);
-    expect(await page.locator('h1').innerText()).toContain('SDK test client');
+    expect((await page.locator('h1').textContent()) ?? '').toContain('SDK test client');
     if (shots) await screenshot(page, `${shots}-2-consent`);
     await page.getByRole('button', { name: 'Allow' }).click();
     await page.waitForURL((u) => u.toString().startsWith(callbackUrl));
@@ -122,7 +122,7 @@ it('the keys page creates a key shown once that works as a Bearer key, and revok
   await page.waitForURL(/\/account\/keys$/);
   await page.getByLabel('New key name').fill('ci-laptop');
   await page.getByRole('button', { name: 'Create key' }).click();
-  const key = await page.locator('#new-key').innerText();
+  const key = (await page.locator('#new-key').textContent()) ?? '';
   expect(key).toMatch(/^dk_live_[A-Za-z0-9_-]{32}$/);
   await screenshot(page, 'keys-1-new-key');
   expect(await mcpStatus(key)).toBe(200);
