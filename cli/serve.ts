@@ -12,6 +12,7 @@ import { loadMasterKey, SecretBox } from '../core/secrets.ts';
 import { createGitServer } from '../git/git-server.ts';
 import { pruneExpiredGitTokens } from '../git/tokens.ts';
 import { createMcpApp } from '../mcp/app.ts';
+import { signInMethodsFor } from '../mcp/auth/sign-in-methods.ts';
 import { createSelfCheckActivities } from '../workers/activities/index.ts';
 import { connectTemporal } from '../workers/client.ts';
 import { DeployStarter } from '../workers/deploy/start-deploy.ts';
@@ -139,6 +140,7 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         deploys,
         maxServicesPerUser: config.runtime.maxServicesPerUser,
         dataDir: config.dataDir,
+        oauth: { signInMethods: signInMethodsFor(config.signIn) },
       });
       const http = await listen(app, config.host, config.port);
       onStop('server', http.close);

@@ -118,3 +118,8 @@ export class ApiKeyAuthenticator {
     this.db.apiKey.update({ where: { id: keyId }, data: { lastUsedAt: new Date(now) } }).catch(this.onError);
   }
 }
+
+/** The audit actor of a caller: `api_key:<prefix>`, or `oauth:<client_id>` for OAuth access tokens. */
+export function callerActor(caller: Caller): string {
+  return caller.keyPrefix.startsWith('oauth:') ? caller.keyPrefix : `api_key:${caller.keyPrefix}`;
+}

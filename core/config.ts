@@ -76,6 +76,20 @@ const schema = z.object({
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be namespace/name')
     .optional(),
   DEPLOY_MCP_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).max(1_048_576).default(512),
+  // Sign-in providers besides the login code (mcp/auth/): Firebase Auth, GitHub OAuth.
+  DEPLOY_MCP_FIREBASE_PROJECT_ID: z
+    .string()
+    .regex(/^[a-z0-9-]{4,40}$/, 'must be a Firebase project id')
+    .optional(),
+  DEPLOY_MCP_FIREBASE_API_KEY: z.string().min(1).max(200).optional(),
+  DEPLOY_MCP_FIREBASE_AUTH_EMULATOR: z
+    .string()
+    .regex(/^[a-z0-9.-]+:\d+$/, 'must be host:port')
+    .optional(),
+  DEPLOY_MCP_GITHUB_SIGN_IN_CLIENT_ID: z.string().min(1).max(200).optional(),
+  DEPLOY_MCP_GITHUB_SIGN_IN_CLIENT_SECRET: z.string().min(1).max(500).optional(),
+  DEPLOY_MCP_GITHUB_SIGN_IN_WEB_URL: z.url().default('https://github.com'),
+  DEPLOY_MCP_GITHUB_SIGN_IN_API_URL: z.url().default('https://api.github.com'),
 });
 
 export type Config = {
@@ -127,6 +141,8 @@ export type Config = {
     /** Set when services run on Kubernetes (DEPLOY_MCP_RUNTIME=kubernetes) instead of podman. */
     kubernetes: KubernetesSettings | undefined;
   };
+  /** Sign-in providers besides the operator's login code; undefined when not configured. */
+  signIn: SignInSettings;
   git: {
     /** Lifetime of the tokens in issued git remotes (capped at 24 h). */
     tokenTtlSeconds: number;
@@ -151,6 +167,28 @@ export type KubernetesSettings = {
   tlsSecret: string | undefined;
   /** The deployer's ServiceAccount ("namespace/name") when its access is the narrow one; else undefined. */
   serviceAccount: string | undefined;
+};
+
+/** Firebase Auth and GitHub OAuth sign-in (mcp/auth/). */
+export type SignInSettings = {
+  firebase:
+    | {
+        projectId: string;
+        /** The web API key the sign-in page uses with Firebase Auth's REST API. */
+        apiKey: string;
+        /** host:port of the Auth emulator (demo- projects only: it accepts unsigned tokens). */
+        authEmulatorHost: string | undefined;
+      }
+    | undefined;
+  github:
+    | {
+        clientId: string;
+        clientSecret: string;
+        /** https://github.com, or a fake's URL in tests. */
+        webUrl: string;
+        apiUrl: string;
+      }
+    | undefined;
 };
 
 /** Addresses of a runtime the deployer-worker uses instead of starting its own. */
@@ -215,6 +253,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       healthTimeoutMs: e.DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS * 1000,
       kubernetes: kubernetesSettings(e, cwd),
     },
+    signIn: signInSettings(e),
     git: {
       tokenTtlSeconds: e.DEPLOY_MCP_GIT_TOKEN_TTL_SECONDS,
       maxPushBytes: e.DEPLOY_MCP_GIT_MAX_PUSH_MB * 1024 * 1024,
@@ -272,6 +311,42 @@ function kubernetesSettings(e: z.infer<typeof schema>, cwd: string): KubernetesS
     tlsSecret: e.DEPLOY_MCP_INGRESS_TLS_SECRET,
     serviceAccount: e.DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT,
   };
+}
+
+function signInSettings(e: z.infer<typeof schema>): SignInSettings {
+  const fail = (why: string) => new ConfigError(`invalid configuration:\n  ${why}`);
+  let firebase: SignInSettings['firebase'];
+  if (e.DEPLOY_MCP_FIREBASE_PROJECT_ID) {
+    if (!e.DEPLOY_MCP_FIREBASE_API_KEY)
+      throw fail('DEPLOY_MCP_FIREBASE_PROJECT_ID needs DEPLOY_MCP_FIREBASE_API_KEY (the web API key)');
+    // The emulator's ID tokens are unsigned and firebase-admin accepts them in emulator mode:
+    // only ever for a demo- project, which cannot exist in production.
+    if (e.DEPLOY_MCP_FIREBASE_AUTH_EMULATOR && !e.DEPLOY_MCP_FIREBASE_PROJECT_ID.startsWith('demo-'))
+      throw fail(
+        'DEPLOY_MCP_FIREBASE_AUTH_EMULATOR is allowed only with a demo- project id (the emulator accepts unsigned tokens)',
+      );
+    firebase = {
+      projectId: e.DEPLOY_MCP_FIREBASE_PROJECT_ID,
+      apiKey: e.DEPLOY_MCP_FIREBASE_API_KEY,
+      authEmulatorHost: e.DEPLOY_MCP_FIREBASE_AUTH_EMULATOR,
+    };
+  } else if (e.DEPLOY_MCP_FIREBASE_AUTH_EMULATOR) {
+    throw fail('DEPLOY_MCP_FIREBASE_AUTH_EMULATOR needs DEPLOY_MCP_FIREBASE_PROJECT_ID (a demo- project)');
+  }
+  let github: SignInSettings['github'];
+  if (e.DEPLOY_MCP_GITHUB_SIGN_IN_CLIENT_ID || e.DEPLOY_MCP_GITHUB_SIGN_IN_CLIENT_SECRET) {
+    if (!e.DEPLOY_MCP_GITHUB_SIGN_IN_CLIENT_ID || !e.DEPLOY_MCP_GITHUB_SIGN_IN_CLIENT_SECRET)
+      throw fail(
+        'GitHub sign-in needs both DEPLOY_MCP_GITHUB_SIGN_IN_CLIENT_ID and DEPLOY_MCP_GITHUB_SIGN_IN_CLIENT_SECRET',
+      );
+    github = {
+      clientId: e.DEPLOY_MCP_GITHUB_SIGN_IN_CLIENT_ID,
+      clientSecret: e.DEPLOY_MCP_GITHUB_SIGN_IN_CLIENT_SECRET,
+      webUrl: e.DEPLOY_MCP_GITHUB_SIGN_IN_WEB_URL.replace(/\/+$/, ''),
+      apiUrl: e.DEPLOY_MCP_GITHUB_SIGN_IN_API_URL.replace(/\/+$/, ''),
+    };
+  }
+  return { firebase, github };
 }
 
 /** A `file://` URL's directory is made absolute (relative to `cwd`); other URLs are kept as given. */

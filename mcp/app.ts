@@ -1,7 +1,7 @@
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { ApiKeyAuthenticator, Caller } from '../core/api-keys.ts';
+import type { Caller } from '../core/api-keys.ts';
 import type { Db } from '../core/db/client.ts';
 import { type HealthCheck, healthHandler } from '../core/health.ts';
 import type { Logger } from '../core/log.ts';
@@ -9,13 +9,19 @@ import type { SecretBox } from '../core/secrets.ts';
 import type { GitHosting } from '../git/hosting.ts';
 import { type GitHttpDeps, handleGitRequest } from '../git/smart-http.ts';
 import type { DeployStarter } from '../workers/deploy/start-deploy.ts';
+import { type Authenticator, BearerAuthenticator } from './auth/access-tokens.ts';
+import { resourceMetadataUrl } from './auth/metadata.ts';
+import { type AuthServerOptions, createAuthServer } from './auth/router.ts';
 import { createServer, ServerPool } from './server.ts';
 import { callerAuthInfo } from './tool-kit.ts';
 
 export type McpAppDeps = {
   db: Db;
   log: Logger;
-  authenticator: ApiKeyAuthenticator;
+  /** Verifies API keys; OAuth access tokens are verified by the authorization server's own. */
+  authenticator: Authenticator;
+  /** Options of the OAuth authorization server and sign-in pages (mcp/auth/). */
+  oauth?: AuthServerOptions;
   secrets: SecretBox;
   /** Base URL of this server; its origin is always allowed. */
   publicUrl: string;
@@ -48,12 +54,23 @@ export function createMcpApp(deps: McpAppDeps) {
     handleGitRequest(deps.git.http, req, res).catch(next);
   });
 
+  // OAuth 2.1 authorization server, sign-in and account pages (mcp/auth/README.md).
+  const auth = createAuthServer({
+    db: deps.db,
+    log: deps.log,
+    publicUrl: deps.publicUrl,
+    csrfKey: deps.secrets.derive('oauth-csrf'),
+    ...deps.oauth,
+  });
+  app.use(auth.router);
+  const bearer = new BearerAuthenticator(deps.authenticator, auth.accessTokens);
+
   const origins = new Set([new URL(deps.publicUrl).origin, ...deps.allowedOrigins]);
   app.use(
     '/mcp',
     refuseKeysInUrl,
     checkOrigin(origins),
-    authenticate(deps),
+    authenticate(bearer, resourceMetadataUrl(auth.issuer)),
     express.json({ limit: MAX_BODY }),
   );
   const pool = new ServerPool(() =>
@@ -145,32 +162,31 @@ function checkOrigin(allowed: Set<string>) {
   };
 }
 
-function authenticate(deps: McpAppDeps) {
+function authenticate(authenticator: Authenticator, metadataUrl: string) {
+  // Every 401 names the protected resource metadata (RFC 9728 §5.1), so OAuth clients can start.
+  const realm = `Bearer realm="deploy-mcp", resource_metadata="${metadataUrl}", scope="mcp"`;
   return async (req: Request, res: Response, next: NextFunction) => {
     const header = req.headers.authorization;
-    const realm = 'Bearer realm="deploy-mcp"';
     if (!header) {
       res.set('www-authenticate', realm);
       jsonRpcError(
         res,
         401,
         -32001,
-        'Authentication required: send Authorization: Bearer <dk_live_… API key>',
+        'Authentication required: send Authorization: Bearer <dk_live_… API key or OAuth access token>',
       );
       return;
     }
     const [scheme, key] = header.split(' ', 2);
     try {
       const caller =
-        scheme?.toLowerCase() === 'bearer' && key
-          ? await deps.authenticator.authenticate(key.trim())
-          : undefined;
+        scheme?.toLowerCase() === 'bearer' && key ? await authenticator.authenticate(key.trim()) : undefined;
       if (!caller) {
         res.set(
           'www-authenticate',
-          `${realm}, error="invalid_token", error_description="unknown or revoked key"`,
+          `${realm}, error="invalid_token", error_description="unknown, revoked or expired token"`,
         );
-        jsonRpcError(res, 401, -32001, 'Invalid API key: it is unknown, revoked or expired');
+        jsonRpcError(res, 401, -32001, 'Invalid API key or token: it is unknown, revoked or expired');
         return;
       }
       res.locals.caller = caller;

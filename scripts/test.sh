@@ -9,6 +9,8 @@ tsc --noEmit
 # The Kubernetes runtime's tests need the cluster toolchain (built once per machine; seconds when
 # cached). npm start never needs it, so only the tests provision it.
 bash scripts/setup-kubernetes.sh
+# Test-only tools: chromium for the browser tests, firebase-tools for the Auth emulator.
+bash scripts/setup-test-tools.sh
 bash scripts/setup-ansible.sh
 mkdir -p .data
 report=.data/test-report.json

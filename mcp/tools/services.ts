@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import type { Caller } from '../../core/api-keys.ts';
+import { type Caller, callerActor } from '../../core/api-keys.ts';
 import { hostnameTaken, serviceHostLabel } from '../../core/app-hosts.ts';
 import type { Service } from '../../core/db/client.ts';
 import { isUniqueViolation } from '../../core/db/unique-violation.ts';
@@ -374,7 +374,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         await db.auditEvent.create({
           data: {
             userId: caller.userId,
-            actor: `api_key:${caller.keyPrefix}`,
+            actor: callerActor(caller),
             action: existing ? 'service.update' : 'service.create',
             targetType: 'service',
             targetId: service.id,
@@ -566,7 +566,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         await db.auditEvent.create({
           data: {
             userId: caller.userId,
-            actor: `api_key:${caller.keyPrefix}`,
+            actor: callerActor(caller),
             action: 'service.rollback',
             targetType: 'service',
             targetId: service.id,
@@ -597,7 +597,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         await db.auditEvent.create({
           data: {
             userId: caller.userId,
-            actor: `api_key:${caller.keyPrefix}`,
+            actor: callerActor(caller),
             action: 'service.delete',
             targetType: 'service',
             targetId: service.id,

@@ -51,14 +51,23 @@ describeEachDatabase('data layer', (dbs) => {
   it('round-trips timestamps to the millisecond, BigInt beyond 2^53, booleans and NULLs', async () => {
     const user = await newUser('ts@example.com');
     const at = new Date('2026-11-24T01:02:03.456Z');
+    const client = await db.prisma.oAuthClient.create({
+      data: { clientId: 'c1', name: 'Claude', redirectUris: '["http://localhost/cb"]' },
+    });
+    const resource = 'http://127.0.0.1/mcp';
+    const grant = await db.prisma.oAuthGrant.create({
+      data: { userId: user.id, clientId: client.id, scope: 'mcp', resource, expiresAt: at },
+    });
     const token = await db.prisma.oAuthToken.create({
       data: {
         tokenHash: 'th1',
         kind: 'access',
         scope: 'mcp',
+        resource,
         expiresAt: at,
-        user: { connect: { id: user.id } },
-        client: { create: { clientId: 'c1', name: 'Claude', redirectUris: '["http://localhost/cb"]' } },
+        grantId: grant.id,
+        clientId: client.id,
+        userId: user.id,
       },
     });
     const back = await db.prisma.oAuthToken.findUniqueOrThrow({ where: { id: token.id } });

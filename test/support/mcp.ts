@@ -12,6 +12,7 @@ import { SecretBox } from '../../core/secrets.ts';
 import { createUser } from '../../core/users.ts';
 import { createGitServer } from '../../git/git-server.ts';
 import { createMcpApp } from '../../mcp/app.ts';
+import type { AuthServerOptions } from '../../mcp/auth/router.ts';
 import { scratchDir } from './scratch.ts';
 
 /** The seed contract: these names are fixed. */
@@ -48,7 +49,11 @@ export type McpTestServer = {
 
 /** The `server` role's app on a real port, with a fresh embedded database. */
 export async function startMcpTestServer(
-  options: { git?: Partial<{ maxPushBytes: number; maxRepoBytes: number; maxReposPerUser: number }> } = {},
+  options: {
+    git?: Partial<{ maxPushBytes: number; maxRepoBytes: number; maxReposPerUser: number }>;
+    /** OAuth authorization server options (clock, metadata fetching, sign-in methods). */
+    oauth?: AuthServerOptions;
+  } = {},
 ): Promise<McpTestServer> {
   const scratch = scratchDir('mcp');
   const url = `file:${path.join(scratch.dir, 'test.db')}`;
@@ -66,6 +71,7 @@ export async function startMcpTestServer(
     secrets,
     publicUrl,
     allowedOrigins: [],
+    ...(options.oauth ? { oauth: options.oauth } : {}),
     health: { database: () => db.ping() },
     git: createGitServer({
       db: db.prisma,
