@@ -10,6 +10,7 @@ import { PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
 import { accounts } from './accounts.ts';
 import { AUDIT_USAGE, audit } from './audit.ts';
 import { CLUSTER_USAGE, cluster } from './cluster.ts';
+import { GITHUB_USAGE, github } from './github.ts';
 import { PLATFORM_USAGE, platform } from './platform.ts';
 import { ROLES, type Role, serve } from './serve.ts';
 
@@ -29,6 +30,9 @@ Commands:
                      Revoke an API key; it stops working at once.
   git-tokens revoke <prefix>
                      Revoke a git token (mlg_ + 10 characters, as in the remote URL).
+  ${GITHUB_USAGE}
+                     Link a user to the GitHub account (user or organization) whose
+                     installation of our GitHub App they deploy from.
   ${AUDIT_USAGE}
                      A service's releases, its stack's update history and the resource
                      diff between two releases (default: current vs previous); secrets
@@ -102,6 +106,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'audit':
       await audit(config, rest);
+      return 0;
+    case 'github':
+      await github(config, rest);
       return 0;
     case 'cluster': {
       const code = await cluster(config, rest);
