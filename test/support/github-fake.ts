@@ -1,12 +1,5 @@
 import { execFile } from 'node:child_process';
-import {
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-  randomBytes,
-  randomUUID,
-  verify,
-} from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomBytes, randomUUID, verify } from 'node:crypto';
 import fs from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';

@@ -68,7 +68,7 @@ async function receive(deps: GitHubWebhookDeps, req: Request, res: Response) {
         deliveryId,
         event,
         signatureValid: true,
-        status: 'accepted',
+        status: 'received',
         payloadDigest: createHash('sha256').update(raw).digest('hex'),
       },
     });
