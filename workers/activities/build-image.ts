@@ -80,7 +80,13 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
         const meta = path.join(work, 'meta');
         fs.mkdirSync(meta);
         // Published on first use; a user's Dockerfile may name them too (FROM deploy-mcp/node).
-        const base = await deps.baseImages();
+        const base = await deps.baseImages().catch((err: unknown) => {
+          // Our base images failing to publish (a busy registry or BuildKit: "context deadline
+          // exceeded") is no fault of the repo: a plain error, so Temporal retries the build.
+          throw new Error(
+            `publishing the base images failed: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        });
         if (plan.pack === 'dockerfile')
           fs.writeFileSync(
             path.join(meta, 'Dockerfile'),
