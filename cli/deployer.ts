@@ -4,6 +4,7 @@ import type { Config } from '../core/config.ts';
 import { ContainerEngine } from '../core/container-engine.ts';
 import type { Db } from '../core/db/client.ts';
 import type { Logger } from '../core/log.ts';
+import type { RepoSources } from '../core/repo-sources/repo-source.ts';
 import type { SecretBox } from '../core/secrets.ts';
 import { tenantStackRunner } from '../tenant-stacks/from-config.ts';
 import { parseServiceAccount } from '../tenant-stacks/kubernetes/deployer-access.ts';
@@ -22,7 +23,7 @@ import { type EmbeddedRuntime, startEmbeddedRuntime } from './embedded-runtime.t
  */
 export async function createDeployerActivities(
   config: Config,
-  deps: { db: Db; secrets: SecretBox; log: Logger },
+  deps: { db: Db; secrets: SecretBox; log: Logger; repoSources: RepoSources },
   onStop: (name: string, fn: () => Promise<void>) => void,
 ) {
   const external = config.runtime.external;
@@ -59,7 +60,7 @@ export async function createDeployerActivities(
       });
       return baseImages;
     },
-    gitBaseUrl: `${config.publicUrl}/git`,
+    repoSources: deps.repoSources,
     buildTimeoutMs: config.runtime.buildTimeoutMs,
     healthTimeoutMs: config.runtime.healthTimeoutMs,
     dataDir: config.dataDir,

@@ -10,6 +10,7 @@ import { PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
 import { accounts } from './accounts.ts';
 import { AUDIT_USAGE, audit } from './audit.ts';
 import { CLUSTER_USAGE, cluster } from './cluster.ts';
+import { GITHUB_USAGE, github } from './github.ts';
 import { LOGIN_CODE_USAGE, loginCode } from './login-code.ts';
 import { PLATFORM_USAGE, platform } from './platform.ts';
 import { ROLES, type Role, serve } from './serve.ts';
@@ -33,6 +34,9 @@ Commands:
   ${LOGIN_CODE_USAGE}
                      Print a one-time code to sign in on the web pages (10 minutes, once);
                      creates the user if needed. The code alone is the last line.
+  ${GITHUB_USAGE}
+                     Link a user to the GitHub account (user or organization) whose
+                     installation of our GitHub App they deploy from.
   ${AUDIT_USAGE}
                      A service's releases, its stack's update history and the resource
                      diff between two releases (default: current vs previous); secrets
@@ -109,6 +113,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'login-code':
       await loginCode(config, rest);
+      return 0;
+    case 'github':
+      await github(config, rest);
       return 0;
     case 'cluster': {
       const code = await cluster(config, rest);

@@ -5,9 +5,14 @@ import type { Config } from '../core/config.ts';
 import { startTemporalDevServer } from '../core/daemons/temporal.ts';
 import { openDatabase } from '../core/db/client.ts';
 import { migrate } from '../core/db/migrate.ts';
+import { GitHubApp } from '../core/github/app.ts';
+import { GitHubRepos } from '../core/github/repos.ts';
 import { diskSpaceCheck } from '../core/health.ts';
 import { listen } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
+import { GitHubRepoSource } from '../core/repo-sources/github.ts';
+import { InternalRepoSource } from '../core/repo-sources/internal.ts';
+import { RepoSources } from '../core/repo-sources/repo-source.ts';
 import { loadMasterKey, SecretBox } from '../core/secrets.ts';
 import { createGitServer } from '../git/git-server.ts';
 import { pruneExpiredGitTokens } from '../git/tokens.ts';
@@ -91,11 +96,21 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
           .catch((err: unknown) => log.error({ err }, 'starting pushed deploys failed'));
       },
     });
-    const deploys = new DeployStarter(db.prisma, temporal.client, git.store);
+    // Where code comes from: our git server, and GitHub when an App is configured.
+    const github = config.github ? GitHubApp.fromSettings(config.github) : undefined;
+    const repoSources = new RepoSources({
+      internal: new InternalRepoSource({
+        db: db.prisma,
+        root: git.store.root,
+        baseUrl: `${config.publicUrl}/git`,
+      }),
+      github: github && new GitHubRepoSource(db.prisma, github),
+    });
+    const deploys = new DeployStarter(db.prisma, temporal.client, repoSources);
 
     if (has('worker') || has('deployer-worker')) installTemporalRuntime(log);
     const deployActivities = has('deployer-worker')
-      ? await createDeployerActivities(config, { db: db.prisma, secrets, log }, onStop)
+      ? await createDeployerActivities(config, { db: db.prisma, secrets, log, repoSources }, onStop)
       : undefined;
     for (const [r, taskQueue, workflows, activities] of [
       ['worker', PRODUCT_TASK_QUEUE, true, createSelfCheckActivities({ pingDatabase: () => db.ping() })],
@@ -137,6 +152,7 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         allowedOrigins: config.allowedOrigins,
         health,
         git,
+        github: new GitHubRepos(db.prisma, github),
         deploys,
         maxServicesPerUser: config.runtime.maxServicesPerUser,
         dataDir: config.dataDir,
@@ -150,7 +166,12 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
       );
     }
     if (has('deployer-server')) {
-      const http = await listen(createDeployerApp({ health }), config.host, config.deployerPort);
+      const webhooks = { db: db.prisma, log, secret: config.githubWebhookSecret, github, deploys };
+      const http = await listen(
+        createDeployerApp({ health, github: webhooks }),
+        config.host,
+        config.deployerPort,
+      );
       onStop('deployer-server', http.close);
       log.info({ url: `http://${config.host}:${http.port}` }, 'deployer-server listening');
     }

@@ -149,4 +149,26 @@ describe('loadConfig', () => {
       }),
     ).toThrow(/DEPLOY_MCP_CLUSTER_REGISTRY/);
   });
+
+  it('configures a GitHub App with both its id and key file, or not at all', () => {
+    expect(loadConfig({}).github).toBeUndefined();
+    expect(loadConfig({}).githubWebhookSecret).toBeUndefined();
+    expect(() => loadConfig({ DEPLOY_MCP_GITHUB_APP_ID: '12' })).toThrow(/needs both/);
+    expect(() => loadConfig({ DEPLOY_MCP_GITHUB_PRIVATE_KEY_FILE: 'k.pem' })).toThrow(/needs both/);
+    expect(() => loadConfig({ DEPLOY_MCP_GITHUB_WEBHOOK_SECRET: 'short' })).toThrow(/at least 16/);
+    const c = loadConfig(
+      {
+        DEPLOY_MCP_GITHUB_APP_ID: '12',
+        DEPLOY_MCP_GITHUB_PRIVATE_KEY_FILE: 'keys/app.pem',
+        DEPLOY_MCP_GITHUB_API_URL: 'http://127.0.0.1:9/api/v3/',
+      },
+      '/srv',
+    );
+    expect(c.github).toEqual({
+      appId: 12,
+      privateKeyFile: '/srv/keys/app.pem',
+      apiUrl: 'http://127.0.0.1:9/api/v3',
+      gitUrl: 'https://github.com',
+    });
+  });
 });

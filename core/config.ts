@@ -90,6 +90,12 @@ const schema = z.object({
   DEPLOY_MCP_GITHUB_SIGN_IN_CLIENT_SECRET: z.string().min(1).max(500).optional(),
   DEPLOY_MCP_GITHUB_SIGN_IN_WEB_URL: z.url().default('https://github.com'),
   DEPLOY_MCP_GITHUB_SIGN_IN_API_URL: z.url().default('https://api.github.com'),
+  // GitHub App (core/github/README.md): all of app id and private key, or neither.
+  DEPLOY_MCP_GITHUB_APP_ID: z.coerce.number().int().min(1).optional(),
+  DEPLOY_MCP_GITHUB_PRIVATE_KEY_FILE: z.string().min(1).optional(),
+  DEPLOY_MCP_GITHUB_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  DEPLOY_MCP_GITHUB_API_URL: z.url().default('https://api.github.com'),
+  DEPLOY_MCP_GITHUB_GIT_URL: z.url().default('https://github.com'),
 });
 
 export type Config = {
@@ -150,6 +156,21 @@ export type Config = {
     maxRepoBytes: number;
     maxReposPerUser: number;
   };
+  /** The GitHub App; undefined when none is configured (host "github" is then refused). */
+  github: GitHubSettings | undefined;
+  /** Secret GitHub signs webhooks with; undefined: every delivery is refused (401). */
+  githubWebhookSecret: string | undefined;
+};
+
+/** Our GitHub App and where GitHub is reached (tests point both URLs at a local fake). */
+export type GitHubSettings = {
+  appId: number;
+  /** Absolute path of the App's PEM private key (read when the App is built, never logged). */
+  privateKeyFile: string;
+  /** REST API base URL, e.g. https://api.github.com. */
+  apiUrl: string;
+  /** Base URL of git over HTTPS, e.g. https://github.com (clone URLs are <gitUrl>/<owner>/<name>.git). */
+  gitUrl: string;
 };
 
 /** The cluster services run on, and how its ingress is reached. */
@@ -260,6 +281,24 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       maxRepoBytes: e.DEPLOY_MCP_GIT_MAX_REPO_MB * 1024 * 1024,
       maxReposPerUser: e.DEPLOY_MCP_GIT_MAX_REPOS,
     },
+    github: githubSettings(e, cwd),
+    githubWebhookSecret: e.DEPLOY_MCP_GITHUB_WEBHOOK_SECRET,
+  };
+}
+
+function githubSettings(e: z.infer<typeof schema>, cwd: string): GitHubSettings | undefined {
+  const id = e.DEPLOY_MCP_GITHUB_APP_ID;
+  const key = e.DEPLOY_MCP_GITHUB_PRIVATE_KEY_FILE;
+  if (id === undefined && key === undefined) return undefined;
+  if (id === undefined || key === undefined)
+    throw new ConfigError(
+      'invalid configuration:\n  a GitHub App needs both DEPLOY_MCP_GITHUB_APP_ID and DEPLOY_MCP_GITHUB_PRIVATE_KEY_FILE',
+    );
+  return {
+    appId: id,
+    privateKeyFile: path.resolve(cwd, key),
+    apiUrl: e.DEPLOY_MCP_GITHUB_API_URL.replace(/\/$/, ''),
+    gitUrl: e.DEPLOY_MCP_GITHUB_GIT_URL.replace(/\/$/, ''),
   };
 }
 

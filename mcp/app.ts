@@ -3,6 +3,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Caller } from '../core/api-keys.ts';
 import type { Db } from '../core/db/client.ts';
+import type { GitHubRepos } from '../core/github/repos.ts';
 import { type HealthCheck, healthHandler } from '../core/health.ts';
 import type { Logger } from '../core/log.ts';
 import type { SecretBox } from '../core/secrets.ts';
@@ -33,6 +34,8 @@ export type McpAppDeps = {
   git: { hosting: GitHosting; http: GitHttpDeps };
   /** Starts deployments (create_service, redeploy_service); absent on a server without a pipeline. */
   deploys?: DeployStarter;
+  /** GitHub repos through the App (host "github"); absent: no App configured. */
+  github?: GitHubRepos;
   /** Live services one user may have (default 50). */
   maxServicesPerUser?: number;
   /** The data dir: tools answer "out of disk space" for database I/O errors while it is full. */
@@ -85,6 +88,7 @@ export function createMcpApp(deps: McpAppDeps) {
         secrets: deps.secrets,
         git: deps.git.hosting,
         ...(deps.deploys ? { deploys: deps.deploys } : {}),
+        ...(deps.github ? { github: deps.github } : {}),
         ...(deps.maxServicesPerUser ? { maxServicesPerUser: deps.maxServicesPerUser } : {}),
       },
     ),

@@ -25,11 +25,16 @@ export const repoName = dnsName('repo name');
 export const projectName = dnsName('project name').optional().describe('Project name; default "default".');
 
 /** Where a repo lives: our git server (default) or GitHub. */
-export const GIT_HOSTS = ['internal', 'github'] as const;
+export const GIT_HOSTS = ['internal', 'github', 'github.com'] as const;
 export const gitHost = z
   .enum(GIT_HOSTS, { error: `host must be one of: ${GIT_HOSTS.join(', ')}` })
   .optional()
-  .describe('Git host: "internal" (default, our git server) or "github".');
+  .describe(
+    'Git host: "internal" (default, our git server) or "github" (also "github.com"; through our GitHub App).',
+  );
+
+/** True when `host` names GitHub ("github" or "github.com"). */
+export const isGitHub = (host: string | undefined) => host === 'github' || host === 'github.com';
 
 /** A repo reference: a repo name on the host, "owner/name", or an https clone URL. */
 export const repoRef = z

@@ -1,5 +1,6 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
+import type { GitHubRepos } from '../core/github/repos.ts';
 import type { SecretBox } from '../core/secrets.ts';
 import type { GitHosting } from '../git/hosting.ts';
 import type { DeployStarter } from '../workers/deploy/start-deploy.ts';
@@ -28,6 +29,8 @@ export type ServerDeps = {
   git: GitHosting;
   deploys?: DeployStarter;
   maxServicesPerUser?: number;
+  /** GitHub repos through the App (host "github"). */
+  github?: GitHubRepos;
 };
 
 export function createServer(ctx: ToolContext, deps: ServerDeps): McpServer {
@@ -36,10 +39,10 @@ export function createServer(ctx: ToolContext, deps: ServerDeps): McpServer {
     capabilities: { logging: {} },
     jsonSchemaValidator,
   });
-  registerAccountTools(server, ctx);
+  registerAccountTools(server, ctx, deps.github);
   registerServiceTools(server, ctx, deps);
   registerResourceTools(server, ctx, deps);
-  registerRepoTools(server, ctx, deps.git);
+  registerRepoTools(server, ctx, deps.git, deps.github);
   return server;
 }
 

@@ -1,8 +1,19 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
+import type { GitHubRepos } from '../../core/github/repos.ts';
 import { READ_ONLY, runTool, type ToolContext } from '../tool-kit.ts';
 
-export function registerAccountTools(server: McpServer, ctx: ToolContext) {
+const GITHUB_NOTES = {
+  not_configured: 'This server has no GitHub App: use host "internal".',
+  not_linked:
+    'No GitHub login is linked to your account yet (the operator links one: deploy-mcp github link).',
+  not_installed:
+    'The GitHub App is not installed on your linked GitHub account yet: install it, then call again.',
+  installed:
+    'create_repo, get_git_token and create_service accept host "github"; pushes to a tracked branch redeploy.',
+} as const;
+
+export function registerAccountTools(server: McpServer, ctx: ToolContext, github?: GitHubRepos) {
   server.registerTool(
     'whoami',
     {
@@ -23,12 +34,21 @@ export function registerAccountTools(server: McpServer, ctx: ToolContext) {
             default: z.boolean(),
           }),
         ),
+        github: z
+          .object({
+            status: z.enum(['not_configured', 'not_linked', 'not_installed', 'installed']),
+            login: z.string().nullable(),
+            installation_id: z.number().nullable(),
+            account_type: z.string().nullable(),
+            note: z.string(),
+          })
+          .describe('Your GitHub App installation (host "github").'),
       },
       annotations: { title: 'Who am I', ...READ_ONLY },
     },
     (_args, extra) =>
       runTool(ctx, extra, 'whoami', async (caller) => {
-        const [user, projects] = await Promise.all([
+        const [user, projects, gh] = await Promise.all([
           ctx.db.user.findUniqueOrThrow({ where: { id: caller.userId }, select: { ownerName: true } }),
           ctx.db.project.findMany({
             where: { userId: caller.userId },
@@ -43,7 +63,9 @@ export function registerAccountTools(server: McpServer, ctx: ToolContext) {
               },
             },
           }),
+          github ? github.status(caller.userId) : ({ state: 'not_configured' } as const),
         ]);
+        const installed = gh.state === 'installed' ? gh.installation : undefined;
         return {
           email: caller.email,
           api_key: { prefix: caller.keyPrefix, name: caller.keyName },
@@ -54,7 +76,17 @@ export function registerAccountTools(server: McpServer, ctx: ToolContext) {
           })),
           git_hosts: [
             { host: 'internal', base_url: `${ctx.publicUrl}/git`, owner: user.ownerName, default: true },
+            ...(github?.gitUrl && installed
+              ? [{ host: 'github', base_url: github.gitUrl, owner: installed.accountLogin, default: false }]
+              : []),
           ],
+          github: {
+            status: gh.state,
+            login: 'login' in gh ? gh.login : null,
+            installation_id: installed?.id ?? null,
+            account_type: installed?.accountType ?? null,
+            note: GITHUB_NOTES[gh.state],
+          },
         };
       }),
   );

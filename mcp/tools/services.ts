@@ -5,7 +5,8 @@ import { type Caller, callerActor } from '../../core/api-keys.ts';
 import { hostnameTaken, serviceHostLabel } from '../../core/app-hosts.ts';
 import type { Service } from '../../core/db/client.ts';
 import { isUniqueViolation } from '../../core/db/unique-violation.ts';
-import { conflict, notAvailableYet, notFound } from '../../core/errors.ts';
+import { conflict, invalidInput, notAvailableYet, notFound } from '../../core/errors.ts';
+import type { GitHubRepos } from '../../core/github/repos.ts';
 import { resolveProject } from '../../core/projects.ts';
 import type { SecretBox } from '../../core/secrets.ts';
 import { ensureOwnerName } from '../../git/owner-names.ts';
@@ -23,6 +24,7 @@ import {
   cursor,
   envVars,
   gitHost,
+  isGitHub,
   logLines,
   MAX_LOG_LINES,
   MEMORY_SIZES,
@@ -125,7 +127,13 @@ function summary(s: Service & { project: { name: string } }) {
   };
 }
 
-export type ServiceToolDeps = { secrets: SecretBox; deploys?: DeployStarter; maxServicesPerUser?: number };
+export type ServiceToolDeps = {
+  secrets: SecretBox;
+  deploys?: DeployStarter;
+  maxServicesPerUser?: number;
+  /** GitHub repos through the App (host "github"). */
+  github?: GitHubRepos;
+};
 
 /** create_service and redeploy_service return by then, with the deployment still running if need be. */
 const WAIT_MS = 50_000;
@@ -177,6 +185,25 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       Object.keys(current).length === Object.keys(env).length &&
       Object.entries(env).every(([k, v]) => current[k] === v);
     return same ? service.envEncrypted : deps.secrets.sealJson(env, aad);
+  }
+
+  /** The caller's repo `ref` ("name" or "<owner>/name") on our git server. */
+  async function internalRepo(userId: string, owner: string, ref: string) {
+    const [repoOwner, repoName] = ref.includes('/') ? ref.split('/') : [owner, ref];
+    const repo =
+      repoOwner === owner
+        ? await db.repo.findFirst({ where: { userId, host: 'internal', name: repoName } })
+        : null;
+    if (!repo) throw notFound(`repo "${ref}"`, 'Create it with create_repo and push your code first.');
+    return repo;
+  }
+
+  /** A GitHub repo the caller's own App installation covers (anyone else's is not found). */
+  async function gitHubRepo(userId: string, ref: string) {
+    if (!deps.github)
+      throw invalidInput('GitHub is not configured on this server; use host "internal" (our git server)');
+    const { owner, name } = await deps.github.authorize(userId, ref);
+    return deps.github.row(userId, owner, name);
   }
 
   /** The service view get_service, create_service and redeploy_service return. */
@@ -269,7 +296,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       title: 'Create (deploy) a service',
       description:
         'Deploys a git repo as a web service and returns its status and URL. repo is a repo on our git server ' +
-        '(see create_repo) or an https clone URL; the build pack is detected unless given. The URL is live only ' +
+        '(see create_repo), or with host "github" a GitHub repo ("owner/name") your installation of our GitHub ' +
+        'App covers (a push to its branch then redeploys); the build pack is detected unless given. The URL is live only ' +
         `when status is "active". Calling again with the same name and settings is safe. ${STATUS_HELP} ` +
         'Next: get_service to follow the deploy and read its logs.',
       inputSchema: {
@@ -297,23 +325,20 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       runTool(ctx, extra, 'create_service', async (caller) => {
         const project = await resolveProject(db, caller.userId, args.project);
         if (!deps.deploys) throw notAvailableYet('Deploying services (create_service)');
-        if (args.host === 'github' || args.repo.includes('://')) {
+        if (args.repo.includes('://')) {
           throw notAvailableYet(
-            'Deploying from GitHub or clone URLs (use a repo on our git server: create_repo)',
+            'Deploying from clone URLs (use a repo on our git server, create_repo, or host "github")',
           );
         }
         const owner = await ensureOwnerName(db, caller.userId);
-        const [repoOwner, repoName] = args.repo.includes('/') ? args.repo.split('/') : [owner, args.repo];
-        const repo =
-          repoOwner === owner
-            ? await db.repo.findFirst({ where: { userId: caller.userId, host: 'internal', name: repoName } })
-            : null;
-        if (!repo)
-          throw notFound(`repo "${args.repo}"`, 'Create it with create_repo and push your code first.');
+        const repo = isGitHub(args.host)
+          ? await gitHubRepo(caller.userId, args.repo)
+          : await internalRepo(caller.userId, owner, args.repo);
         // Before anything is written: a branch without commits cannot deploy ("push first").
-        const commit = await deps.deploys.branchHead(owner, repo.name, args.branch ?? 'main');
+        const commit = await deps.deploys.headOf(repo, args.branch ?? 'main');
         const settings = {
-          repoUrl: `${owner}/${repo.name}`,
+          repoUrl:
+            repo.host === 'github' ? `github.com/${repo.ownerName}/${repo.name}` : `${owner}/${repo.name}`,
           repoId: repo.id,
           branch: args.branch ?? 'main',
           buildPack: args.build_pack ?? 'railpack',

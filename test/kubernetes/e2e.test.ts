@@ -175,7 +175,14 @@ describe('end to end on Kubernetes', () => {
       type: 'RuntimeDefault',
     });
     const objects = (
-      await kubectl(['-n', namespace, 'get', 'resourcequota,limitrange,networkpolicy,rolebinding', '-o', 'name'])
+      await kubectl([
+        '-n',
+        namespace,
+        'get',
+        'resourcequota,limitrange,networkpolicy,rolebinding',
+        '-o',
+        'name',
+      ])
     )
       .trim()
       .split('\n')

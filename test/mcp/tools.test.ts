@@ -163,7 +163,7 @@ describe('MCP tool contract', () => {
       /Deploying services \(create_service\) is not available yet/,
     ],
     ['create_resource', { name: 'db' }, /Creating databases \(create_resource\) is not available yet/],
-    ['create_repo', { name: 'code', host: 'github' }, /Git host "github" is not available yet/],
+    ['create_repo', { name: 'code', host: 'github' }, /GitHub is not configured on this server/],
     ['redeploy_service', { name: 'svc-01' }, /is not available yet/],
     ['delete_service', { name: 'svc-01' }, /is not available yet/],
   ])('%s answers a clear "not available yet" error', async (tool, args, message) => {

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { issueGitToken } from '../../git/tokens.ts';
+import { DomainError } from '../../core/errors.ts';
 import { BuildError, buildAndPush } from '../build/buildkit.ts';
 import { DetectError, detectBuildPlan } from '../build/detect.ts';
 import {
@@ -28,12 +28,16 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
   const { db } = deps;
   const { load, setStatus, addPhase, serviceEnv } = rec;
   return {
-    /** Clones the commit with a short-lived token, detects the build pack, builds and pushes. */
+    /**
+     * Clones the commit with a credential minted here for this clone alone (our git server's
+     * `mlg_` token, or a GitHub installation token narrowed to the repo, contents:read), so it
+     * never crosses the workflow's history; then detects the build pack, builds and pushes.
+     */
     async buildImage(deploymentId: string): Promise<string> {
       using _ = keepAlive();
       const { deployment, service } = await load(deploymentId);
       if (!deployment.commitSha || !service.repo) {
-        throw ApplicationFailure.nonRetryable('the service has no repo on our git server', 'InvalidService');
+        throw ApplicationFailure.nonRetryable('the service has no repo', 'InvalidService');
       }
       const imageRef = `${deps.registryHost}/t/${service.stackName}:${deployment.commitSha.slice(0, 12)}`;
       await setStatus(deploymentId, 'building');
@@ -45,15 +49,17 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
       };
       try {
         let t0 = Date.now();
-        const { token } = await issueGitToken(db, {
-          repoId: service.repo.id,
-          userId: service.userId,
-          scope: 'pull',
-          ttlSeconds: 600,
-        });
-        const url = `${deps.gitBaseUrl}/${service.repo.ownerName}/${service.repo.name}.git`;
+        const credential = await deps.repoSources
+          .for(service.repo)
+          .pullCredential(service.repo)
+          .catch((err: unknown) => {
+            // "no longer in your installation" and the like: the agent can act on it, a retry cannot.
+            if (err instanceof DomainError) throw ApplicationFailure.nonRetryable(err.message, 'BuildFailed');
+            throw err;
+          });
+        const url = credential.url;
         const src = path.join(work, 'src');
-        const git = (args: string[]) => run('git', args, { env: gitEnv(token) });
+        const git = (args: string[]) => run('git', args, { env: gitEnv(credential) });
         await git(['init', '-q', src]);
         await git(['-C', src, 'fetch', '-q', '--depth', '1', url, deployment.commitSha]);
         await git(['-C', src, 'checkout', '-q', deployment.commitSha]);
@@ -74,7 +80,13 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
         const meta = path.join(work, 'meta');
         fs.mkdirSync(meta);
         // Published on first use; a user's Dockerfile may name them too (FROM deploy-mcp/node).
-        const base = await deps.baseImages();
+        const base = await deps.baseImages().catch((err: unknown) => {
+          // Our base images failing to publish (a busy registry or BuildKit: "context deadline
+          // exceeded") is no fault of the repo: a plain error, so Temporal retries the build.
+          throw new Error(
+            `publishing the base images failed: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        });
         if (plan.pack === 'dockerfile')
           fs.writeFileSync(
             path.join(meta, 'Dockerfile'),
@@ -134,8 +146,8 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
  * an HTTP header through git's environment config, never on a command line (`ps` shows those
  * to every local user) nor in a URL git might print.
  */
-function gitEnv(token: string): Record<string, string> {
-  const basic = Buffer.from(`deployer:${token}`).toString('base64');
+function gitEnv(c: { username: string; password: string }): Record<string, string> {
+  const basic = Buffer.from(`${c.username}:${c.password}`).toString('base64');
   return {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: os.tmpdir(),

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from '../../core/db/client.ts';
+import type { RepoSources } from '../../core/repo-sources/repo-source.ts';
 import { OUT_OF_DISK_SPACE, outOfDiskSpace } from '../../core/resource-faults.ts';
 import type { SecretBox } from '../../core/secrets.ts';
 import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
@@ -22,8 +23,8 @@ export type DeployDeps = {
   baseImagePrefix: string;
   /** Base images in the registry (published once, on first use). */
   baseImages: () => Promise<BaseImages>;
-  /** Base URL of our git server, for token clones. */
-  gitBaseUrl: string;
+  /** Where each repo is cloned from (our git server, GitHub), with a credential minted per clone. */
+  repoSources: RepoSources;
   buildTimeoutMs: number;
   healthTimeoutMs: number;
   /** The data dir (embedded database, stack state, daemons), named in "out of disk space on …". */

@@ -54,6 +54,10 @@ export async function buildAndPush(o: BuildOptions): Promise<string> {
   const args = [
     '--addr',
     o.address,
+    // buildctl gives up connecting after 5 s by default ("context deadline exceeded"): on a
+    // busy machine buildkitd can take longer to accept, and the build failed before it began.
+    '--timeout',
+    '60',
     'build',
     '--progress',
     'plain',

@@ -1,17 +1,13 @@
-import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { type Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { hostnameTaken, serviceHostLabel } from '../../core/app-hosts.ts';
 import type { Db, Deployment, Service } from '../../core/db/client.ts';
 import { isUniqueViolation } from '../../core/db/unique-violation.ts';
 import { conflict, invalidInput } from '../../core/errors.ts';
+import type { RepoSources, SourceRepo } from '../../core/repo-sources/repo-source.ts';
 import { ensureOwnerName } from '../../git/owner-names.ts';
-import type { RepoStore } from '../../git/repo-store.ts';
 import { PRODUCT_TASK_QUEUE } from '../task-queues.ts';
 import { IN_FLIGHT_STATUSES } from './statuses.ts';
-
-const run = promisify(execFile);
 
 export type DeployTrigger = 'create' | 'redeploy' | 'push' | 'rollback';
 
@@ -20,7 +16,7 @@ export class DeployStarter {
   constructor(
     private readonly db: Db,
     private readonly temporal: Client,
-    private readonly repos: RepoStore,
+    private readonly sources: RepoSources,
   ) {}
 
   /** The deployment of `commitSha` (default: the branch head) with the service's current settings; started if new. */
@@ -29,10 +25,14 @@ export class DeployStarter {
       where: { id: serviceId },
       include: { repo: true },
     });
-    if (!service.repo) throw invalidInput('the service has no repo on our git server');
+    if (!service.repo) throw invalidInput('the service has no repo');
     await this.reserveHostLabel(service);
-    const sha =
-      commitSha ?? (await this.branchHead(service.repo.ownerName, service.repo.name, service.branch));
+    // Our git server or GitHub: the branch head, or the pushed commit (its subject best-effort).
+    const source = this.sources.for(service.repo);
+    const commit = commitSha
+      ? await source.commit(service.repo, commitSha).catch(() => ({ sha: commitSha, subject: null }))
+      : await source.commit(service.repo, service.branch);
+    const sha = commit.sha;
     // Service + commit + settings: the same commit never deploys twice with the same settings,
     // while changed settings (env vars, limits, commands) deploy it again.
     const settings = createHash('sha256')
@@ -70,16 +70,7 @@ export class DeployStarter {
       return { deployment: existing, started: false };
     }
 
-    const subject = await run('git', [
-      '--git-dir',
-      this.repos.dir(service.repo.ownerName, service.repo.name),
-      'log',
-      '-1',
-      '--format=%s',
-      sha,
-    ])
-      .then((r) => r.stdout.trim().slice(0, 200))
-      .catch(() => null);
+    const subject = commit.subject;
     let deployment: Deployment;
     try {
       deployment = await this.db.deployment.create({
@@ -282,19 +273,12 @@ export class DeployStarter {
 
   /** The commit a branch of one of our repos points at; a clear error when it has none. */
   async branchHead(owner: string, name: string, branch: string): Promise<string> {
-    try {
-      const { stdout } = await run('git', [
-        '--git-dir',
-        this.repos.dir(owner, name),
-        'rev-parse',
-        '--verify',
-        `refs/heads/${branch}`,
-      ]);
-      return stdout.trim();
-    } catch {
-      throw invalidInput(
-        `branch "${branch}" of repo ${owner}/${name} has no commits yet: push first (see create_repo)`,
-      );
-    }
+    const repo = { id: '', userId: '', host: 'internal', ownerName: owner, name };
+    return this.headOf(repo, branch);
+  }
+
+  /** The commit a branch of a repo (ours or GitHub's) points at; a clear error when it has none. */
+  async headOf(repo: SourceRepo, branch: string): Promise<string> {
+    return (await this.sources.for(repo).commit(repo, branch)).sha;
   }
 }
