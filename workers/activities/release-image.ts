@@ -88,9 +88,10 @@ export function releaseActivities(deps: DeployDeps, rec: DeploymentRecords) {
             configDigest: configDigest(imageRef, candidate),
           },
         });
-        await tx.deployment.updateMany({
-          where: { serviceId: service.id, status: 'active', id: { not: deploymentId } },
-          data: { status: 'superseded', finishedAt: new Date() },
+        // The replaced release records it; its deployment's status and times stay as they ended.
+        await tx.release.updateMany({
+          where: { serviceId: service.id, retiredAt: null, id: { not: release.id } },
+          data: { retiredAt: new Date() },
         });
         await tx.service.update({
           where: { id: service.id },
