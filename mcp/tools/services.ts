@@ -481,7 +481,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       title: 'List services',
       description:
         'Lists your services (name, status, URL), newest first within a page of at most 100 (default 20). ' +
-        'When next_cursor is set, call again with cursor to get more. Next: get_service for details and logs.',
+        `When next_cursor is set, call again with cursor to get more. ${STATUS_HELP} ` +
+        'Next: get_service for details and logs.',
       inputSchema: {
         project: projectName.describe('Only this project; default: all your projects.'),
         limit: pageSize,
