@@ -11,6 +11,7 @@ import { accounts } from './accounts.ts';
 import { AUDIT_USAGE, audit } from './audit.ts';
 import { CLUSTER_USAGE, cluster } from './cluster.ts';
 import { PLATFORM_USAGE, platform } from './platform.ts';
+import { REGISTRY_USAGE, registry } from './registry.ts';
 import { ROLES, type Role, serve } from './serve.ts';
 
 const USAGE = `Usage: deploy-mcp <command> [options]
@@ -41,6 +42,10 @@ Commands:
                      The platform stack (platform/: servers, load balancer, k3s, cluster
                      objects) inline through the Automation API, with Pulumi.<stack>.yaml's
                      config; up and destroy need --yes.
+  ${REGISTRY_USAGE}
+                     Delete the registry's images no kept release needs (deleted services,
+                     failed builds, releases past the newest N per service, default
+                     DEPLOY_MCP_KEEP_RELEASES); the serving release's image always stays.
 
 Configuration comes from DEPLOY_MCP_* environment variables; see .env.example.`;
 
@@ -112,6 +117,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'platform':
       return platform(config, rest);
+    case 'registry':
+      return registry(config, rest);
     default:
       console.error(`unknown command "${command}"\n\n${USAGE}`);
       return 2;

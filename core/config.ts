@@ -70,6 +70,9 @@ const schema = z.object({
     .optional(),
   DEPLOY_MCP_INGRESS_TLS_SECRET: z.string().min(1).optional(),
   DEPLOY_MCP_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).max(1_048_576).default(512),
+  // Disk bounds: BuildKit's cache cap and the release images the registry keeps per service.
+  DEPLOY_MCP_BUILD_CACHE_MB: z.coerce.number().int().min(256).max(10_485_760).default(10_240),
+  DEPLOY_MCP_KEEP_RELEASES: z.coerce.number().int().min(1).max(1000).default(10),
 });
 
 export type Config = {
@@ -127,6 +130,13 @@ export type Config = {
     maxPushBytes: number;
     maxRepoBytes: number;
     maxReposPerUser: number;
+  };
+  /** What keeps the data dir's disk use bounded. */
+  disk: {
+    /** BuildKit's cache is garbage-collected above this size (MiB), and when the disk has < 10% free. */
+    buildCacheMb: number;
+    /** Images of the newest this-many releases of each live service stay in the registry (the serving one always). */
+    keepReleases: number;
   };
 };
 
@@ -207,6 +217,10 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       maxPushBytes: e.DEPLOY_MCP_GIT_MAX_PUSH_MB * 1024 * 1024,
       maxRepoBytes: e.DEPLOY_MCP_GIT_MAX_REPO_MB * 1024 * 1024,
       maxReposPerUser: e.DEPLOY_MCP_GIT_MAX_REPOS,
+    },
+    disk: {
+      buildCacheMb: e.DEPLOY_MCP_BUILD_CACHE_MB,
+      keepReleases: e.DEPLOY_MCP_KEEP_RELEASES,
     },
   };
 }
