@@ -132,7 +132,12 @@ export function releaseActivities(deps: DeployDeps, rec: DeploymentRecords) {
       // A deployment a newer one replaced keeps "superseded" (set when the newer one started).
       if (!(status === 'cancelled' && deployment.status === 'superseded'))
         await setStatus(deploymentId, status, reason);
-      if (!service.currentReleaseId) await db.service.update({ where: { id: service.id }, data: { status } });
+      // A service being deleted keeps showing "deleting".
+      if (!service.currentReleaseId)
+        await db.service.updateMany({
+          where: { id: service.id, status: { not: 'deleting' } },
+          data: { status },
+        });
     },
 
     /**
