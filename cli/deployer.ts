@@ -64,6 +64,7 @@ export async function createDeployerActivities(
     buildTimeoutMs: config.runtime.buildTimeoutMs,
     healthTimeoutMs: config.runtime.healthTimeoutMs,
     dataDir: config.dataDir,
+    keepReleases: config.disk.keepReleases,
   });
 }
 

@@ -13,6 +13,7 @@ import { CLUSTER_USAGE, cluster } from './cluster.ts';
 import { GITHUB_USAGE, github } from './github.ts';
 import { LOGIN_CODE_USAGE, loginCode } from './login-code.ts';
 import { PLATFORM_USAGE, platform } from './platform.ts';
+import { REGISTRY_USAGE, registry } from './registry.ts';
 import { ROLES, type Role, serve } from './serve.ts';
 
 const USAGE = `Usage: deploy-mcp <command> [options]
@@ -49,6 +50,10 @@ Commands:
                      The platform stack (platform/: servers, load balancer, k3s, cluster
                      objects) inline through the Automation API, with Pulumi.<stack>.yaml's
                      config; up and destroy need --yes.
+  ${REGISTRY_USAGE}
+                     Delete the registry's images no kept release needs (deleted services,
+                     failed builds, releases past the newest N per service, default
+                     DEPLOY_MCP_KEEP_RELEASES); the serving release's image always stays.
 
 Configuration comes from DEPLOY_MCP_* environment variables; see .env.example.`;
 
@@ -126,6 +131,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'platform':
       return platform(config, rest);
+    case 'registry':
+      return registry(config, rest);
     default:
       console.error(`unknown command "${command}"\n\n${USAGE}`);
       return 2;

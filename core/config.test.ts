@@ -171,4 +171,14 @@ describe('loadConfig', () => {
       gitUrl: 'https://github.com',
     });
   });
+
+  it('bounds disk use: a build cache cap and the release images kept per service', () => {
+    expect(loadConfig({}).disk).toEqual({ buildCacheMb: 10_240, keepReleases: 10 });
+    expect(loadConfig({ DEPLOY_MCP_BUILD_CACHE_MB: '2048', DEPLOY_MCP_KEEP_RELEASES: '3' }).disk).toEqual({
+      buildCacheMb: 2048,
+      keepReleases: 3,
+    });
+    expect(() => loadConfig({ DEPLOY_MCP_KEEP_RELEASES: '0' })).toThrow(/DEPLOY_MCP_KEEP_RELEASES/);
+    expect(() => loadConfig({ DEPLOY_MCP_BUILD_CACHE_MB: '10' })).toThrow(/DEPLOY_MCP_BUILD_CACHE_MB/);
+  });
 });

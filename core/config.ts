@@ -96,6 +96,9 @@ const schema = z.object({
   DEPLOY_MCP_GITHUB_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   DEPLOY_MCP_GITHUB_API_URL: z.url().default('https://api.github.com'),
   DEPLOY_MCP_GITHUB_GIT_URL: z.url().default('https://github.com'),
+  // Disk bounds: BuildKit's cache cap and the release images the registry keeps per service.
+  DEPLOY_MCP_BUILD_CACHE_MB: z.coerce.number().int().min(256).max(10_485_760).default(10_240),
+  DEPLOY_MCP_KEEP_RELEASES: z.coerce.number().int().min(1).max(1000).default(10),
 });
 
 export type Config = {
@@ -155,6 +158,13 @@ export type Config = {
     maxPushBytes: number;
     maxRepoBytes: number;
     maxReposPerUser: number;
+  };
+  /** What keeps the data dir's disk use bounded. */
+  disk: {
+    /** BuildKit's cache is garbage-collected above this size (MiB), and when the disk has < 10% free. */
+    buildCacheMb: number;
+    /** Images of the newest this-many releases of each live service stay in the registry (the serving one always). */
+    keepReleases: number;
   };
   /** The GitHub App; undefined when none is configured (host "github" is then refused). */
   github: GitHubSettings | undefined;
@@ -280,6 +290,10 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       maxPushBytes: e.DEPLOY_MCP_GIT_MAX_PUSH_MB * 1024 * 1024,
       maxRepoBytes: e.DEPLOY_MCP_GIT_MAX_REPO_MB * 1024 * 1024,
       maxReposPerUser: e.DEPLOY_MCP_GIT_MAX_REPOS,
+    },
+    disk: {
+      buildCacheMb: e.DEPLOY_MCP_BUILD_CACHE_MB,
+      keepReleases: e.DEPLOY_MCP_KEEP_RELEASES,
     },
     github: githubSettings(e, cwd),
     githubWebhookSecret: e.DEPLOY_MCP_GITHUB_WEBHOOK_SECRET,

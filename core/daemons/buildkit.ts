@@ -18,6 +18,11 @@ export type BuildkitOptions = {
   /** Memory the build steps of this daemon may use together, in MiB; 0: no cap. Default 2048. */
   memoryLimitMb?: number;
   /**
+   * The build cache is garbage-collected down to this size (MiB), and also while the disk has
+   * less than 10% free. Default 10240.
+   */
+  cacheLimitMb?: number;
+  /**
    * Address range of the build steps' own network (default BUILD_SUBNET); "host" runs them in
    * the host's network namespace, for trusted builds only (tests of the daemon itself).
    */
@@ -58,7 +63,7 @@ export async function startBuildkit(o: BuildkitOptions): Promise<Buildkit> {
     .join('');
   fs.writeFileSync(
     configFile,
-    `[worker.oci]\n  enabled = true\n  snapshotter = "overlayfs"\n  gc = true\n${networkConfig}` +
+    `[worker.oci]\n  enabled = true\n  snapshotter = "overlayfs"\n  gc = true\n${cacheGcConfig(o.cacheLimitMb ?? 10_240)}${networkConfig}` +
       (cgroup
         ? `  defaultCgroupParent = "${cgroup.name}"\n  labels = { "${MEMORY_LABEL}" = "${memoryLimitMb}" }\n`
         : '') +
@@ -83,6 +88,14 @@ export async function startBuildkit(o: BuildkitOptions): Promise<Buildkit> {
       await releaseNamespaces(path.join(o.dir, 'state'), path.join(o.dir, 'cni', 'build.conflist'));
   };
   return { ...daemon, stop, address: `unix://${socket}` };
+}
+
+/**
+ * BuildKit's cache bound: collected down to `mb` in all, and also whenever the disk has less than
+ * 10% free (maxUsedSpace and minFreeSpace, both honoured by every GC policy BuildKit derives).
+ */
+export function cacheGcConfig(mb: number): string {
+  return `  maxUsedSpace = "${mb}MB"\n  minFreeSpace = "10%"\n`;
 }
 
 /**

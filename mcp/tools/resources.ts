@@ -5,7 +5,8 @@ import type { Resource } from '../../core/db/client.ts';
 import { notAvailableYet, notFound } from '../../core/errors.ts';
 import { resolveProject } from '../../core/projects.ts';
 import type { SecretBox } from '../../core/secrets.ts';
-import { DEFAULT_PAGE_SIZE, decodeCursor, page } from '../pagination.ts';
+import { fitPage } from '../answer-size.ts';
+import { DEFAULT_PAGE_SIZE, decodeCursor } from '../pagination.ts';
 import {
   cursor,
   pageSize,
@@ -127,8 +128,11 @@ export function registerResourceTools(server: McpServer, ctx: ToolContext, deps:
           take: limit + 1,
           ...(after ? { cursor: { id: after }, skip: 1 } : {}),
         });
-        const p = page(rows, limit, 'list_resources');
-        return { resources: p.items.map(summary), next_cursor: p.next_cursor, note: p.note };
+        return fitPage(rows, limit, 'list_resources', (items, next_cursor, note) => ({
+          resources: items.map(summary),
+          next_cursor,
+          note,
+        }));
       }),
   );
 

@@ -10,10 +10,13 @@ import type { GitHubRepos } from '../../core/github/repos.ts';
 import { resolveProject } from '../../core/projects.ts';
 import type { SecretBox } from '../../core/secrets.ts';
 import { ensureOwnerName } from '../../git/owner-names.ts';
+import { type ServiceState, serviceState, serviceStates } from '../../workers/deploy/service-status.ts';
 import type { DeployStarter } from '../../workers/deploy/start-deploy.ts';
 import { IN_FLIGHT_STATUSES } from '../../workers/deploy/statuses.ts';
+import { firstLine, fitPage } from '../answer-size.ts';
+import { fitServiceView } from '../fit-service-view.ts';
 import { DEFAULT_LOG_LINES, logTail } from '../log-tail.ts';
-import { DEFAULT_PAGE_SIZE, decodeCursor, page } from '../pagination.ts';
+import { DEFAULT_PAGE_SIZE, decodeCursor } from '../pagination.ts';
 import {
   BUILD_PACKS,
   branch,
@@ -55,13 +58,33 @@ export const SERVICE_STATUSES = [
   'superseded',
 ] as const;
 const STATUS_HELP =
-  'Statuses: queued, building, deploying, active (serving at url), failed (see reason and logs), ' +
-  'cancelled, superseded (a newer deploy replaced it).';
+  "A service's status: while a deployment runs, that deployment's status: queued (waiting for a " +
+  'builder), building (building the image; build_log shows it live), deploying (the new release is ' +
+  'starting and must answer health_check_path below 500); else active (serving at url), failed (the ' +
+  'newest deployment failed and no release serves: see deployment.reason and the logs), cancelled ' +
+  '(stopped before any release served), deleting (delete_service is removing it). serving_release is ' +
+  'the release version serving url now (null: none): during a redeploy the status is the new ' +
+  "deployment's while serving_release keeps serving. A deployment's status: queued, building, " +
+  'deploying, active (went live; serving says whether it still serves, retired_at when it stopped), ' +
+  'failed (reason says why), cancelled, superseded (a newer deployment started before it went live). ' +
+  "A deployment's status and times never change once it ended.";
+
+/** health_check_path: an absolute URL path, no spaces or control characters. */
+const healthCheckPath = z
+  .string({ error: 'health_check_path must be a path such as "/" or "/healthz"' })
+  .max(200, { error: 'health_check_path must be at most 200 characters' })
+  .regex(/^\/[\x21-\x7e]*$/, { error: 'health_check_path must be a path such as "/" or "/healthz"' })
+  .optional()
+  .describe(
+    'Path a new release must answer with a status below 500 before it takes traffic (default "/"); ' +
+      '5xx for 10 s fails the deploy.',
+  );
 
 const serviceSummary = z.object({
   name: z.string(),
   project: z.string(),
   status: z.string(),
+  serving_release: z.number().nullable().describe('Release version serving url now; null: none.'),
   url: z.string().nullable(),
   repo: z.string(),
   branch: z.string(),
@@ -79,6 +102,7 @@ const serviceDetail = {
   install_command: z.string().nullable(),
   build_command: z.string().nullable(),
   start_command: z.string().nullable(),
+  health_check_path: z.string(),
   env: z.record(z.string(), z.string()).describe('Values masked unless include_env is true.'),
   created_at: z.string(),
   deployment: z
@@ -96,12 +120,19 @@ const serviceDetail = {
       runtime_log: logTailShape,
     })
     .nullable(),
+  note: z
+    .string()
+    .optional()
+    .describe('What still runs after a wait ended, or why nothing was started, and what to call next.'),
 };
 
 const deploymentSummary = z.object({
   id: z.string(),
   status: z.string(),
-  reason: z.string().nullable(),
+  reason: z
+    .string()
+    .nullable()
+    .describe("The reason's first line; get_service with deployment shows it whole."),
   trigger: z.string().describe('create, redeploy, push or rollback'),
   commit: z.string().nullable(),
   message: z.string().nullable().describe("The commit's subject line."),
@@ -109,17 +140,19 @@ const deploymentSummary = z.object({
   serving: z.boolean().describe('This release serves the URL now.'),
   created_at: z.string(),
   finished_at: z.string().nullable(),
+  retired_at: z.string().nullable().describe('When a later release replaced the one it produced.'),
 });
 
 const memoryName = (mb: number) => Object.entries(MEMORY_SIZES).find(([, v]) => v === mb)?.[0] ?? `${mb}Mi`;
 const cpuName = (millis: number) =>
   Object.entries(CPU_SIZES).find(([, v]) => v === millis)?.[0] ?? String(millis / 1000);
 
-function summary(s: Service & { project: { name: string } }) {
+function summary(s: Service & { project: { name: string } }, state: ServiceState) {
   return {
     name: s.name,
     project: s.project.name,
-    status: s.status,
+    status: state.status,
+    serving_release: state.servingRelease,
     url: s.url,
     repo: s.repoUrl,
     branch: s.branch,
@@ -231,7 +264,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       );
     const more = (field: string) => `call get_service with ${field} up to ${MAX_LOG_LINES} for more.`;
     return {
-      ...summary(s),
+      ...summary(s, await serviceState(db, s)),
       build_pack: s.buildPack as (typeof BUILD_PACKS)[number],
       port: s.port,
       memory: memoryName(s.memoryMb),
@@ -239,6 +272,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       install_command: s.installCommand,
       build_command: s.buildCommand,
       start_command: s.startCommand,
+      health_check_path: s.healthCheckPath ?? '/',
       env: Object.fromEntries(Object.entries(env).map(([k, v]) => [k, o.include_env ? v : '********'])),
       created_at: s.createdAt.toISOString(),
       deployment: d && {
@@ -265,7 +299,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
    * Waits (at most WAIT_MS, to answer within an MCP client's usual timeout) until the deployment
    * ends, sending a progress notification at each status change when the client asked for them.
    */
-  async function waitForDeployment(deploymentId: string, extra: ToolExtra & ProgressExtra) {
+  async function waitForDeployment(deploymentId: string, extra: ToolExtra & ProgressExtra): Promise<boolean> {
     const token = extra._meta?.progressToken;
     const deadline = Date.now() + WAIT_MS;
     let last = '';
@@ -285,9 +319,59 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           });
         }
       }
-      if (!IN_FLIGHT_STATUSES.includes(d.status)) return;
+      if (!IN_FLIGHT_STATUSES.includes(d.status)) return true;
       await new Promise((r) => setTimeout(r, 500));
     }
+    return false;
+  }
+
+  /**
+   * The answer of a tool that started (or found) a deployment: the service view after waiting
+   * (unless told not to), with a note saying what still runs and how to follow it, or, when the
+   * same commit and settings already failed, that nothing was started and why.
+   */
+  async function answerDeploy(
+    caller: Caller,
+    args: { name: string; project?: string | undefined; wait?: boolean | undefined },
+    started: {
+      deployment: { id: string; status: string; statusReason: string | null; commitSha: string | null };
+      started: boolean;
+    },
+    extra: ToolExtra & ProgressExtra,
+  ) {
+    const { deployment } = started;
+    if (!started.started && deployment.status === 'failed') {
+      const view = await detail(await findService(caller, args.name, args.project), {
+        deployment: deployment.id,
+      });
+      const reason = firstLine(deployment.statusReason ?? 'no reason recorded');
+      return fitServiceView({
+        ...view,
+        note:
+          `Nothing was started: commit ${deployment.commitSha?.slice(0, 12) ?? '?'} with these settings already ` +
+          `failed (deployment ${deployment.id}): ${reason} Push a fix or change the settings, then call again; ` +
+          `get_service with deployment "${deployment.id}" shows its logs.`,
+      });
+    }
+    const ended = args.wait !== false && (await waitForDeployment(deployment.id, extra));
+    const view = await detail(await findService(caller, args.name, args.project), {});
+    if (ended) return fitServiceView(view);
+    const now = await db.deployment.findUniqueOrThrow({
+      where: { id: deployment.id },
+      select: { status: true },
+    });
+    if (!IN_FLIGHT_STATUSES.includes(now.status)) return fitServiceView(view);
+    const serving =
+      view.serving_release !== null
+        ? `release v${view.serving_release} keeps serving ${view.url} meanwhile`
+        : 'nothing serves yet';
+    return fitServiceView({
+      ...view,
+      note:
+        `Deployment ${deployment.id} is still ${now.status}${args.wait === false ? '' : ` after ${WAIT_MS / 1000} s`}; ` +
+        `it goes on in the background and ${serving}. Call get_service with name "${args.name}" to follow it ` +
+        '(status, deployment.build_log) until status is active or failed.',
+    });
   }
 
   server.registerTool(
@@ -316,6 +400,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         install_command: command('install_command').describe('Overrides the detected install command.'),
         build_command: command('build_command').describe('Overrides the detected build command.'),
         start_command: command('start_command').describe('Overrides the detected start command.'),
+        health_check_path: healthCheckPath,
         wait,
       },
       outputSchema: serviceDetail,
@@ -348,6 +433,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           installCommand: args.install_command ?? null,
           buildCommand: args.build_command ?? null,
           startCommand: args.start_command ?? null,
+          healthCheckPath: args.health_check_path ?? null,
         };
         const existing = await db.service.findFirst({
           where: { userId: caller.userId, projectId: project.id, name: args.name, deletedAt: null },
@@ -410,9 +496,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
             }),
           },
         });
-        const { deployment } = await deps.deploys.start(service.id, 'create', commit);
-        if (args.wait !== false) await waitForDeployment(deployment.id, extra);
-        return detail(await findService(caller, args.name, args.project), {});
+        return answerDeploy(caller, args, await deps.deploys.start(service.id, 'create', commit), extra);
       }),
   );
 
@@ -422,7 +506,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       title: 'List services',
       description:
         'Lists your services (name, status, URL), newest first within a page of at most 100 (default 20). ' +
-        'When next_cursor is set, call again with cursor to get more. Next: get_service for details and logs.',
+        `When next_cursor is set, call again with cursor to get more. ${STATUS_HELP} ` +
+        'Next: get_service for details and logs.',
       inputSchema: {
         project: projectName.describe('Only this project; default: all your projects.'),
         limit: pageSize,
@@ -449,8 +534,12 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           take: limit + 1,
           ...(after ? { cursor: { id: after }, skip: 1 } : {}),
         });
-        const p = page(rows, limit, 'list_services');
-        return { services: p.items.map(summary), next_cursor: p.next_cursor, note: p.note };
+        const states = await serviceStates(db, rows.slice(0, limit));
+        return fitPage(rows, limit, 'list_services', (items, next_cursor, note) => ({
+          services: items.map((s) => summary(s, states.get(s.id) as ServiceState)),
+          next_cursor,
+          note,
+        }));
       }),
   );
 
@@ -483,7 +572,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
     },
     (args, extra) =>
       runTool(ctx, extra, 'get_service', async (caller) => {
-        return detail(await findService(caller, args.name, args.project), args);
+        return fitServiceView(await detail(await findService(caller, args.name, args.project), args));
       }),
   );
 
@@ -503,9 +592,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       runTool(ctx, extra, 'redeploy_service', async (caller) => {
         const service = await findService(caller, args.name, args.project);
         if (!deps.deploys) throw notAvailableYet('Redeploying services (redeploy_service)');
-        const { deployment } = await deps.deploys.start(service.id, 'redeploy');
-        if (args.wait !== false) await waitForDeployment(deployment.id, extra);
-        return detail(await findService(caller, args.name, args.project), {});
+        return answerDeploy(caller, args, await deps.deploys.start(service.id, 'redeploy'), extra);
       }),
   );
 
@@ -534,18 +621,17 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         const service = await findService(caller, args.name, args.project);
         const rows = await db.deployment.findMany({
           where: { serviceId: service.id, userId: caller.userId },
-          include: { release: { select: { id: true, version: true } } },
+          include: { release: { select: { id: true, version: true, retiredAt: true } } },
           orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
           take: limit + 1,
           ...(after ? { cursor: { id: after }, skip: 1 } : {}),
         });
-        const p = page(rows, limit, 'list_deployments');
-        return {
+        return fitPage(rows, limit, 'list_deployments', (items, next_cursor, note) => ({
           service: service.name,
-          deployments: p.items.map((d) => ({
+          deployments: items.map((d) => ({
             id: d.id,
             status: d.status,
-            reason: d.statusReason,
+            reason: firstLine(d.statusReason),
             trigger: d.trigger,
             commit: d.commitSha,
             message: d.commitMessage,
@@ -553,10 +639,11 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
             serving: d.release !== null && d.release.id === service.currentReleaseId,
             created_at: d.createdAt.toISOString(),
             finished_at: d.finishedAt?.toISOString() ?? null,
+            retired_at: d.release?.retiredAt?.toISOString() ?? null,
           })),
-          next_cursor: p.next_cursor,
-          note: p.note,
-        };
+          next_cursor,
+          note,
+        }));
       }),
   );
 
@@ -587,7 +674,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       runTool(ctx, extra, 'rollback_service', async (caller) => {
         const service = await findService(caller, args.name, args.project);
         if (!deps.deploys) throw notAvailableYet('Rolling back services (rollback_service)');
-        const { deployment } = await deps.deploys.rollback(service.id, args.release);
+        const started = await deps.deploys.rollback(service.id, args.release);
+        const { deployment } = started;
         await db.auditEvent.create({
           data: {
             userId: caller.userId,
@@ -598,8 +686,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
             detail: JSON.stringify({ deployment: deployment.id, release: args.release ?? 'previous' }),
           },
         });
-        if (args.wait !== false) await waitForDeployment(deployment.id, extra);
-        return detail(await findService(caller, args.name, args.project), {});
+        return answerDeploy(caller, args, started, extra);
       }),
   );
 
@@ -609,16 +696,24 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       title: 'Delete a service',
       description:
         'Stops the service and removes its container, route and stack; its URL stops answering. Deployment ' +
-        'history is kept. Deleting a service that is already gone reports not found.',
+        `history is kept. Waits up to ${WAIT_MS / 1000} s: status "deleted" when done, else "deleting" (it ` +
+        'finishes in the background; call delete_service again to wait more). Deleting a service that is ' +
+        'already gone reports not found.',
       inputSchema: { name: serviceName, project: projectName },
-      outputSchema: { name: z.string(), project: z.string(), deleted: z.boolean() },
+      outputSchema: {
+        name: z.string(),
+        project: z.string(),
+        deleted: z.boolean().describe('True once everything is removed.'),
+        status: z.enum(['deleted', 'deleting']),
+        note: z.string().optional(),
+      },
       annotations: { title: 'Delete a service', ...DESTROYS },
     },
     (args, extra) =>
       runTool(ctx, extra, 'delete_service', async (caller) => {
         const service = await findService(caller, args.name, args.project);
         if (!deps.deploys) throw notAvailableYet('Deleting services (delete_service)');
-        await deps.deploys.delete(service.id);
+        const status = await deps.deploys.delete(service.id, WAIT_MS);
         await db.auditEvent.create({
           data: {
             userId: caller.userId,
@@ -628,7 +723,19 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
             targetId: service.id,
           },
         });
-        return { name: service.name, project: service.project.name, deleted: true };
+        return {
+          name: service.name,
+          project: service.project.name,
+          deleted: status === 'deleted',
+          status,
+          ...(status === 'deleting'
+            ? {
+                note:
+                  `Still deleting after ${WAIT_MS / 1000} s; it finishes in the background. Call delete_service ` +
+                  'again to wait for it (it answers not found once it is gone).',
+              }
+            : {}),
+        };
       }),
   );
 }

@@ -10,6 +10,8 @@ export type ReleaseSpec = {
   port: number;
   memoryMb: number;
   cpuMillis: number;
+  /** Path the release must answer below 500 on to be healthy (default "/"); not part of the stack. */
+  healthPath?: string;
 };
 
 /** A service on the embedded runtime (podman + Traefik). */

@@ -352,7 +352,12 @@ describe('end to end: repo → push → create_service → live URL → push →
     const url = (await service()).url ?? '';
     expect(await userContainers()).toHaveLength(1);
     const res = await call(client, 'delete_service', { name: 'web' });
-    expect(res.structuredContent).toEqual({ name: 'web', project: 'default', deleted: true });
+    expect(res.structuredContent).toEqual({
+      name: 'web',
+      project: 'default',
+      deleted: true,
+      status: 'deleted',
+    });
     let status = (await viaIngress(url, ingressPort)).status;
     for (let i = 0; i < 50 && status !== 404; i++) {
       await sleep(200); // Traefik's file watcher picks the removed route up within moments

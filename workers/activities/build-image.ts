@@ -17,11 +17,14 @@ import {
 import { addFileIfMissing, assertContained } from '../build/workspace.ts';
 import type { DeployDeps } from './deploy.ts';
 import { type DeploymentRecords, keepAlive } from './deployment-records.ts';
+import { LiveLog } from './live-log.ts';
 
 const run = promisify(execFile);
 
 /** Lines of the build log kept on the deployment row. */
 const LOG_TAIL_LINES = 500;
+/** How often the build log tail is saved while the build runs (get_service shows it live). */
+const LIVE_LOG_EVERY_MS = 2_000;
 
 /** The build activity: clone, detect, build and push one deployment's image. */
 export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
@@ -42,11 +45,12 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
       const imageRef = `${deps.registryHost}/t/${service.stackName}:${deployment.commitSha.slice(0, 12)}`;
       await setStatus(deploymentId, 'building');
       const work = fs.mkdtempSync(path.join(os.tmpdir(), 'deploy-build-'));
-      const log: string[] = [];
-      const record = (line: string) => {
-        log.push(line);
-        if (log.length > LOG_TAIL_LINES) log.shift();
-      };
+      const live = new LiveLog(
+        (tail) => db.deployment.update({ where: { id: deploymentId }, data: { buildLogTail: tail } }),
+        LOG_TAIL_LINES,
+        LIVE_LOG_EVERY_MS,
+      );
+      const record = (line: string) => live.record(line);
       try {
         let t0 = Date.now();
         const credential = await deps.repoSources
@@ -123,18 +127,23 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
         // Releases run the image by digest: a tag is rewritten when the commit is built again.
         const pinned = `${imageRef.slice(0, imageRef.lastIndexOf(':'))}@${digest}`;
         record(`pushed ${imageRef} (${digest})`);
+        await live.close();
         await db.deployment.update({
           where: { id: deploymentId },
-          data: { imageRef: pinned, buildLogTail: log.join('\n') },
+          data: { imageRef: pinned, buildLogTail: live.text() },
         });
+        // The build is over: the deployment is deploying from now on (not once a release worker picks it up).
+        await setStatus(deploymentId, 'deploying');
         return pinned;
       } catch (err) {
-        await db.deployment.update({ where: { id: deploymentId }, data: { buildLogTail: log.join('\n') } });
+        await live.close();
+        await db.deployment.update({ where: { id: deploymentId }, data: { buildLogTail: live.text() } });
         if (err instanceof DetectError || err instanceof BuildError) {
           throw ApplicationFailure.nonRetryable(err.message, 'BuildFailed');
         }
         throw err;
       } finally {
+        await live.close();
         fs.rmSync(work, { recursive: true, force: true });
       }
     },

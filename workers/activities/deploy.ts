@@ -9,6 +9,7 @@ import type { BaseImages } from '../build/dockerfile.ts';
 import type { Runtime } from '../runtimes/runtime.ts';
 import { buildActivities } from './build-image.ts';
 import { deploymentRecords } from './deployment-records.ts';
+import { pruneActivities } from './prune-images.ts';
 import { releaseActivities } from './release-image.ts';
 
 export type DeployDeps = {
@@ -29,6 +30,8 @@ export type DeployDeps = {
   healthTimeoutMs: number;
   /** The data dir (embedded database, stack state, daemons), named in "out of disk space on …". */
   dataDir?: string;
+  /** Images of the newest this-many releases per live service stay in the registry (default 10). */
+  keepReleases?: number;
 };
 
 /**
@@ -83,5 +86,9 @@ export function createDeployActivities(deps: DeployDeps) {
 
 function deployActivities(deps: DeployDeps) {
   const records = deploymentRecords(deps.db, deps.secrets);
-  return Object.assign(buildActivities(deps, records), releaseActivities(deps, records));
+  return Object.assign(
+    buildActivities(deps, records),
+    releaseActivities(deps, records),
+    pruneActivities(deps),
+  );
 }

@@ -22,22 +22,20 @@ export function deploymentRecords(db: Db, secrets: SecretBox) {
     return { deployment: d, service: d.service };
   }
 
+  /**
+   * Moves a deployment on. Only a deployment in flight moves: one that ended (active, failed,
+   * cancelled, superseded) keeps its status and times for good, and a repeated status (the
+   * build's end and the release's start both say "deploying") records nothing.
+   */
   async function setStatus(deploymentId: string, status: string, reason?: string) {
-    // A deployment superseded meanwhile is not moved back into flight.
-    const inFlight = status === 'building' || status === 'deploying';
     await db.$transaction(async (tx) => {
       const { count } = await tx.deployment.updateMany({
-        where: {
-          id: deploymentId,
-          ...(inFlight ? { status: { in: IN_FLIGHT_STATUSES } } : {}),
-        },
+        where: { id: deploymentId, status: { in: IN_FLIGHT_STATUSES.filter((s) => s !== status) } },
         data: {
           status,
           statusReason: reason ?? null,
           ...(status === 'building' ? { startedAt: new Date() } : {}),
-          ...(['active', 'failed', 'cancelled', 'superseded'].includes(status)
-            ? { finishedAt: new Date() }
-            : {}),
+          ...(IN_FLIGHT_STATUSES.includes(status) ? {} : { finishedAt: new Date() }),
         },
       });
       if (count)
@@ -73,6 +71,7 @@ export function deploymentRecords(db: Db, secrets: SecretBox) {
       port: number | null;
       memoryMb: number;
       cpuMillis: number;
+      healthCheckPath?: string | null;
     },
   ): ReleaseSpec {
     return {
@@ -82,6 +81,7 @@ export function deploymentRecords(db: Db, secrets: SecretBox) {
       port: service.port ?? 3000,
       memoryMb: service.memoryMb,
       cpuMillis: service.cpuMillis,
+      healthPath: service.healthCheckPath ?? '/',
     };
   }
 

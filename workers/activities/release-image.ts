@@ -88,9 +88,10 @@ export function releaseActivities(deps: DeployDeps, rec: DeploymentRecords) {
             configDigest: configDigest(imageRef, candidate),
           },
         });
-        await tx.deployment.updateMany({
-          where: { serviceId: service.id, status: 'active', id: { not: deploymentId } },
-          data: { status: 'superseded', finishedAt: new Date() },
+        // The replaced release records it; its deployment's status and times stay as they ended.
+        await tx.release.updateMany({
+          where: { serviceId: service.id, retiredAt: null, id: { not: release.id } },
+          data: { retiredAt: new Date() },
         });
         await tx.service.update({
           where: { id: service.id },
@@ -131,7 +132,12 @@ export function releaseActivities(deps: DeployDeps, rec: DeploymentRecords) {
       // A deployment a newer one replaced keeps "superseded" (set when the newer one started).
       if (!(status === 'cancelled' && deployment.status === 'superseded'))
         await setStatus(deploymentId, status, reason);
-      if (!service.currentReleaseId) await db.service.update({ where: { id: service.id }, data: { status } });
+      // A service being deleted keeps showing "deleting".
+      if (!service.currentReleaseId)
+        await db.service.updateMany({
+          where: { id: service.id, status: { not: 'deleting' } },
+          data: { status },
+        });
     },
 
     /**

@@ -14,6 +14,10 @@ export type HealthOptions = {
   hostPort: number;
   /** The port the app was told to listen on (PORT). */
   port: number;
+  /** The health path: healthy once it answers with a status below 500 (default "/"). */
+  path?: string;
+  /** How long the path may answer 5xx before the release fails (default 10 s). */
+  errorWindowMs?: number;
   timeoutMs: number;
   /** The container's memory limit, named when the app is killed for memory. */
   memoryMb?: number;
@@ -22,12 +26,16 @@ export type HealthOptions = {
 };
 
 /**
- * Waits until the app answers HTTP (any status) on its published port, or says why it will
- * not: the process exited (with its code and how long it ran), was killed for memory, listens
- * on another port than PORT, or stayed silent past the timeout. Failures carry the log tail.
+ * Waits until the app answers its health path with a status below 500 on its published port, or
+ * says why it will not: the process exited (with its code and how long it ran), was killed for
+ * memory, listens on another port than PORT, answered 5xx for `errorWindowMs` (with the status
+ * line), or stayed silent past the timeout. Failures carry the log tail.
  */
 export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> {
   const started = Date.now();
+  const path = o.path ?? '/';
+  const errorWindowMs = o.errorWindowMs ?? 10_000;
+  let failingSince: number | undefined;
   const fail = async (reason: string): Promise<HealthResult> => {
     const logTail = await o.engine.logs(o.containerId, 100).catch(() => []);
     return {
@@ -61,7 +69,17 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
         );
       return fail(`the process exited with code ${code}${after}${again}`);
     }
-    if (await answers(o.hostPort)) return { healthy: true, waitedMs: Date.now() - started };
+    const answer = await request(o.hostPort, path);
+    if (answer && answer.status < 500) return { healthy: true, waitedMs: Date.now() - started };
+    if (answer) {
+      failingSince ??= Date.now();
+      if (Date.now() - failingSince >= errorWindowMs)
+        return fail(
+          `GET ${path} answered "${answer.line}" for ${Math.round(errorWindowMs / 1000)} s: the app starts but ` +
+            'fails to serve; its log tail below says why (or set health_check_path to a path that answers once ' +
+            'the app is ready)',
+        );
+    } else failingSince = undefined;
     if (Date.now() - started > 3000) {
       const listening = listeningPorts(state.Pid);
       if (listening.length && !listening.includes(o.port)) {
@@ -90,15 +108,17 @@ export function permissionHint(logTail: string[]): string {
   return '';
 }
 
-/** True when something answers HTTP on 127.0.0.1:port. */
-function answers(port: number): Promise<boolean> {
+/** The status of GET `path` on 127.0.0.1:port ("503 Service Unavailable"); undefined when nothing answers HTTP. */
+function request(port: number, path: string): Promise<{ status: number; line: string } | undefined> {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', timeout: 2000 }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path, timeout: 2000 }, (res) => {
       res.resume();
-      resolve(true);
+      const status = res.statusCode ?? 0;
+      const text = (res.statusMessage || http.STATUS_CODES[status] || '').slice(0, 100);
+      resolve({ status, line: `${status}${text ? ` ${text}` : ''}` });
     });
     req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
+    req.on('error', () => resolve(undefined));
   });
 }
 

@@ -47,6 +47,8 @@ export class DeployStarter {
           service.buildCommand,
           service.startCommand,
           service.envEncrypted,
+          // Appended only when set, so services without one keep their deployment keys.
+          ...(service.healthCheckPath ? [service.healthCheckPath] : []),
         ]),
       )
       .digest('hex')
@@ -134,6 +136,13 @@ export class DeployStarter {
     }
     if (target.id === service.currentReleaseId)
       throw conflict(`release v${target.version} is already serving; nothing to roll back`);
+    if (target.imagePrunedAt)
+      throw conflict(
+        `release v${target.version} cannot serve again: its image was deleted from the registry on ` +
+          `${target.imagePrunedAt.toISOString()} (only the images of each service's newest releases are kept). ` +
+          'Roll back to a newer release (see list_deployments), or deploy its commit ' +
+          `${target.deployment.commitSha?.slice(0, 12) ?? ''} again from the branch.`,
+      );
     if (current && current.imageRef === target.imageRef)
       throw conflict(
         `release v${target.version}'s image is already serving (as v${current.version}); nothing to roll back`,
@@ -201,13 +210,17 @@ export class DeployStarter {
         .cancel()
         .catch(() => undefined);
       const reason = `superseded by deployment ${deployment.id}`;
-      await this.db.$transaction([
-        this.db.deployment.update({
-          where: { id: d.id },
+      // Only while it is still in flight: one that ended meanwhile keeps its status and times.
+      await this.db.$transaction(async (tx) => {
+        const { count } = await tx.deployment.updateMany({
+          where: { id: d.id, status: { in: IN_FLIGHT_STATUSES } },
           data: { status: 'superseded', statusReason: reason, finishedAt: new Date() },
-        }),
-        this.db.deploymentStatusChange.create({ data: { deploymentId: d.id, status: 'superseded', reason } }),
-      ]);
+        });
+        if (count)
+          await tx.deploymentStatusChange.create({
+            data: { deploymentId: d.id, status: 'superseded', reason },
+          });
+      });
     }
     // A service with a live release stays "active" while the new deployment runs.
     if (!currentReleaseId)
@@ -225,9 +238,10 @@ export class DeployStarter {
 
   /**
    * Deletes a service: supersedes deployments in flight, then runs the deleteService workflow
-   * and waits for it (at most `timeoutMs`).
+   * and waits for it (at most `timeoutMs`). "deleting" when the wait ended first: the workflow
+   * goes on in the background.
    */
-  async delete(serviceId: string, timeoutMs = 50_000): Promise<void> {
+  async delete(serviceId: string, timeoutMs = 50_000): Promise<'deleted' | 'deleting'> {
     const inFlight = await this.db.deployment.findMany({
       where: { serviceId, status: { in: IN_FLIGHT_STATUSES } },
     });
@@ -236,6 +250,8 @@ export class DeployStarter {
         .getHandle(d.workflowId)
         .cancel()
         .catch(() => undefined);
+    // Shown while the delete runs (deleteService marks the service deleted at its end).
+    await this.db.service.update({ where: { id: serviceId }, data: { status: 'deleting' } });
     const handle = await this.temporal.workflow
       .start('deleteService', {
         taskQueue: PRODUCT_TASK_QUEUE,
@@ -247,15 +263,17 @@ export class DeployStarter {
           return this.temporal.workflow.getHandle(`delete-${serviceId}`);
         throw err;
       });
-    await Promise.race([
-      handle.result(),
-      new Promise((_, reject) =>
-        setTimeout(
-          () => reject(new Error('deleting the service is taking longer than expected')),
-          timeoutMs,
-        ).unref(),
-      ),
-    ]);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        handle.result().then(() => 'deleted' as const),
+        new Promise<'deleting'>((resolve) => {
+          timer = setTimeout(() => resolve('deleting'), timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Starts the deployments pushes asked for (DeployRequest rows), once each. */

@@ -56,6 +56,7 @@ export class LocalRuntime implements Runtime {
       containerId: outputs.candidateContainerId?.value as string,
       hostPort: outputs.candidateHostPort?.value as number,
       port: candidate.port,
+      path: candidate.healthPath ?? '/',
       memoryMb: candidate.memoryMb,
       timeoutMs: o.timeoutMs,
       onWait: o.onWait,
@@ -77,8 +78,8 @@ export class LocalRuntime implements Runtime {
   }
 
   // The route names one upstream, and the promotion waited until Traefik applied it.
-  waitUntilRouted(service: RuntimeService, _release: ReleaseSpec, onWait: () => void): Promise<void> {
-    return waitForRoute(this.o.ingressPort, this.host(service), onWait);
+  waitUntilRouted(service: RuntimeService, release: ReleaseSpec, onWait: () => void): Promise<void> {
+    return waitForRoute(this.o.ingressPort, this.host(service), onWait, undefined, release.healthPath);
   }
 
   async runningReleases(service: RuntimeService): Promise<string[]> {

@@ -4,6 +4,7 @@ import {
   CancellationScope,
   isCancellation,
   log,
+  patched,
   proxyActivities,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
@@ -44,6 +45,13 @@ const bookkeeping = proxyActivities<Activities>({
   },
 });
 
+// Registry clean-up after a deploy ends: best effort (the next deploy or delete tries again).
+const cleanup = proxyActivities<Activities>({
+  taskQueue: DEPLOY_TASK_QUEUE,
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 2, initialInterval: '5 seconds' },
+});
+
 export type DeployResult =
   | { status: 'active'; url: string }
   | { status: 'failed' | 'cancelled'; reason: string };
@@ -58,6 +66,7 @@ export async function deployService(deploymentId: string, releasedImage?: string
   try {
     const image = releasedImage ?? (await build.buildImage(deploymentId));
     const { url } = await release.releaseImage(deploymentId, image);
+    await pruneImages(deploymentId);
     return { status: 'active', url };
   } catch (err) {
     if (isCancellation(err)) {
@@ -69,7 +78,25 @@ export async function deployService(deploymentId: string, releasedImage?: string
     const reason = failureReason(err);
     await finishUnsuccessful(deploymentId, 'failed', reason);
     await removeStrayReleases(deploymentId);
+    await pruneImages(deploymentId);
     return { status: 'failed', reason };
+  }
+}
+
+/**
+ * Deletes the service's images no kept release needs (failed builds, releases past
+ * DEPLOY_MCP_KEEP_RELEASES). A failure is logged: the next deploy or delete prunes again.
+ */
+async function pruneImages(deploymentId: string) {
+  if (!patched('prune-images')) return;
+  try {
+    await cleanup.pruneDeploymentImages(deploymentId);
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    log.warn('images could not be pruned', {
+      deploymentId,
+      error: cause instanceof Error ? cause.message : String(cause),
+    });
   }
 }
 
