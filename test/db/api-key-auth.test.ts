@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ApiKeyAuthenticator, createApiKey, revokeApiKey } from '../../core/api-keys.ts';
+import { type Database, openDatabase } from '../../core/db/client.ts';
+import { migrate } from '../../core/db/migrate.ts';
+import { describeEachDatabase } from '../support/databases.ts';
+
+/**
+ * ApiKeyAuthenticator reads the key and its user in one raw statement: the same answers on both
+ * product databases, and a change made through another connection (another server process)
+ * applies to the very next request.
+ */
+describeEachDatabase('API key authentication', (dbs) => {
+  let db: Database;
+  let other: Database;
+  let auth: ApiKeyAuthenticator;
+
+  beforeAll(async () => {
+    const url = await dbs.fresh('auth');
+    await migrate(url);
+    db = await openDatabase(url);
+    other = await openDatabase(url);
+    auth = new ApiKeyAuthenticator(db.prisma);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await other?.close();
+  });
+
+  async function keyFor(email: string) {
+    const user = await db.prisma.user.create({ data: { email } });
+    return { user, ...(await createApiKey(db.prisma, user.id, 'laptop')) };
+  }
+
+  it('names the caller of a valid key, and nobody for a wrong secret or an unknown prefix', async () => {
+    const { user, key, prefix } = await keyFor('ada@example.com');
+    expect(await auth.authenticate(key)).toEqual({
+      userId: user.id,
+      email: 'ada@example.com',
+      keyId: expect.any(String),
+      keyPrefix: prefix,
+      keyName: 'laptop',
+    });
+    const wrongSecret = `${key.slice(0, -1)}${key.endsWith('A') ? 'B' : 'A'}`;
+    expect(await auth.authenticate(wrongSecret)).toBeUndefined();
+    expect(await auth.authenticate(`dk_live_${'x'.repeat(32)}`)).toBeUndefined();
+    expect(await auth.authenticate('not a key')).toBeUndefined();
+  });
+
+  it('refuses a key on the next request once it is revoked, expired, or its user disabled elsewhere', async () => {
+    const revoked = await keyFor('revoked@example.com');
+    expect(await auth.authenticate(revoked.key)).toBeDefined();
+    await revokeApiKey(other.prisma, revoked.prefix);
+    expect(await auth.authenticate(revoked.key)).toBeUndefined();
+
+    const expired = await keyFor('expired@example.com');
+    expect(await auth.authenticate(expired.key)).toBeDefined();
+    await other.prisma.apiKey.update({
+      where: { prefix: expired.prefix },
+      data: { expiresAt: new Date(Date.now() - 1000) },
+    });
+    expect(await auth.authenticate(expired.key)).toBeUndefined();
+    await other.prisma.apiKey.update({
+      where: { prefix: expired.prefix },
+      data: { expiresAt: new Date(Date.now() + 3_600_000) },
+    });
+    expect(await auth.authenticate(expired.key)).toBeDefined();
+
+    const disabled = await keyFor('disabled@example.com');
+    expect(await auth.authenticate(disabled.key)).toBeDefined();
+    await other.prisma.user.update({ where: { id: disabled.user.id }, data: { disabledAt: new Date() } });
+    expect(await auth.authenticate(disabled.key)).toBeUndefined();
+  });
+});
