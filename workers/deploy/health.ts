@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerEngine } from '../../core/container-engine.ts';
+import { devServerHint, explainUnreachable, listeningSockets, loopbackBind } from './diagnosis.ts';
 
 export type HealthResult =
   | { healthy: true; waitedMs: number }
@@ -32,7 +33,7 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
     const logTail = await o.engine.logs(o.containerId, 100).catch(() => []);
     return {
       healthy: false,
-      reason: reason + permissionHint(logTail),
+      reason: withDevServerHint(reason + permissionHint(logTail), logTail),
       logTail,
       waitedMs: Date.now() - started,
     };
@@ -63,6 +64,8 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
     }
     if (await answers(o.hostPort)) return { healthy: true, waitedMs: Date.now() - started };
     if (Date.now() - started > 3000) {
+      const loopback = loopbackBind(listeningSockets(state.Pid), o.port);
+      if (loopback) return fail(loopback);
       const listening = listeningPorts(state.Pid);
       if (listening.length && !listening.includes(o.port)) {
         return fail(
@@ -72,7 +75,11 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
     }
     await sleep(300);
   }
-  return fail(`the app did not answer HTTP on PORT=${o.port} within ${Math.round(o.timeoutMs / 1000)} s`);
+  const silent = `the app did not answer HTTP on PORT=${o.port} within ${Math.round(o.timeoutMs / 1000)} s`;
+  const info = await o.engine.inspectContainer(o.containerId).catch(() => undefined);
+  const logTail = await o.engine.logs(o.containerId, 100).catch(() => []);
+  const sockets = info?.State.Pid ? listeningSockets(info.State.Pid) : [];
+  return fail(explainUnreachable(silent, { sockets, port: o.port, logTail }));
 }
 
 /**
@@ -88,6 +95,12 @@ export function permissionHint(logTail: string[]): string {
       'gives to its USER)'
     );
   return '';
+}
+
+/** Adds "it runs a development server …" (diagnosis.ts) unless the reason already says it. */
+function withDevServerHint(reason: string, logTail: string[]): string {
+  const dev = devServerHint(logTail);
+  return dev && !reason.includes(dev) ? `${reason}; ${dev}` : reason;
 }
 
 /** True when something answers HTTP on 127.0.0.1:port. */
