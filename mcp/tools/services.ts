@@ -316,7 +316,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           repoUrl: `${owner}/${repo.name}`,
           repoId: repo.id,
           branch: args.branch ?? 'main',
-          buildPack: args.build_pack ?? 'railpack',
+          buildPack: args.build_pack ?? 'auto',
           port: args.port ?? null,
           memoryMb: MEMORY_SIZES[args.memory ?? '512Mi'],
           cpuMillis: CPU_SIZES[args.cpu ?? '0.5'],

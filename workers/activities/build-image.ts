@@ -14,6 +14,7 @@ import {
   renderDockerfile,
   scopeBuildCache,
 } from '../build/dockerfile.ts';
+import { DEFAULT_NODE_MAJOR } from '../build/node-version.ts';
 import { addFileIfMissing, assertContained } from '../build/workspace.ts';
 import type { DeployDeps } from './deploy.ts';
 import { type DeploymentRecords, keepAlive } from './deployment-records.ts';
@@ -65,7 +66,7 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
 
         t0 = Date.now(); // the build phase includes publishing a base image on its first use
         const plan = detectBuildPlan(src, {
-          buildPack: service.buildPack as 'railpack' | 'dockerfile' | 'static',
+          buildPack: service.buildPack as 'auto' | 'railpack' | 'dockerfile' | 'static',
           installCommand: service.installCommand ?? undefined,
           buildCommand: service.buildCommand ?? undefined,
           startCommand: service.startCommand ?? undefined,
@@ -75,6 +76,11 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
         fs.mkdirSync(meta);
         // Published on first use; a user's Dockerfile may name them too (FROM deploy-mcp/node).
         const base = await deps.baseImages();
+        let nodeImage: string | undefined;
+        if (plan.pack === 'node' && plan.nodeMajor !== DEFAULT_NODE_MAJOR) {
+          if (!deps.nodeBaseImage) throw new DetectError(`Node.js ${plan.nodeMajor} is not offered here`);
+          nodeImage = await deps.nodeBaseImage(base, plan.nodeMajor, record);
+        }
         if (plan.pack === 'dockerfile')
           fs.writeFileSync(
             path.join(meta, 'Dockerfile'),
@@ -83,7 +89,7 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
         else
           fs.writeFileSync(
             path.join(meta, 'Dockerfile'),
-            renderDockerfile(plan, base, { cacheId: service.stackName }),
+            renderDockerfile(plan, base, { cacheId: service.stackName, nodeImage }),
           );
         addFileIfMissing(path.join(src, '.dockerignore'), DOCKERIGNORE);
         const secretFile = path.join(meta, 'build.env');

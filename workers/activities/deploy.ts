@@ -22,6 +22,8 @@ export type DeployDeps = {
   baseImagePrefix: string;
   /** Base images in the registry (published once, on first use). */
   baseImages: () => Promise<BaseImages>;
+  /** The node base image of another Node.js major, published on first use (base-images.ts). */
+  nodeBaseImage?: (base: BaseImages, major: number, onLog: (line: string) => void) => Promise<string>;
   /** Base URL of our git server, for token clones. */
   gitBaseUrl: string;
   buildTimeoutMs: number;

@@ -23,6 +23,8 @@ export type RenderOptions = {
    * service, so services never share one. Without it builds use no cache mounts.
    */
   cacheId?: string | undefined;
+  /** The node base of the plan's Node.js major when it is not the default (ensureNodeMajor). */
+  nodeImage?: string | undefined;
 };
 
 /**
