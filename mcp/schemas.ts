@@ -62,7 +62,7 @@ export const buildPack = z
   .enum(BUILD_PACKS, { error: `build_pack must be one of: ${BUILD_PACKS.join(', ')}` })
   .optional()
   .describe(
-    'auto (default: the repo\'s Dockerfile if it has one, else railpack), railpack (detect Node.js, Python, Go ' +
+    "auto (default: the repo's Dockerfile if it has one, else railpack), railpack (detect Node.js, Python, Go " +
       'or a static site, ignoring any Dockerfile), dockerfile, or static.',
   );
 

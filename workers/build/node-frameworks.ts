@@ -29,9 +29,14 @@ export type Framework = {
 };
 
 /** scripts.start values that run a development server, never a production one. */
-const DEV_START = /^(react-scripts start|vite(\s+(dev|serve))?(\s.*)?|next dev\b.*|nuxt dev\b.*|nuxi dev\b.*|ng serve\b.*|astro dev\b.*|vue-cli-service serve\b.*|webpack (serve|-dev-server)\b.*)$/;
+const DEV_START =
+  /^(react-scripts start|vite(\s+(dev|serve))?(\s.*)?|next dev\b.*|nuxt dev\b.*|nuxi dev\b.*|ng serve\b.*|astro dev\b.*|vue-cli-service serve\b.*|webpack (serve|-dev-server)\b.*)$/;
 
-export function detectFramework(dir: string, pkg: NodePackageJson, userStart: boolean): Framework | undefined {
+export function detectFramework(
+  dir: string,
+  pkg: NodePackageJson,
+  userStart: boolean,
+): Framework | undefined {
   const deps = { ...pkg.dependencies, ...pkg.devDependencies };
   const dep = (name: string) => name in deps;
   const scripts = pkg.scripts ?? {};
@@ -49,7 +54,11 @@ export function detectFramework(dir: string, pkg: NodePackageJson, userStart: bo
     if (userStart) return undefined;
     const svelteConfig = config('svelte.config');
     if (dep('@sveltejs/adapter-node') || svelteConfig.includes('@sveltejs/adapter-node'))
-      return { name: 'SvelteKit', start: 'node build', note: 'SvelteKit with adapter-node: start: node build' };
+      return {
+        name: 'SvelteKit',
+        start: 'node build',
+        note: 'SvelteKit with adapter-node: start: node build',
+      };
     if (dep('@sveltejs/adapter-static') || svelteConfig.includes('@sveltejs/adapter-static')) {
       const out = svelteConfig.match(/pages:\s*['"]([^'"]+)['"]/)?.[1] ?? 'build';
       return { name: 'SvelteKit', staticRoot: out, note: `SvelteKit with adapter-static: serving ${out}/` };
@@ -83,7 +92,11 @@ export function detectFramework(dir: string, pkg: NodePackageJson, userStart: bo
   if (userStart || (start && !devStart)) return undefined;
 
   if (dep('react-scripts') && /react-scripts build/.test(build))
-    return { name: 'Create React App', staticRoot: 'build', note: 'Create React App: serving build/ as a single-page app' };
+    return {
+      name: 'Create React App',
+      staticRoot: 'build',
+      note: 'Create React App: serving build/ as a single-page app',
+    };
   if (dep('@angular/core') && /ng build/.test(build)) {
     const out = angularOutput(read('angular.json'));
     return { name: 'Angular', staticRoot: out, note: `Angular: serving ${out}/ as a single-page app` };

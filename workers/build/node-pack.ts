@@ -69,7 +69,9 @@ export function detectNode(dir: string, o: Overrides): NodePlan {
   const node = berry ? 'yarn node' : 'node';
   let start = o.startCommand ?? (framework?.staticRoot ? STATIC_START : framework?.start);
   if (!start && isDevStart(pkg.scripts?.start))
-    notes.push(`scripts.start runs a development server (${pkg.scripts?.start}); set start_command to a production server`);
+    notes.push(
+      `scripts.start runs a development server (${pkg.scripts?.start}); set start_command to a production server`,
+    );
   if (!start && pkg.scripts?.start) start = `${manager} start`;
   if (!start && pkg.main) start = `${node} ${pkg.main}`;
   if (!start) {

@@ -67,12 +67,16 @@ export function allowsWithin(range: string, from: number, to: number): boolean {
     let lo = from;
     let hi = to; // inclusive
     const hyphen = part.trim().match(/^(\S+)\s+-\s+(\S+)$/);
-    const comparators = hyphen ? [`>=${hyphen[1]}`, `<=${hyphen[2]}`] : part.trim().split(/\s+/).filter(Boolean);
+    const comparators = hyphen
+      ? [`>=${hyphen[1]}`, `<=${hyphen[2]}`]
+      : part.trim().split(/\s+/).filter(Boolean);
     for (const c of comparators) {
       const m = c.match(/^(\^|~|>=|<=|>|<|=)?v?(\d+|[x*])(?:\.(\d+|[x*]))?(?:\.(\d+|[x*]))?(?:[-+].*)?$/i);
       if (!m) return false;
       const op = m[1] ?? '=';
-      const [a, b, p] = [m[2], m[3], m[4]].map((v) => (v === undefined || /[x*]/i.test(v) ? undefined : Number(v)));
+      const [a, b, p] = [m[2], m[3], m[4]].map((v) =>
+        v === undefined || /[x*]/i.test(v) ? undefined : Number(v),
+      );
       if (a === undefined) continue; // "*" or "x": anything
       const floor = num(a, b ?? 0, p ?? 0);
       // The exclusive top of a partial version ("20" → below 21, "20.1" → below 20.2).

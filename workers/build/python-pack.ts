@@ -74,7 +74,8 @@ export function detectPython(dir: string, o: Overrides): PythonPlan {
   const deps = `${read('requirements.txt')}\n${read('pyproject.toml')}\n${read('Pipfile')}`;
   const django = has('manage.py') ? djangoSteps(dir) : undefined;
   const build = o.buildCommand ?? django?.build;
-  if (build) notes.push(`build: ${build}${o.buildCommand ? ' (build_command)' : ' (Django: STATIC_ROOT is set)'}`);
+  if (build)
+    notes.push(`build: ${build}${o.buildCommand ? ' (build_command)' : ' (Django: STATIC_ROOT is set)'}`);
   const start = o.startCommand ?? pythonStart(dir, deps, notes);
   notes.push(`start: ${start}${o.startCommand ? ' (start_command)' : ''}`);
   const preStart = o.startCommand ? undefined : django?.preStart;
@@ -130,7 +131,12 @@ function settingsSources(projectDir: string): string {
   const files = [path.join(projectDir, 'settings.py')];
   const folder = path.join(projectDir, 'settings');
   if (fs.existsSync(folder))
-    files.push(...fs.readdirSync(folder).filter((f) => f.endsWith('.py')).map((f) => path.join(folder, f)));
+    files.push(
+      ...fs
+        .readdirSync(folder)
+        .filter((f) => f.endsWith('.py'))
+        .map((f) => path.join(folder, f)),
+    );
   return files.map((f) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '')).join('\n');
 }
 

@@ -23,7 +23,12 @@ export function pythonVersion(dir: string): { version: string; why: string } {
   const pyproject = read('pyproject.toml');
   const sources: [string, string | undefined][] = [
     ['.python-version', read('.python-version').split('\n')[0]?.trim()],
-    ['runtime.txt', read('runtime.txt').trim().match(/^python-(\d+\.\d+(?:\.\d+)?)/)?.[1]],
+    [
+      'runtime.txt',
+      read('runtime.txt')
+        .trim()
+        .match(/^python-(\d+\.\d+(?:\.\d+)?)/)?.[1],
+    ],
     ['pyproject.toml requires-python', pyproject.match(/^requires-python\s*=\s*["']([^"']+)["']/m)?.[1]],
     ['pyproject.toml [tool.poetry.dependencies] python', poetryPython(pyproject)],
     ['uv.lock requires-python', read('uv.lock').match(/^requires-python\s*=\s*"([^"]+)"/m)?.[1]],

@@ -12,7 +12,8 @@ import {
   parseProcNetTcp,
 } from './diagnosis.ts';
 
-const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
+const HEADER =
+  '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
 const row = (local: string, state = '0A') =>
   `   0: ${local} 00000000:0000 ${state} 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0`;
 
@@ -87,7 +88,13 @@ describe('devServerHint', () => {
   it('recognizes the common development servers from their logs', () => {
     const cra = ['> web@0.1.0 start', '> react-scripts start', 'Starting the development server...'];
     expect(devServerHint(cra)).toMatch(/Create React App.*react-scripts build/);
-    const vite = ['> app@0.0.0 dev', '> vite', '', '  VITE v6.3.5  ready in 412 ms', '  ➜  Local:   http://localhost:5173/'];
+    const vite = [
+      '> app@0.0.0 dev',
+      '> vite',
+      '',
+      '  VITE v6.3.5  ready in 412 ms',
+      '  ➜  Local:   http://localhost:5173/',
+    ];
     expect(devServerHint(vite)).toMatch(/Vite's development server.*vite preview --host 0\.0\.0\.0/);
     expect(devServerHint(['> next dev', '   ▲ Next.js 15.3.0'])).toMatch(/next build.*next start/);
     expect(devServerHint([], 'nuxt dev')).toMatch(/Nuxt/);
@@ -143,7 +150,9 @@ describe('explainBuildFailure', () => {
       'error: failed to solve: node:22-alpine: failed to resolve source metadata for docker.io/library/node:22-alpine: failed to do request: Head "https://registry-1.docker.io/v2/library/node/manifests/22-alpine": dial tcp: lookup registry-1.docker.io: no such host',
     ];
     const reason = explainBuildFailure(tail);
-    expect(reason).toMatch(/^the Dockerfile's base image node:22-alpine cannot be pulled: Docker Hub \(docker\.io\)/);
+    expect(reason).toMatch(
+      /^the Dockerfile's base image node:22-alpine cannot be pulled: Docker Hub \(docker\.io\)/,
+    );
     expect(reason).toContain('FROM deploy-mcp/node');
     const ghcr = explainBuildFailure([
       'error: failed to solve: failed to resolve source metadata for ghcr.io/acme/base:1: dial tcp 1.2.3.4:443: i/o timeout',

@@ -63,7 +63,11 @@ export function loopbackBind(sockets: ListeningSocket[], port: number, anyPort =
   if (reachable) return undefined;
   const onPort = sockets.filter((s) => s.port === port && isLoopback(s.address));
   const others = sockets.filter((s) => s.port !== port && isLoopback(s.address));
-  const shown = onPort.length ? onPort : anyPort && !sockets.some((s) => !isLoopback(s.address)) ? others : [];
+  const shown = onPort.length
+    ? onPort
+    : anyPort && !sockets.some((s) => !isLoopback(s.address))
+      ? others
+      : [];
   if (!shown.length) return undefined;
   const where = [
     ...new Set(shown.map((s) => `${s.address.includes(':') ? `[${s.address}]` : s.address}:${s.port}`)),
@@ -170,7 +174,9 @@ export const OFFERED_BASES =
 
 function unreachableRegistry(text: string): string | undefined {
   const m =
-    text.match(/failed to resolve source metadata for (?:docker-image:\/\/)?([^\s:]+(?::[\w.-]+)?(?:@\S+)?)/) ??
+    text.match(
+      /failed to resolve source metadata for (?:docker-image:\/\/)?([^\s:]+(?::[\w.-]+)?(?:@\S+)?)/,
+    ) ??
     text.match(/docker-image:\/\/([^\s"]+)[^\n]*(?:no such host|i\/o timeout|connection refused|dial tcp)/);
   if (!m?.[1]) return undefined;
   if (!/no such host|i\/o timeout|connection refused|dial tcp|network is unreachable|lookup /.test(text))
@@ -188,22 +194,36 @@ function unreachableRegistry(text: string): string | undefined {
 
 function nativeModule(lines: string[], text: string): string | undefined {
   const gyp = /gyp (ERR|info)|node-gyp|prebuild-install|node-pre-gyp|cmake-js/.test(text);
-  if (!gyp || !/gyp ERR!|prebuild-install (warn|ERR)|node-pre-gyp (ERR|WARN)|npm error|ERR_PNPM|YN0009/.test(text))
+  if (
+    !gyp ||
+    !/gyp ERR!|prebuild-install (warn|ERR)|node-pre-gyp (ERR|WARN)|npm error|ERR_PNPM|YN0009/.test(text)
+  )
     return undefined;
   const pkg =
     text.match(/npm error path \S*node_modules\/((?:@[\w.-]+\/)?[\w.-]+)\s*$/m)?.[1] ??
-    text.match(/node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?((?:@[\w.-]+\/)?[\w.-]+)(?::| install)/)?.[1] ??
+    text.match(
+      /node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?((?:@[\w.-]+\/)?[\w.-]+)(?::| install)/,
+    )?.[1] ??
     text.match(/➤ YN0009: │ ((?:@[\w.-]+\/)?[\w.-]+)@/)?.[1] ??
     'a native module';
   const causes: string[] = [];
-  if (/No prebuilt binaries found|prebuild-install (warn|ERR!?) install|Pre-built binaries not (found|installable)|Tried to download/.test(text))
+  if (
+    /No prebuilt binaries found|prebuild-install (warn|ERR!?) install|Pre-built binaries not (found|installable)|Tried to download/.test(
+      text,
+    )
+  )
     causes.push('no prebuilt binary could be downloaded for this Node.js version and platform');
   if (/find Python|Could not find any Python|python3?: not found|No Python/i.test(text))
     causes.push('there is no Python to compile it');
-  else if (/(make|g\+\+|cc|gcc|c\+\+): not found|not found: make|No such file or directory.*(make|g\+\+)/.test(text))
+  else if (
+    /(make|g\+\+|cc|gcc|c\+\+): not found|not found: make|No such file or directory.*(make|g\+\+)/.test(text)
+  )
     causes.push('there is no C/C++ compiler (make, g++) to compile it');
   if (!causes.length) {
-    const quoted = lines.filter((l) => /gyp ERR! (stack|find)|error:/.test(l)).slice(0, 2).map((l) => clip(l));
+    const quoted = lines
+      .filter((l) => /gyp ERR! (stack|find)|error:/.test(l))
+      .slice(0, 2)
+      .map((l) => clip(l));
     causes.push(quoted.length ? `compiling it failed (${quoted.join(' / ')})` : 'compiling it failed');
   }
   return (
