@@ -43,6 +43,7 @@ export async function startEmbeddedRuntime(
       dir: dir('buildkit'),
       insecureRegistries: [registry.host],
       memoryLimitMb: config.runtime.buildMemoryMb,
+      mirrors: config.runtime.registryMirrors,
     }),
     ...(apps
       ? [

@@ -98,6 +98,9 @@ describe('devServerHint', () => {
     expect(devServerHint(vite)).toMatch(/Vite's development server.*vite preview --host 0\.0\.0\.0/);
     expect(devServerHint(['> next dev', '   ▲ Next.js 15.3.0'])).toMatch(/next build.*next start/);
     expect(devServerHint([], 'nuxt dev')).toMatch(/Nuxt/);
+    // The command a generated image runs.
+    expect(devServerHint([], 'sh -c exec npx vite')).toMatch(/Vite/);
+    expect(devServerHint([], 'sh -c exec node server.js')).toBeUndefined();
   });
 
   it('stays quiet for production servers', () => {

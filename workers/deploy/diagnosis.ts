@@ -121,7 +121,12 @@ const DEV_SERVERS: DevServer[] = [
 
 /** "this is a development server …": when the log tail or the start command shows one. */
 export function devServerHint(logTail: string[], startCommand = ''): string | undefined {
-  const text = `${logTail.join('\n')}\n> ${startCommand}`;
+  // As npm echoes a script: "> vite" (a generated image runs `sh -c "exec <start>"`).
+  const command = startCommand
+    .replace(/^sh -c (exec )?/, '')
+    .replace(/^npx (--yes |-y )?/, '')
+    .trim();
+  const text = `${logTail.join('\n')}\n> ${command}`;
   const found = DEV_SERVERS.find((d) => d.pattern.test(text));
   return found ? `it runs ${found.name}, which is not for production: ${found.fix}` : undefined;
 }
@@ -169,7 +174,7 @@ export function explainBuildFailure(tail: string[]): string | undefined {
 
 /** The base images a user's Dockerfile can name instead of public ones. */
 export const OFFERED_BASES =
-  'deploy-mcp/node (Node.js with npm; deploy-mcp/node-<18|20|22|24|26> for another major), ' +
+  'deploy-mcp/node (Node.js 24 with npm), ' +
   'deploy-mcp/python (Python 3.11 with pip), deploy-mcp/go (Go) or deploy-mcp/runtime (Debian bookworm)';
 
 function unreachableRegistry(text: string): string | undefined {

@@ -31,9 +31,10 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
   const started = Date.now();
   const fail = async (reason: string): Promise<HealthResult> => {
     const logTail = await o.engine.logs(o.containerId, 100).catch(() => []);
+    const command = (await o.engine.inspectContainer(o.containerId).catch(() => undefined))?.Config?.Cmd;
     return {
       healthy: false,
-      reason: withDevServerHint(reason + permissionHint(logTail), logTail),
+      reason: withDevServerHint(reason + permissionHint(logTail), logTail, command?.join(' ')),
       logTail,
       waitedMs: Date.now() - started,
     };
@@ -98,8 +99,8 @@ export function permissionHint(logTail: string[]): string {
 }
 
 /** Adds "it runs a development server …" (diagnosis.ts) unless the reason already says it. */
-function withDevServerHint(reason: string, logTail: string[]): string {
-  const dev = devServerHint(logTail);
+function withDevServerHint(reason: string, logTail: string[], command?: string): string {
+  const dev = devServerHint(logTail, command);
   return dev && !reason.includes(dev) ? `${reason}; ${dev}` : reason;
 }
 
