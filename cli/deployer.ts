@@ -8,7 +8,7 @@ import type { SecretBox } from '../core/secrets.ts';
 import { tenantStackRunner } from '../tenant-stacks/from-config.ts';
 import type { TenantStackRunner } from '../tenant-stacks/runner.ts';
 import { createDeployActivities } from '../workers/activities/index.ts';
-import { ensureBaseImages, ensureNodeMajor } from '../workers/build/base-images.ts';
+import { ensureBaseImages, ensureNodeMajor, ensurePythonVersion } from '../workers/build/base-images.ts';
 import type { BaseImages } from '../workers/build/dockerfile.ts';
 import { KubernetesRuntime } from '../workers/runtimes/kubernetes.ts';
 import { LocalRuntime } from '../workers/runtimes/local.ts';
@@ -69,6 +69,17 @@ export async function createDeployerActivities(
         },
         base,
         major,
+      ),
+    pythonBaseImage: (base, version) =>
+      ensurePythonVersion(
+        {
+          buildkitAddress: rt.buildkitAddress,
+          registryHost: rt.registryHost,
+          prefix: baseImagePrefix,
+          imagesDir: path.join(config.toolsDir, 'images'),
+        },
+        base,
+        version,
       ),
     gitBaseUrl: `${config.publicUrl}/git`,
     buildTimeoutMs: config.runtime.buildTimeoutMs,

@@ -32,7 +32,7 @@ describe('end to end: real-world apps live through Traefik, or failing with thei
 
   afterAll(async () => {
     // Leaves no containers behind (delete_service itself is tested in e2e.test.ts).
-    for (const name of ['py', 'site', 'box', 'lo', 'spa', 'vitedev', 'node20', 'hub', 'py312'])
+    for (const name of ['py', 'site', 'box', 'lo', 'spa', 'vitedev', 'node20', 'py313', 'hub', 'py312'])
       if (client) await call(client, 'delete_service', { name });
     await client?.close();
     await serve?.stop();
@@ -132,6 +132,12 @@ describe('end to end: real-world apps live through Traefik, or failing with thei
     expect((await viaIngress(view)).body).toMatch(/^node v20\.\d+\.\d+\n$/);
   });
 
+  it('runs the Python version that .python-version asks for: 3.13, its base image published on first use', async () => {
+    const view = await deploy('py313', 'python313');
+    expect(view.deployment?.build_log.lines.join('\n')).toMatch(/Python 3\.13 \(\.python-version: 3\.13\)/);
+    expect((await viaIngress(view)).body).toBe('python 3.13\n');
+  });
+
   it('names an unreachable Docker Hub base image and a Python version not offered', async () => {
     const hub = await deployFailing('hub', 'dockerhub-dockerfile');
     expect(hub).toMatch(
@@ -139,6 +145,8 @@ describe('end to end: real-world apps live through Traefik, or failing with thei
     );
     expect(hub).toContain('FROM deploy-mcp/node');
     const py = await deployFailing('py312', 'python312-only');
-    expect(py).toContain('.python-version asks for Python 3.12, which is not offered: Python 3.11 is');
+    expect(py).toContain(
+      '.python-version asks for Python 3.12, which is not offered: Python 3.11 and 3.13 are',
+    );
   });
 });

@@ -15,6 +15,7 @@ import {
   scopeBuildCache,
 } from '../build/dockerfile.ts';
 import { DEFAULT_NODE_MAJOR } from '../build/node-version.ts';
+import { DEFAULT_PYTHON_VERSION } from '../build/python-version.ts';
 import { addFileIfMissing, assertContained } from '../build/workspace.ts';
 import type { DeployDeps } from './deploy.ts';
 import { type DeploymentRecords, keepAlive } from './deployment-records.ts';
@@ -81,6 +82,12 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
           if (!deps.nodeBaseImage) throw new DetectError(`Node.js ${plan.nodeMajor} is not offered here`);
           nodeImage = await deps.nodeBaseImage(base, plan.nodeMajor, record);
         }
+        let pythonImage: string | undefined;
+        if (plan.pack === 'python' && plan.pythonVersion !== DEFAULT_PYTHON_VERSION) {
+          if (!deps.pythonBaseImage)
+            throw new DetectError(`Python ${plan.pythonVersion} is not offered here`);
+          pythonImage = await deps.pythonBaseImage(base, plan.pythonVersion);
+        }
         if (plan.pack === 'dockerfile')
           fs.writeFileSync(
             path.join(meta, 'Dockerfile'),
@@ -89,7 +96,7 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
         else
           fs.writeFileSync(
             path.join(meta, 'Dockerfile'),
-            renderDockerfile(plan, base, { cacheId: service.stackName, nodeImage }),
+            renderDockerfile(plan, base, { cacheId: service.stackName, nodeImage, pythonImage }),
           );
         addFileIfMissing(path.join(src, '.dockerignore'), DOCKERIGNORE);
         const secretFile = path.join(meta, 'build.env');

@@ -24,6 +24,8 @@ export type DeployDeps = {
   baseImages: () => Promise<BaseImages>;
   /** The node base image of another Node.js major, published on first use (base-images.ts). */
   nodeBaseImage?: (base: BaseImages, major: number, onLog: (line: string) => void) => Promise<string>;
+  /** The python base image of another Python version, published on first use (base-images.ts). */
+  pythonBaseImage?: (base: BaseImages, version: string) => Promise<string>;
   /** Base URL of our git server, for token clones. */
   gitBaseUrl: string;
   buildTimeoutMs: number;

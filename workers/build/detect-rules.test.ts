@@ -237,11 +237,22 @@ describe('Python', () => {
 
   it('a Python version not offered is refused by name', () => {
     expect(() => detect('python312-only')).toThrow(
-      '.python-version asks for Python 3.12, which is not offered: Python 3.11 is',
+      '.python-version asks for Python 3.12, which is not offered: Python 3.11 and 3.13 are',
     );
+    // A range takes 3.11 when it allows it, else 3.13; a range allowing neither is refused.
     const requires = repo('python312-only', { '.python-version': '' });
-    expect(() => detectBuildPlan(requires)).toThrow(
-      /pyproject\.toml requires-python asks for Python >=3\.12/,
+    const plan = detectBuildPlan(requires);
+    expect(plan).toMatchObject({ pythonVersion: '3.13' });
+    expect(
+      plan.pack === 'python' && renderDockerfile(plan, BASE, { pythonImage: 'reg/python-3.13:x' }),
+    ).toMatch(/^FROM reg\/python-3\.13:x$/m);
+    expect(detectBuildPlan(repo('python-flask'))).toMatchObject({ pythonVersion: '3.11' });
+    const old = repo('python312-only', {
+      '.python-version': '',
+      'pyproject.toml': '[project]\nname = "x"\nrequires-python = "<3.10"\n',
+    });
+    expect(() => detectBuildPlan(old)).toThrow(
+      /pyproject\.toml requires-python asks for Python <3\.10, which is not offered: Python 3\.11 and 3\.13 are/,
     );
     const runtime = repo('python-flask', { 'runtime.txt': 'python-3.11.9' });
     expect(detectBuildPlan(runtime).notes).toContain('Python 3.11 (runtime.txt: 3.11.9)');

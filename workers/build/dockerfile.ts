@@ -25,6 +25,8 @@ export type RenderOptions = {
   cacheId?: string | undefined;
   /** The node base of the plan's Node.js major when it is not the default (ensureNodeMajor). */
   nodeImage?: string | undefined;
+  /** The python base of the plan's Python version when it is not the default (ensurePythonVersion). */
+  pythonImage?: string | undefined;
 };
 
 /**

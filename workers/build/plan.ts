@@ -25,6 +25,8 @@ export type NodePlan = Commands & {
 
 export type PythonPlan = Commands & {
   pack: 'python';
+  /** "3.11" (the python base) or another offered version (python-version.ts). */
+  pythonVersion: string;
   /** Run before each start, e.g. Django's migrate; its failure stops the start. */
   preStart?: string;
 };

@@ -80,7 +80,16 @@ export function detectPython(dir: string, o: Overrides): PythonPlan {
   notes.push(`start: ${start}${o.startCommand ? ' (start_command)' : ''}`);
   const preStart = o.startCommand ? undefined : django?.preStart;
   if (preStart) notes.push(`before start: ${preStart}`);
-  return { pack: 'python', installFiles, install, build, start, notes, ...(preStart ? { preStart } : {}) };
+  return {
+    pack: 'python',
+    pythonVersion: version.version,
+    installFiles,
+    install,
+    build,
+    start,
+    notes,
+    ...(preStart ? { preStart } : {}),
+  };
 }
 
 /** Lockfiles, in Railpack's order: their locked versions are exported, then pip-installed. */
@@ -224,7 +233,7 @@ function djangoProject(dir: string): string {
 export function pythonDockerfile(plan: PythonPlan, base: BaseImages, o: RenderOptions): string {
   const pip = [{ name: 'pip', target: '/root/.cache/pip' }];
   return [
-    `FROM ${base.python}`,
+    `FROM ${o.pythonImage ?? base.python}`,
     'WORKDIR /app',
     ...(plan.install
       ? [copyFiles(plan.installFiles), runStep(plan.install, { cacheId: o.cacheId, caches: pip })]

@@ -4,11 +4,12 @@ import { allowsWithin, num } from './node-version.ts';
 import { DetectError } from './plan.ts';
 
 /**
- * The Python versions offered: the python base image is Debian bookworm's Python. No package
- * registry reachable from here carries another CPython build, so other versions are refused by
- * name rather than built.
+ * The Python versions offered: Debian's own builds, bookworm's 3.11 (the python base image) and
+ * trixie's 3.13 (published on first use). No package registry reachable from here carries
+ * another CPython build, so other versions are refused by name rather than built.
  */
-export const PYTHON_VERSIONS = ['3.11'] as const;
+export const PYTHON_VERSIONS = ['3.11', '3.13'] as const;
+export const DEFAULT_PYTHON_VERSION = '3.11';
 
 /**
  * Checks the Python version an app asks for, in Railpack's order: .python-version, runtime.txt,
@@ -36,15 +37,16 @@ export function pythonVersion(dir: string): { version: string; why: string } {
   ];
   for (const [source, asked] of sources) {
     if (!asked) continue;
-    const version = PYTHON_VERSIONS.find((v) => allowsVersion(asked, v));
-    if (!version)
+    const allowed = PYTHON_VERSIONS.filter((v) => allowsVersion(asked, v));
+    if (!allowed.length)
       throw new DetectError(
-        `${source} asks for Python ${asked}, which is not offered: Python ${PYTHON_VERSIONS.join(', ')} is. ` +
-          `Allow ${PYTHON_VERSIONS.at(-1)} there (e.g. ">=${PYTHON_VERSIONS[0]}"), or add a Dockerfile`,
+        `${source} asks for Python ${asked}, which is not offered: Python ${PYTHON_VERSIONS.join(' and ')} are. ` +
+          'Ask for one of those there, or add a Dockerfile',
       );
+    const version = allowed.find((v) => v === DEFAULT_PYTHON_VERSION) ?? (allowed.at(-1) as string);
     return { version, why: `${source}: ${asked}` };
   }
-  return { version: PYTHON_VERSIONS[0], why: 'the default' };
+  return { version: DEFAULT_PYTHON_VERSION, why: 'the default' };
 }
 
 function poetryPython(pyproject: string): string | undefined {
