@@ -16,7 +16,7 @@ import { connectAgent, startServe } from '../test/support/serve.ts';
 const CORPUS: { fixture: string; expect: 'live' | RegExp }[] = [
   { fixture: 'node-hello', expect: 'live' },
   { fixture: 'express-hello', expect: 'live' },
-  { fixture: 'fastify-loopback', expect: /listens on 127\.0\.0\.1:\d+ only/ },
+  { fixture: 'fastify-loopback', expect: /listens on 127\.0\.0\.1:\d+(, \[::1\]:\d+)? only/ },
   { fixture: 'pnpm-hello', expect: 'live' },
   { fixture: 'yarn-berry-hello', expect: 'live' },
   { fixture: 'node20-nvmrc', expect: 'live' },
