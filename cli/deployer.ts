@@ -10,7 +10,7 @@ import { tenantStackRunner } from '../tenant-stacks/from-config.ts';
 import { parseServiceAccount } from '../tenant-stacks/kubernetes/deployer-access.ts';
 import type { TenantStackRunner } from '../tenant-stacks/runner.ts';
 import { createDeployActivities } from '../workers/activities/index.ts';
-import { ensureBaseImages } from '../workers/build/base-images.ts';
+import { ensureBaseImages, ensureNodeMajor, ensurePythonVersion } from '../workers/build/base-images.ts';
 import type { BaseImages } from '../workers/build/dockerfile.ts';
 import { KubernetesRuntime } from '../workers/runtimes/kubernetes.ts';
 import { LocalRuntime } from '../workers/runtimes/local.ts';
@@ -61,6 +61,29 @@ export async function createDeployerActivities(
       return baseImages;
     },
     repoSources: deps.repoSources,
+    nodeBaseImage: (base, major, onLog) =>
+      ensureNodeMajor(
+        {
+          buildkitAddress: rt.buildkitAddress,
+          registryHost: rt.registryHost,
+          prefix: baseImagePrefix,
+          imagesDir: path.join(config.toolsDir, 'images'),
+          onLog,
+        },
+        base,
+        major,
+      ),
+    pythonBaseImage: (base, version) =>
+      ensurePythonVersion(
+        {
+          buildkitAddress: rt.buildkitAddress,
+          registryHost: rt.registryHost,
+          prefix: baseImagePrefix,
+          imagesDir: path.join(config.toolsDir, 'images'),
+        },
+        base,
+        version,
+      ),
     buildTimeoutMs: config.runtime.buildTimeoutMs,
     healthTimeoutMs: config.runtime.healthTimeoutMs,
     dataDir: config.dataDir,

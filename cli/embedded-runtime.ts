@@ -44,6 +44,7 @@ export async function startEmbeddedRuntime(
       insecureRegistries: [registry.host],
       memoryLimitMb: config.runtime.buildMemoryMb,
       cacheLimitMb: config.disk.buildCacheMb,
+      mirrors: config.runtime.registryMirrors,
     }),
     ...(apps
       ? [

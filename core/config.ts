@@ -53,6 +53,13 @@ const schema = z.object({
     )
     .optional(),
   DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS: z.coerce.number().int().min(5).max(600).default(60),
+  DEPLOY_MCP_REGISTRY_MIRRORS: z
+    .string()
+    .regex(
+      /^\s*([a-z0-9.-]+(:\d+)?=[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*\s*(,\s*|$))*$/,
+      'must be registry=mirror pairs, e.g. docker.io=mirror.internal:5000,ghcr.io=mirror.internal:5001',
+    )
+    .default(''),
   DEPLOY_MCP_GIT_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
   DEPLOY_MCP_GIT_MAX_PUSH_MB: z.coerce.number().int().min(1).max(10_240).default(200),
   DEPLOY_MCP_GIT_MAX_REPO_MB: z.coerce.number().int().min(1).max(102_400).default(1024),
@@ -147,6 +154,8 @@ export type Config = {
     /** Where base images live (`host:port/path`); undefined: `<the registry>/deploy-mcp`. */
     baseImagePrefix: string | undefined;
     healthTimeoutMs: number;
+    /** Pull-through caches the embedded buildkitd pulls public registries' images from (registry → mirror). */
+    registryMirrors: Record<string, string>;
     /** Set when services run on Kubernetes (DEPLOY_MCP_RUNTIME=kubernetes) instead of podman. */
     kubernetes: KubernetesSettings | undefined;
   };
@@ -282,6 +291,11 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       maxServicesPerUser: e.DEPLOY_MCP_MAX_SERVICES,
       baseImagePrefix: e.DEPLOY_MCP_BASE_IMAGE_PREFIX,
       healthTimeoutMs: e.DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS * 1000,
+      registryMirrors: Object.fromEntries(
+        e.DEPLOY_MCP_REGISTRY_MIRRORS.split(',')
+          .map((pair) => pair.trim().split('='))
+          .filter((kv): kv is [string, string] => kv.length === 2 && !!kv[0] && !!kv[1]),
+      ),
       kubernetes: kubernetesSettings(e, cwd),
     },
     signIn: signInSettings(e),

@@ -252,4 +252,6 @@ export type ContainerInfo = {
     FinishedAt: string;
   };
   NetworkSettings: { Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> };
+  /** The command the container runs (e.g. ["sh", "-c", "exec npm start"]). */
+  Config?: { Cmd?: string[] | null };
 };

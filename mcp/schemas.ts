@@ -62,11 +62,14 @@ export const branch = z
   .optional()
   .describe('Git branch to deploy; default "main".');
 
-export const BUILD_PACKS = ['railpack', 'dockerfile', 'static'] as const;
+export const BUILD_PACKS = ['auto', 'railpack', 'dockerfile', 'static'] as const;
 export const buildPack = z
   .enum(BUILD_PACKS, { error: `build_pack must be one of: ${BUILD_PACKS.join(', ')}` })
   .optional()
-  .describe('railpack (default: detect Node, Python, Go, static or Dockerfile), dockerfile, or static.');
+  .describe(
+    "auto (default: the repo's Dockerfile if it has one, else railpack), railpack (detect Node.js, Python, Go " +
+      'or a static site, ignoring any Dockerfile), dockerfile, or static.',
+  );
 
 export const port = z
   .number({ error: expected('port', 'a number') })

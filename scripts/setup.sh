@@ -196,6 +196,14 @@ if [[ -f "$tar_file" ]]; then done_step "present"; else
 fi
 ln -sfn "$tar_file" "$IMAGES/python.tar"
 
+step "Base image: Python 3.13 (Debian $BASE_PYTHON313_SUITE: $BASE_PYTHON_PACKAGES; pip $BASE_PIP_VERSION in /opt/venv)"
+tar_file="$CACHE/python-$BASE_PYTHON313_SUITE-$(printf '%s' "$BASE_PYTHON_PACKAGES pip$BASE_PIP_VERSION" | sha256sum | cut -c1-12).tar"
+if [[ -f "$tar_file" ]]; then done_step "present"; else
+  BASE_DEBIAN_SUITE="$BASE_PYTHON313_SUITE" debian_rootfs "$tar_file" "ca-certificates,$BASE_PYTHON_PACKAGES" python_venv
+  done_step "built ($(du -h "$tar_file" | cut -f1))"
+fi
+ln -sfn "$tar_file" "$IMAGES/python-3.13.tar"
+
 step "Base image: Go $GO_TOOLCHAIN_VERSION toolchain layer (Go module proxy)"
 tar_file="$CACHE/go-$GO_TOOLCHAIN_VERSION.linux-amd64.tar"
 if [[ -f "$tar_file" ]]; then done_step "present"; else

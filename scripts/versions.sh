@@ -23,6 +23,8 @@ BUILDKIT_GO_DIRECTIVE=1.25.9
 BASE_DEBIAN_SUITE=bookworm
 BASE_NPM_VERSION=11.21.2
 BASE_PYTHON_PACKAGES=python3,python3-venv,python3-pip
+# Python 3.13 is Debian trixie's, in a third debootstrap (python-3.13.tar), published on first use.
+BASE_PYTHON313_SUITE=trixie
 BASE_PIP_VERSION=26.3 # PyPI; in the image's venv (/opt/venv): Debian's 23.0 lacks PEP 517 builds by default
 GO_TOOLCHAIN_VERSION=1.27.4
 

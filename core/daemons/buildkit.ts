@@ -27,6 +27,11 @@ export type BuildkitOptions = {
    * the host's network namespace, for trusted builds only (tests of the daemon itself).
    */
   network?: string;
+  /**
+   * Pull-through caches, registry → mirror (`host[:port][/path]`), e.g. docker.io →
+   * mirror.internal:5000 (DEPLOY_MCP_REGISTRY_MIRRORS). BuildKit pulls from the mirror first.
+   */
+  mirrors?: Record<string, string>;
 };
 
 /**
@@ -58,9 +63,7 @@ export async function startBuildkit(o: BuildkitOptions): Promise<Buildkit> {
   const cgroup = memoryLimitMb > 0 ? memoryCgroup(o.dir, memoryLimitMb) : undefined;
   const subnet = o.network ?? BUILD_SUBNET;
   const networkConfig = subnet === 'host' ? '  networkMode = "host"\n' : await buildNetwork(o.dir, subnet);
-  const registries = o.insecureRegistries
-    .map((r) => `[registry."${r}"]\n  http = true\n  insecure = true\n`)
-    .join('');
+  const registries = registryConfig(o.insecureRegistries, o.mirrors ?? {});
   fs.writeFileSync(
     configFile,
     `[worker.oci]\n  enabled = true\n  snapshotter = "overlayfs"\n  gc = true\n${cacheGcConfig(o.cacheLimitMb ?? 10_240)}${networkConfig}` +
@@ -88,6 +91,21 @@ export async function startBuildkit(o: BuildkitOptions): Promise<Buildkit> {
       await releaseNamespaces(path.join(o.dir, 'state'), path.join(o.dir, 'cni', 'build.conflist'));
   };
   return { ...daemon, stop, address: `unix://${socket}` };
+}
+
+/** buildkitd.toml's [registry] sections: plain-HTTP registries and mirrors. */
+export function registryConfig(insecure: string[], mirrors: Record<string, string>): string {
+  const sections = new Map<string, string[]>();
+  const add = (host: string, line: string) => sections.set(host, [...(sections.get(host) ?? []), line]);
+  for (const r of insecure) {
+    add(r, 'http = true');
+    add(r, 'insecure = true');
+  }
+  for (const [registry, mirror] of Object.entries(mirrors))
+    add(registry, `mirrors = [${JSON.stringify(mirror)}]`);
+  return [...sections]
+    .map(([host, lines]) => `[registry."${host}"]\n${lines.map((l) => `  ${l}\n`).join('')}`)
+    .join('');
 }
 
 /**

@@ -426,7 +426,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
             repo.host === 'github' ? `github.com/${repo.ownerName}/${repo.name}` : `${owner}/${repo.name}`,
           repoId: repo.id,
           branch: args.branch ?? 'main',
-          buildPack: args.build_pack ?? 'railpack',
+          buildPack: args.build_pack ?? 'auto',
           port: args.port ?? null,
           memoryMb: MEMORY_SIZES[args.memory ?? '512Mi'],
           cpuMillis: CPU_SIZES[args.cpu ?? '0.5'],

@@ -19,7 +19,7 @@ type ServiceView = {
   } | null;
 };
 
-describe('end to end: a Python app, a static site and a Dockerfile app, each live through Traefik', () => {
+describe('end to end: real-world apps live through Traefik, or failing with their cause named', () => {
   const work = scratchDir('apps', path.join(repoRoot, '.data', 'test'));
   let serve: ServeProcess;
   let client: Client;
@@ -32,38 +32,52 @@ describe('end to end: a Python app, a static site and a Dockerfile app, each liv
 
   afterAll(async () => {
     // Leaves no containers behind (delete_service itself is tested in e2e.test.ts).
-    for (const name of ['py', 'site', 'box']) if (client) await call(client, 'delete_service', { name });
+    for (const name of ['py', 'site', 'box', 'lo', 'spa', 'vitedev', 'node20', 'py313', 'hub', 'py312'])
+      if (client) await call(client, 'delete_service', { name });
     await client?.close();
     await serve?.stop();
     work.cleanup();
   });
 
-  /** create_repo, push test/fixtures/apps/<fixture>, create_service; waits until it settles. */
-  async function deploy(name: string, fixture: string, env_vars: Record<string, string> = {}) {
+  /** create_repo, push test/fixtures/apps/<fixture>, create_service; the view once it settles. */
+  async function settle(name: string, fixture: string, args: Record<string, unknown> = {}) {
     const repo = await call(client, 'create_repo', { name });
     const remote = (repo.structuredContent as { git_remote: string }).git_remote;
     const dir = path.join(work.dir, name);
     fs.cpSync(path.join(repoRoot, 'test/fixtures/apps', fixture), dir, { recursive: true });
     await pushNewRepo(git, dir, remote);
-    const res = await call(client, 'create_service', { name, repo: name, env_vars });
+    const res = await call(client, 'create_service', { name, repo: name, ...args });
     if (res.isError) throw new Error(`${text(res)}\n${serve.output().slice(-3000)}`);
     const get = async () =>
       (await call(client, 'get_service', { name, deploy_log_lines: 500 })).structuredContent as ServiceView;
     let view = await get();
-    const deadline = Date.now() + 240_000;
+    const deadline = Date.now() + 300_000;
     while (view.status !== 'active' && view.deployment?.status !== 'failed' && Date.now() < deadline) {
       await sleep(1000);
       view = await get();
     }
+    return view;
+  }
+
+  /** settle(), expecting the service live at its URL. */
+  async function deploy(name: string, fixture: string, env_vars: Record<string, string> = {}) {
+    const view = await settle(name, fixture, { env_vars });
     expect(view.deployment?.reason ?? null, JSON.stringify(view, null, 1)).toBeNull();
     expect(view.status).toBe('active');
     expect(view.url).toBe(`http://${name}-agent.localhost:${serve.ports.ingress}`);
     return view;
   }
 
-  /** GET / through Traefik with the service's Host. */
-  function viaIngress(view: ServiceView) {
-    return httpGet(`http://127.0.0.1:${serve.ports.ingress}/`, new URL(view.url ?? '').hostname);
+  /** settle(), expecting a failed deployment; its reason. */
+  async function deployFailing(name: string, fixture: string, args: Record<string, unknown> = {}) {
+    const view = await settle(name, fixture, args);
+    expect(view.deployment?.status, JSON.stringify(view, null, 1)).toBe('failed');
+    return view.deployment?.reason ?? '';
+  }
+
+  /** GET a path through Traefik with the service's Host. */
+  function viaIngress(view: ServiceView, urlPath = '/') {
+    return httpGet(`http://127.0.0.1:${serve.ports.ingress}${urlPath}`, new URL(view.url ?? '').hostname);
   }
 
   it('deploys a Flask app with the Python build pack', async () => {
@@ -86,5 +100,53 @@ describe('end to end: a Python app, a static site and a Dockerfile app, each liv
       status: 200,
       body: 'hello from a Dockerfile | node v24.21.0\n',
     });
+  });
+
+  it('names a loopback bind, read from the container, without waiting for the timeout', async () => {
+    const started = Date.now();
+    const reason = await deployFailing('lo', 'node-loopback');
+    expect(reason).toMatch(/^the app listens on 127\.0\.0\.1:3000 only, .*bind 0\.0\.0\.0/);
+    // The health timeout is 60 s; the bind is seen within seconds of the start.
+    expect(Date.now() - started).toBeLessThan(180_000);
+  });
+
+  it('builds a Vite app and serves dist/ as a single-page app; its dev server is named', async () => {
+    const view = await deploy('spa', 'vite-spa');
+    expect(view.deployment?.build_log.lines.join('\n')).toMatch(/Vite: serving dist\/ as a single-page app/);
+    const page = await viaIngress(view);
+    expect(page.status).toBe(200);
+    expect(page.body).toMatch(
+      /<script type="module" crossorigin src="\/assets\/index-[\w-]+\.js"><\/script>/,
+    );
+    // A client-side route gets the app; a missing asset stays a 404.
+    expect((await viaIngress(view, '/settings/profile')).body).toBe(page.body);
+    expect((await viaIngress(view, '/assets/missing.js')).status).toBe(404);
+
+    const reason = await deployFailing('vitedev', 'vite-spa', { start_command: 'npx vite' });
+    expect(reason).toContain("it runs Vite's development server, which is not for production");
+  });
+
+  it('runs the Node.js major that .nvmrc asks for, its base image built on first use', async () => {
+    const view = await deploy('node20', 'node20-nvmrc');
+    expect(view.deployment?.build_log.lines.join('\n')).toMatch(/Node\.js 20 \(\.nvmrc: 20\)/);
+    expect((await viaIngress(view)).body).toMatch(/^node v20\.\d+\.\d+\n$/);
+  });
+
+  it('runs the Python version that .python-version asks for: 3.13, its base image published on first use', async () => {
+    const view = await deploy('py313', 'python313');
+    expect(view.deployment?.build_log.lines.join('\n')).toMatch(/Python 3\.13 \(\.python-version: 3\.13\)/);
+    expect((await viaIngress(view)).body).toBe('python 3.13\n');
+  });
+
+  it('names an unreachable Docker Hub base image and a Python version not offered', async () => {
+    const hub = await deployFailing('hub', 'dockerhub-dockerfile');
+    expect(hub).toMatch(
+      /base image node:22-alpine cannot be pulled: Docker Hub \(docker\.io\) is not reachable/,
+    );
+    expect(hub).toContain('FROM deploy-mcp/node');
+    const py = await deployFailing('py312', 'python312-only');
+    expect(py).toContain(
+      '.python-version asks for Python 3.12, which is not offered: Python 3.11 and 3.13 are',
+    );
   });
 });

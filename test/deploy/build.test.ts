@@ -271,6 +271,46 @@ describe('build packs on BuildKit', () => {
     }
   });
 
+  it("pulls a public registry's base image through a configured mirror, and names the registry without one", async () => {
+    // The local registry plays a Docker Hub mirror holding library/mirrored:1.
+    const src = path.join(work.dir, 'mirrored');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'hello.txt'), 'hello from the mirror\n');
+    fs.writeFileSync(path.join(src, 'Dockerfile'), `FROM ${base.runtime}\nCOPY hello.txt /hello.txt\n`);
+    const push = (
+      address: string,
+      dir: string,
+      imageRef: string,
+      onLog: (l: string) => void = () => undefined,
+    ) => buildAndPush({ address, contextDir: dir, dockerfileDir: dir, imageRef, timeoutMs: 180_000, onLog });
+    await push(rt.buildkit.address, src, `${rt.registry.host}/library/mirrored:1`);
+    const app = path.join(work.dir, 'from-hub');
+    fs.mkdirSync(app);
+    fs.writeFileSync(path.join(app, 'Dockerfile'), 'FROM mirrored:1\nRUN cat /hello.txt\n');
+
+    const bk = await startBuildkit({
+      bin: 'buildkitd',
+      dir: path.join(work.dir, 'buildkit-mirror'),
+      insecureRegistries: [rt.registry.host],
+      mirrors: { 'docker.io': rt.registry.host },
+      network: 'host',
+    });
+    try {
+      const log: string[] = [];
+      await push(bk.address, app, `${rt.registry.host}/t/via-mirror:1`, (l) => log.push(l));
+      expect(log.join('\n')).toMatch(/^#\d+ [\d.]+ hello from the mirror$/m);
+    } finally {
+      await bk.stop();
+    }
+    const err = await push(rt.buildkit.address, app, `${rt.registry.host}/t/no-mirror:1`).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(BuildError);
+    expect((err as BuildError).message).toMatch(
+      /^build failed.*: the Dockerfile's base image mirrored:1 cannot be pulled: Docker Hub \(docker\.io\) is not reachable from this builder\. Use a base image we provide: FROM deploy-mcp\/node/,
+    );
+  });
+
   it('quotes the failing step and its own error lines', () => {
     const tail = [
       '#8 [stage-0 4/6] RUN npm ci',
@@ -287,11 +327,11 @@ describe('build packs on BuildKit', () => {
   it('shows a generated step as written, and its last lines when none says error', () => {
     const tail = [
       '#12 [build 6/6] RUN --mount=type=secret,id=build-env --mount=type=cache,id=svc-go-gobuild,target=/root/.cache/go-build,sharing=locked ["sh","-c","set -a; [ -f /run/secrets/build-env ] && . /run/secrets/build-env; set +a; CGO_ENABLED=0 go build -ldflags=\\"-s -w\\" -o /out/app ."]',
-      '#12 0.101 go: go.mod requires go >= 1.99 (running go 1.27.4; GOTOOLCHAIN=local)',
+      '#12 0.101 main.go:3:8: no required module provides package example.com/missing',
       '#12 ERROR: process "sh -c ..." did not complete successfully: exit code: 1',
     ];
     expect(describeFailure(tail)).toBe(
-      'build failed at [build 6/6] RUN CGO_ENABLED=0 go build -ldflags="-s -w" -o /out/app .: go: go.mod requires go >= 1.99 (running go 1.27.4; GOTOOLCHAIN=local)',
+      'build failed at [build 6/6] RUN CGO_ENABLED=0 go build -ldflags="-s -w" -o /out/app .: main.go:3:8: no required module provides package example.com/missing',
     );
   });
 

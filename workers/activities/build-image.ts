@@ -14,6 +14,8 @@ import {
   renderDockerfile,
   scopeBuildCache,
 } from '../build/dockerfile.ts';
+import { DEFAULT_NODE_MAJOR } from '../build/node-version.ts';
+import { DEFAULT_PYTHON_VERSION } from '../build/python-version.ts';
 import { addFileIfMissing, assertContained } from '../build/workspace.ts';
 import type { DeployDeps } from './deploy.ts';
 import { type DeploymentRecords, keepAlive } from './deployment-records.ts';
@@ -75,7 +77,7 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
 
         t0 = Date.now(); // the build phase includes publishing a base image on its first use
         const plan = detectBuildPlan(src, {
-          buildPack: service.buildPack as 'railpack' | 'dockerfile' | 'static',
+          buildPack: service.buildPack as 'auto' | 'railpack' | 'dockerfile' | 'static',
           installCommand: service.installCommand ?? undefined,
           buildCommand: service.buildCommand ?? undefined,
           startCommand: service.startCommand ?? undefined,
@@ -91,6 +93,17 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
             `publishing the base images failed: ${err instanceof Error ? err.message : String(err)}`,
           );
         });
+        let nodeImage: string | undefined;
+        if (plan.pack === 'node' && plan.nodeMajor !== DEFAULT_NODE_MAJOR) {
+          if (!deps.nodeBaseImage) throw new DetectError(`Node.js ${plan.nodeMajor} is not offered here`);
+          nodeImage = await deps.nodeBaseImage(base, plan.nodeMajor, record);
+        }
+        let pythonImage: string | undefined;
+        if (plan.pack === 'python' && plan.pythonVersion !== DEFAULT_PYTHON_VERSION) {
+          if (!deps.pythonBaseImage)
+            throw new DetectError(`Python ${plan.pythonVersion} is not offered here`);
+          pythonImage = await deps.pythonBaseImage(base, plan.pythonVersion);
+        }
         if (plan.pack === 'dockerfile')
           fs.writeFileSync(
             path.join(meta, 'Dockerfile'),
@@ -99,7 +112,7 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
         else
           fs.writeFileSync(
             path.join(meta, 'Dockerfile'),
-            renderDockerfile(plan, base, { cacheId: service.stackName }),
+            renderDockerfile(plan, base, { cacheId: service.stackName, nodeImage, pythonImage }),
           );
         addFileIfMissing(path.join(src, '.dockerignore'), DOCKERIGNORE);
         const secretFile = path.join(meta, 'build.env');

@@ -26,6 +26,10 @@ export type DeployDeps = {
   baseImages: () => Promise<BaseImages>;
   /** Where each repo is cloned from (our git server, GitHub), with a credential minted per clone. */
   repoSources: RepoSources;
+  /** The node base image of another Node.js major, published on first use (base-images.ts). */
+  nodeBaseImage?: (base: BaseImages, major: number, onLog: (line: string) => void) => Promise<string>;
+  /** The python base image of another Python version, published on first use (base-images.ts). */
+  pythonBaseImage?: (base: BaseImages, version: string) => Promise<string>;
   buildTimeoutMs: number;
   healthTimeoutMs: number;
   /** The data dir (embedded database, stack state, daemons), named in "out of disk space on …". */

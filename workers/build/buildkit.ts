@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { MEMORY_LABEL } from '../../core/daemons/buildkit.ts';
+import { clip, explainBuildFailure, isPipNoise } from '../deploy/diagnosis.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -141,12 +142,15 @@ export function describeFailure(tail: string[], o: { memoryLimitMb?: number | un
         .map((l) => l.replace(/^#\d+ [\d.]+ /, '').trim())
         .filter((l) => l && !/complete log of this run/i.test(l))
     : [];
-  const errors = output.filter((l) => /error|ERR!|fatal|not found|cannot/i.test(l));
+  // A known cause (diagnosis.ts) is named with what to do, in place of the raw lines.
+  const cause = explainBuildFailure(tail);
+  if (cause) return stepName ? `build failed at ${stepName}: ${cause}` : `build failed: ${cause}`;
+  const errors = output.filter((l) => !isPipNoise(l) && /error|ERR!|fatal|not found|cannot/i.test(l));
   const solve = [...tail].reverse().find((l) => /^error:|failed to solve/i.test(l.trim()));
-  const own = (errors.length ? errors : output).slice(-3);
+  const own = (errors.length ? errors : output.filter((l) => !isPipNoise(l))).slice(-3).map((l) => clip(l));
   const summary = own.length
     ? own.join(' / ')
-    : (solve ?? failed ?? 'the build failed').replace(/^error:\s*/i, '').trim();
+    : clip((solve ?? failed ?? 'the build failed').replace(/^error:\s*/i, '').trim(), 600);
   return stepName ? `build failed at ${stepName}: ${summary}` : `build failed: ${summary}`;
 }
 

@@ -23,6 +23,10 @@ export type RenderOptions = {
    * service, so services never share one. Without it builds use no cache mounts.
    */
   cacheId?: string | undefined;
+  /** The node base of the plan's Node.js major when it is not the default (ensureNodeMajor). */
+  nodeImage?: string | undefined;
+  /** The python base of the plan's Python version when it is not the default (ensurePythonVersion). */
+  pythonImage?: string | undefined;
 };
 
 /**

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { BaseImages, RenderOptions } from './dockerfile.ts';
+import { detectFramework, isDevStart, type NodePackageJson } from './node-frameworks.ts';
+import { nodeMajor } from './node-version.ts';
 import { DetectError, type NodePlan, type Overrides } from './plan.ts';
 import { type Cache, copyFiles, runStep, startCmd } from './run-step.ts';
 
@@ -11,12 +13,7 @@ export const DEFAULT_YARN_BERRY = '4.18.1';
 /** pnpm release lines by lockfile major version (pnpm 9 and later write lockfile 9.0). */
 const PNPM_BY_LOCKFILE: Record<string, string> = { '5': '7.33.7', '6': '8.15.9' };
 
-type PackageJson = {
-  scripts?: Record<string, string>;
-  main?: string;
-  packageManager?: string;
-  workspaces?: unknown;
-};
+type PackageJson = NodePackageJson;
 type Manager = NodePlan['packageManager'];
 
 const LOCKFILES: Record<Manager, string> = {
@@ -35,6 +32,8 @@ export function detectNode(dir: string, o: Overrides): NodePlan {
     throw new DetectError(`package.json is not valid JSON: ${(err as Error).message}`);
   }
   const notes = ['detected Node.js (package.json)'];
+  const version = nodeMajor(dir, pkg);
+  notes.push(`Node.js ${version.major} (${version.why})`);
   const { manager, managerPackage, berry, why } = packageManager(dir, pkg, has);
   notes.push(`package manager: ${manager}${managerPackage ? ` (${managerPackage})` : ''}, ${why}`);
   const locked = has(LOCKFILES[manager]) || (manager === 'npm' && has('npm-shrinkwrap.json'));
@@ -59,9 +58,20 @@ export function detectNode(dir: string, o: Overrides): NodePlan {
   const build = o.buildCommand ?? (pkg.scripts?.build ? `${run} build` : undefined);
   if (build) notes.push(`build: ${build}${o.buildCommand ? ' (build_command)' : ' (scripts.build)'}`);
 
+  const framework = detectFramework(dir, pkg, o.startCommand !== undefined);
+  if (framework) notes.push(framework.note);
+  if (framework?.staticRoot && !build)
+    throw new DetectError(
+      `${framework.name} is served as static files after its build, but package.json has no "scripts.build": add one, or set build_command`,
+    );
+
   // Yarn Plug'n'Play (berry's default) resolves packages only under `yarn node`.
   const node = berry ? 'yarn node' : 'node';
-  let start = o.startCommand;
+  let start = o.startCommand ?? (framework?.staticRoot ? STATIC_START : framework?.start);
+  if (!start && isDevStart(pkg.scripts?.start))
+    notes.push(
+      `scripts.start runs a development server (${pkg.scripts?.start}); set start_command to a production server`,
+    );
   if (!start && pkg.scripts?.start) start = `${manager} start`;
   if (!start && pkg.main) start = `${node} ${pkg.main}`;
   if (!start) {
@@ -90,6 +100,8 @@ export function detectNode(dir: string, o: Overrides): NodePlan {
       );
   return {
     pack: 'node',
+    nodeMajor: version.major,
+    ...(framework?.staticRoot && !o.startCommand ? { staticRoot: framework.staticRoot } : {}),
     packageManager: manager,
     managerPackage,
     installFiles,
@@ -163,9 +175,24 @@ const CACHES: Record<Manager, Cache[]> = {
   ],
 };
 
+/** How a single-page app's files are served (static-server.mjs, in the node base image). */
+const STATIC_START = 'node /usr/local/lib/deploy-mcp/static-server.mjs /site --spa';
+
 export function nodeDockerfile(plan: NodePlan, base: BaseImages, o: RenderOptions): string {
+  const image = o.nodeImage ?? base.node;
+  // A single-page app: built in one stage, its output folder alone served by the next.
+  const serve = plan.staticRoot
+    ? [
+        '',
+        `FROM ${base.node}`,
+        'WORKDIR /site',
+        `COPY --from=build /app/${plan.staticRoot.replace(/^\.\/|\/$/g, '')}/ ./`,
+        startCmd(plan.start),
+        '',
+      ]
+    : ['ENV NODE_ENV=production', startCmd(plan.start), ''];
   return [
-    `FROM ${base.node}`,
+    `FROM ${image}${plan.staticRoot ? ' AS build' : ''}`,
     'WORKDIR /app',
     ...(plan.managerPackage
       ? [runStep(`npm install -g ${plan.managerPackage}`, { cacheId: o.cacheId, caches: CACHES.npm })]
@@ -181,8 +208,6 @@ export function nodeDockerfile(plan: NodePlan, base: BaseImages, o: RenderOption
       : []),
     ...(plan.installFiles.includes('.') ? [] : ['COPY . .']),
     ...(plan.build ? [runStep(plan.build)] : []),
-    'ENV NODE_ENV=production',
-    startCmd(plan.start),
-    '',
+    ...serve,
   ].join('\n');
 }

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { BaseImages, RenderOptions } from './dockerfile.ts';
 import { DetectError, type Overrides, type PythonPlan } from './plan.ts';
+import { pythonVersion } from './python-version.ts';
 import { copyFiles, runStep, startCmd } from './run-step.ts';
 
 /** Where the app object usually lives, in the order railpack looks; then every top-level .py. */
@@ -30,7 +31,15 @@ export function detectPython(dir: string, o: Overrides): PythonPlan {
   const notes: string[] = [];
   let install: string | undefined;
   let installFiles: string[] = [];
-  if (has('requirements.txt')) {
+  const version = pythonVersion(dir);
+  notes.push(`Python ${version.version} (${version.why})`);
+  const lock = LOCKFILES.find((l) => has(l.file) && l.needs.every(has));
+  if (lock && !o.installCommand) {
+    notes.push(`detected Python (${lock.file})`);
+    install = `${lock.export} && pip install -r /tmp/requirements.txt`;
+    installFiles = [...lock.needs, lock.file];
+    notes.push(`install: the locked versions of ${lock.file} (${lock.tool}), with pip`);
+  } else if (has('requirements.txt')) {
     notes.push('detected Python (requirements.txt)');
     install = 'pip install -r requirements.txt';
     // -r/-c/-e lines and local paths need more of the repo than the file itself.
@@ -61,15 +70,83 @@ export function detectPython(dir: string, o: Overrides): PythonPlan {
   }
   if (install && !notes.some((n) => n.startsWith('install:')))
     notes.push(`install: ${install}${o.installCommand ? ' (install_command)' : ''}`);
-  for (const f of ['.python-version', 'runtime.txt'].filter(has))
-    notes.push(`${f} is not used: Python is Debian bookworm's 3.11`);
 
-  const build = o.buildCommand;
-  if (build) notes.push(`build: ${build} (build_command)`);
-  const start =
-    o.startCommand ?? pythonStart(dir, `${read('requirements.txt')}\n${read('pyproject.toml')}`, notes);
+  const deps = `${read('requirements.txt')}\n${read('pyproject.toml')}\n${read('Pipfile')}`;
+  const django = has('manage.py') ? djangoSteps(dir) : undefined;
+  const build = o.buildCommand ?? django?.build;
+  if (build)
+    notes.push(`build: ${build}${o.buildCommand ? ' (build_command)' : ' (Django: STATIC_ROOT is set)'}`);
+  const start = o.startCommand ?? pythonStart(dir, deps, notes);
   notes.push(`start: ${start}${o.startCommand ? ' (start_command)' : ''}`);
-  return { pack: 'python', installFiles, install, build, start, notes };
+  const preStart = o.startCommand ? undefined : django?.preStart;
+  if (preStart) notes.push(`before start: ${preStart}`);
+  return {
+    pack: 'python',
+    pythonVersion: version.version,
+    installFiles,
+    install,
+    build,
+    start,
+    notes,
+    ...(preStart ? { preStart } : {}),
+  };
+}
+
+/** Lockfiles, in Railpack's order: their locked versions are exported, then pip-installed. */
+const LOCKFILES = [
+  {
+    file: 'uv.lock',
+    needs: ['pyproject.toml'],
+    tool: 'uv',
+    export:
+      'pip install uv && uv export --frozen --no-dev --no-emit-project --no-hashes -o /tmp/requirements.txt',
+  },
+  {
+    file: 'poetry.lock',
+    needs: ['pyproject.toml'],
+    tool: 'poetry',
+    export:
+      'pip install poetry poetry-plugin-export && poetry export --without-hashes -f requirements.txt -o /tmp/requirements.txt',
+  },
+  {
+    file: 'Pipfile.lock',
+    needs: ['Pipfile'],
+    tool: 'pipenv',
+    export: 'pip install pipenv && pipenv requirements > /tmp/requirements.txt',
+  },
+];
+
+/**
+ * Django's production steps: collectstatic at build when the settings name a STATIC_ROOT, and
+ * migrate before each start when a database is attached (DATABASE_URL; without one the default
+ * SQLite file would sit on the read-only root).
+ */
+function djangoSteps(dir: string): { build?: string; preStart: string } {
+  const project = (() => {
+    try {
+      return djangoProject(dir);
+    } catch {
+      return undefined;
+    }
+  })();
+  const settings = project ? settingsSources(path.join(dir, ...project.split('.'))) : '';
+  return {
+    ...(/^\s*STATIC_ROOT\s*=/m.test(settings) ? { build: 'python manage.py collectstatic --noinput' } : {}),
+    preStart: '[ -z "$DATABASE_URL" ] || python manage.py migrate --noinput',
+  };
+}
+
+function settingsSources(projectDir: string): string {
+  const files = [path.join(projectDir, 'settings.py')];
+  const folder = path.join(projectDir, 'settings');
+  if (fs.existsSync(folder))
+    files.push(
+      ...fs
+        .readdirSync(folder)
+        .filter((f) => f.endsWith('.py'))
+        .map((f) => path.join(folder, f)),
+    );
+  return files.map((f) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '')).join('\n');
 }
 
 function pythonStart(dir: string, deps: string, notes: string[]): string {
@@ -156,14 +233,16 @@ function djangoProject(dir: string): string {
 export function pythonDockerfile(plan: PythonPlan, base: BaseImages, o: RenderOptions): string {
   const pip = [{ name: 'pip', target: '/root/.cache/pip' }];
   return [
-    `FROM ${base.python}`,
+    `FROM ${o.pythonImage ?? base.python}`,
     'WORKDIR /app',
     ...(plan.install
       ? [copyFiles(plan.installFiles), runStep(plan.install, { cacheId: o.cacheId, caches: pip })]
       : []),
     ...(plan.installFiles.includes('.') ? [] : ['COPY . .']),
     ...(plan.build ? [runStep(plan.build)] : []),
-    startCmd(plan.start),
+    plan.preStart
+      ? `CMD ["sh", "-c", ${JSON.stringify(`${plan.preStart} && exec ${plan.start}`)}]`
+      : startCmd(plan.start),
     '',
   ].join('\n');
 }

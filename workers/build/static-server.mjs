@@ -5,6 +5,9 @@ import http from 'node:http';
 import path from 'node:path';
 
 const root = path.resolve(process.argv[2] ?? '.');
+// --spa: a path that is no file gets index.html (the app's router handles it), unless it looks
+// like a missing asset (it has an extension).
+const spa = process.argv.includes('--spa');
 const types = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript',
@@ -24,6 +27,7 @@ http
     let file = path.join(root, path.normalize(decodeURIComponent(url.pathname)));
     if (!file.startsWith(root)) file = root;
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
+    if (!fs.existsSync(file) && spa && !path.extname(file)) file = path.join(root, 'index.html');
     if (!fs.existsSync(file)) file = path.join(root, '404.html');
     if (!fs.existsSync(file)) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');

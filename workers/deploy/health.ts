@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerEngine } from '../../core/container-engine.ts';
+import { devServerHint, explainUnreachable, listeningSockets, loopbackBind } from './diagnosis.ts';
 
 export type HealthResult =
   | { healthy: true; waitedMs: number }
@@ -38,9 +39,10 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
   let failingSince: number | undefined;
   const fail = async (reason: string): Promise<HealthResult> => {
     const logTail = await o.engine.logs(o.containerId, 100).catch(() => []);
+    const command = (await o.engine.inspectContainer(o.containerId).catch(() => undefined))?.Config?.Cmd;
     return {
       healthy: false,
-      reason: reason + permissionHint(logTail),
+      reason: withDevServerHint(reason + permissionHint(logTail), logTail, command?.join(' ')),
       logTail,
       waitedMs: Date.now() - started,
     };
@@ -81,6 +83,8 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
         );
     } else failingSince = undefined;
     if (Date.now() - started > 3000) {
+      const loopback = loopbackBind(listeningSockets(state.Pid), o.port);
+      if (loopback) return fail(loopback);
       const listening = listeningPorts(state.Pid);
       if (listening.length && !listening.includes(o.port)) {
         return fail(
@@ -90,7 +94,11 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
     }
     await sleep(300);
   }
-  return fail(`the app did not answer HTTP on PORT=${o.port} within ${Math.round(o.timeoutMs / 1000)} s`);
+  const silent = `the app did not answer HTTP on PORT=${o.port} within ${Math.round(o.timeoutMs / 1000)} s`;
+  const info = await o.engine.inspectContainer(o.containerId).catch(() => undefined);
+  const logTail = await o.engine.logs(o.containerId, 100).catch(() => []);
+  const sockets = info?.State.Pid ? listeningSockets(info.State.Pid) : [];
+  return fail(explainUnreachable(silent, { sockets, port: o.port, logTail }));
 }
 
 /**
@@ -140,4 +148,10 @@ export function listeningPorts(pid: number): number[] {
     }
   }
   return [...ports].sort((a, b) => a - b);
+}
+
+/** Adds "it runs a development server …" (diagnosis.ts) unless the reason already says it. */
+function withDevServerHint(reason: string, logTail: string[], command?: string): string {
+  const dev = devServerHint(logTail, command);
+  return dev && !reason.includes(dev) ? `${reason}; ${dev}` : reason;
 }
