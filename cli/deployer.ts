@@ -14,6 +14,7 @@ import { KubernetesRuntime } from '../workers/runtimes/kubernetes.ts';
 import { LocalRuntime } from '../workers/runtimes/local.ts';
 import type { Runtime } from '../workers/runtimes/runtime.ts';
 import { type EmbeddedRuntime, startEmbeddedRuntime } from './embedded-runtime.ts';
+import { resourceServers } from './resources.ts';
 
 /**
  * The deployer-worker's activities: on the runtime the configuration names
@@ -62,6 +63,7 @@ export async function createDeployerActivities(
     buildTimeoutMs: config.runtime.buildTimeoutMs,
     healthTimeoutMs: config.runtime.healthTimeoutMs,
     dataDir: config.dataDir,
+    resources: await resourceServers(config, rt, onStop),
   });
 }
 

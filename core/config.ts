@@ -1,6 +1,18 @@
 import path from 'node:path';
 import { z } from 'zod';
 
+// Settings of resources (databases; issue 11), spread into the schema below.
+const resourceSettingsSchema = {
+  DEPLOY_MCP_MAX_RESOURCES: z.coerce.number().int().min(1).max(100_000).default(20),
+  DEPLOY_MCP_BACKUP_RETENTION_DAYS: z.coerce.number().int().min(0).max(3650).default(7),
+  DEPLOY_MCP_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
+  DEPLOY_MCP_POSTGRES_ADMIN_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL')
+    .optional(),
+  DEPLOY_MCP_POSTGRES_APP_HOST: z.string().min(1).optional(),
+};
+
 /** Every setting Deploy MCP reads, parsed once at start-up. `.env.example` documents each. */
 const schema = z.object({
   DEPLOY_MCP_DATA_DIR: z.string().min(1).default('./.data'),
@@ -70,6 +82,7 @@ const schema = z.object({
     .optional(),
   DEPLOY_MCP_INGRESS_TLS_SECRET: z.string().min(1).optional(),
   DEPLOY_MCP_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).max(1_048_576).default(512),
+  ...resourceSettingsSchema,
 });
 
 export type Config = {
@@ -121,6 +134,8 @@ export type Config = {
     /** Set when services run on Kubernetes (DEPLOY_MCP_RUNTIME=kubernetes) instead of podman. */
     kubernetes: KubernetesSettings | undefined;
   };
+  /** Databases agents create (create_resource): limits and where they live. */
+  resources: ResourceSettings;
   git: {
     /** Lifetime of the tokens in issued git remotes (capped at 24 h). */
     tokenTtlSeconds: number;
@@ -202,6 +217,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       healthTimeoutMs: e.DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS * 1000,
       kubernetes: kubernetesSettings(e, cwd),
     },
+    resources: resourceSettings(e),
     git: {
       tokenTtlSeconds: e.DEPLOY_MCP_GIT_TOKEN_TTL_SECONDS,
       maxPushBytes: e.DEPLOY_MCP_GIT_MAX_PUSH_MB * 1024 * 1024,
@@ -247,6 +263,45 @@ function kubernetesSettings(e: z.infer<typeof schema>, cwd: string): KubernetesS
     ingressNamespace: e.DEPLOY_MCP_INGRESS_NAMESPACE,
     clusterRegistry: e.DEPLOY_MCP_CLUSTER_REGISTRY,
     tlsSecret: e.DEPLOY_MCP_INGRESS_TLS_SECRET,
+  };
+}
+
+// --- Resources (databases; issue 11) ---
+
+/** Where resources live and how many one user may have. */
+export type ResourceSettings = {
+  /** Live resources one user may have (create_resource refuses a new one beyond it). */
+  maxPerUser: number;
+  /** Days the final backup of a deleted resource is kept (0: none is kept). */
+  backupRetentionDays: number;
+  postgres:
+    | {
+        /** The embedded server (Debian's PostgreSQL under `<dataDir>/postgres`) on this port. */
+        kind: 'embedded';
+        port: number;
+      }
+    | {
+        /** A server the operator runs: an admin URL, and the host apps connect to. */
+        kind: 'external';
+        adminUrl: string;
+        appHost: string;
+      };
+};
+
+function resourceSettings(e: z.infer<typeof schema>): ResourceSettings {
+  const adminUrl = e.DEPLOY_MCP_POSTGRES_ADMIN_URL;
+  let postgres: ResourceSettings['postgres'] = { kind: 'embedded', port: e.DEPLOY_MCP_POSTGRES_PORT };
+  if (adminUrl) {
+    postgres = {
+      kind: 'external',
+      adminUrl,
+      appHost: e.DEPLOY_MCP_POSTGRES_APP_HOST ?? new URL(adminUrl).host,
+    };
+  }
+  return {
+    maxPerUser: e.DEPLOY_MCP_MAX_RESOURCES,
+    backupRetentionDays: e.DEPLOY_MCP_BACKUP_RETENTION_DAYS,
+    postgres,
   };
 }
 

@@ -9,6 +9,7 @@ import type { SecretBox } from '../core/secrets.ts';
 import type { GitHosting } from '../git/hosting.ts';
 import { type GitHttpDeps, handleGitRequest } from '../git/smart-http.ts';
 import type { DeployStarter } from '../workers/deploy/start-deploy.ts';
+import type { ResourceManager } from '../workers/resources/manager.ts';
 import { createServer, ServerPool } from './server.ts';
 import { callerAuthInfo } from './tool-kit.ts';
 
@@ -31,6 +32,8 @@ export type McpAppDeps = {
   maxServicesPerUser?: number;
   /** The data dir: tools answer "out of disk space" for database I/O errors while it is full. */
   dataDir?: string;
+  /** Creates and deletes resources (databases); absent on a server without workers. */
+  resources?: ResourceManager;
 };
 
 /** Largest JSON-RPC request body accepted on /mcp. */
@@ -69,6 +72,7 @@ export function createMcpApp(deps: McpAppDeps) {
         git: deps.git.hosting,
         ...(deps.deploys ? { deploys: deps.deploys } : {}),
         ...(deps.maxServicesPerUser ? { maxServicesPerUser: deps.maxServicesPerUser } : {}),
+        ...(deps.resources ? { resources: deps.resources } : {}),
       },
     ),
   );

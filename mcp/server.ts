@@ -3,6 +3,7 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import type { SecretBox } from '../core/secrets.ts';
 import type { GitHosting } from '../git/hosting.ts';
 import type { DeployStarter } from '../workers/deploy/start-deploy.ts';
+import type { ResourceManager } from '../workers/resources/manager.ts';
 import type { ToolContext } from './tool-kit.ts';
 import { registerAccountTools } from './tools/account.ts';
 import { registerRepoTools } from './tools/repos.ts';
@@ -28,6 +29,8 @@ export type ServerDeps = {
   git: GitHosting;
   deploys?: DeployStarter;
   maxServicesPerUser?: number;
+  /** Creates and deletes resources (databases); absent: those tools say they are not available. */
+  resources?: ResourceManager;
 };
 
 export function createServer(ctx: ToolContext, deps: ServerDeps): McpServer {

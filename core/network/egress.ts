@@ -45,6 +45,9 @@ export async function ensureEgressRules(policy: EgressPolicy): Promise<void> {
   const input = `DMCP-${policy.name}-IN`;
   const resolvers = policy.resolvers ?? systemResolvers();
   const denied = [...new Set([...DENIED_RANGES, ...connectedNetworks()])];
+  // Ports of this machine the workloads may reach (allowHostPort) live in a chain of their own,
+  // which the rewrite below leaves alone.
+  await ensureChain('filter', `${input}-HOST`);
   const rules = [
     '*mangle',
     `:${forward} - [0:0]`,
@@ -58,6 +61,7 @@ export async function ensureEgressRules(policy: EgressPolicy): Promise<void> {
     '*filter',
     `:${input} - [0:0]`,
     `-A ${input} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`,
+    `-A ${input} -j ${input}-HOST`,
     `-A ${input} -p tcp -j REJECT --reject-with tcp-reset`,
     `-A ${input} -j REJECT --reject-with icmp-port-unreachable`,
     'COMMIT',
@@ -66,6 +70,43 @@ export async function ensureEgressRules(policy: EgressPolicy): Promise<void> {
   await restore(rules);
   await ensureJump('mangle', 'FORWARD', policy.source, forward);
   await ensureJump('filter', 'INPUT', policy.source, input);
+}
+
+/** Most ports a policy's host chain keeps: the oldest goes first (several servers share a machine in tests). */
+export const MAX_HOST_PORTS = 16;
+
+/**
+ * Lets the workloads of policy `name` reach TCP `port` on this machine (e.g. the embedded
+ * PostgreSQL for the apps), and nothing else there. Idempotent; the machine-wide chain keeps at
+ * most MAX_HOST_PORTS ports.
+ */
+export async function allowHostPort(name: string, port: number): Promise<void> {
+  const chain = `DMCP-${name}-IN-HOST`;
+  await ensureChain('filter', chain);
+  const rule = ['-p', 'tcp', '--dport', String(port), '-j', 'ACCEPT'];
+  try {
+    await iptables(['-t', 'filter', '-C', chain, ...rule]);
+    return;
+  } catch {}
+  await iptables(['-t', 'filter', '-A', chain, ...rule]);
+  const rules = (await iptables(['-t', 'filter', '-S', chain])).stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('-A '));
+  for (let i = 0; i < rules.length - MAX_HOST_PORTS; i++)
+    await iptables(['-t', 'filter', '-D', chain, '1']).catch(() => undefined);
+}
+
+/** Takes back allowHostPort (on stop); a port not allowed is fine. */
+export async function revokeHostPort(name: string, port: number): Promise<void> {
+  const rule = ['-p', 'tcp', '--dport', String(port), '-j', 'ACCEPT'];
+  await iptables(['-t', 'filter', '-D', `DMCP-${name}-IN-HOST`, ...rule]).catch(() => undefined);
+}
+
+async function ensureChain(table: string, chain: string) {
+  try {
+    await iptables(['-t', table, '-N', chain]);
+  } catch {} // it exists
 }
 
 /** The rules of a policy as iptables prints them (`-S`), for audits and tests. */

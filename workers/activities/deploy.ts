@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from '../../core/db/client.ts';
 import { OUT_OF_DISK_SPACE, outOfDiskSpace } from '../../core/resource-faults.ts';
@@ -9,6 +10,7 @@ import type { Runtime } from '../runtimes/runtime.ts';
 import { buildActivities } from './build-image.ts';
 import { deploymentRecords } from './deployment-records.ts';
 import { releaseActivities } from './release-image.ts';
+import { type ResourceDeps, resourceActivities } from './resources.ts';
 
 export type DeployDeps = {
   db: Db;
@@ -28,6 +30,8 @@ export type DeployDeps = {
   healthTimeoutMs: number;
   /** The data dir (embedded database, stack state, daemons), named in "out of disk space on …". */
   dataDir?: string;
+  /** Where resources (databases) live; absent: none is offered (resource activities fail). */
+  resources?: Pick<ResourceDeps, 'postgres' | 'backupsDir' | 'backupRetentionDays'>;
 };
 
 /**
@@ -71,6 +75,14 @@ export function createDeployActivities(deps: DeployDeps) {
     err instanceof ApplicationFailure ? 'the build cache' : `the build work dir (${os.tmpdir()})`;
   return {
     ...others,
+    ...resourceActivities({
+      db: deps.db,
+      secrets: deps.secrets,
+      runner: deps.runner,
+      postgres: deps.resources?.postgres,
+      backupsDir: deps.resources?.backupsDir ?? path.join(deps.dataDir ?? os.tmpdir(), 'backups'),
+      backupRetentionDays: deps.resources?.backupRetentionDays ?? 7,
+    }),
     buildImage: (deploymentId: string) =>
       buildImage(deploymentId).catch(onFullDisk('the build work dir', build)),
     releaseImage: (deploymentId: string, imageRef: string) =>
