@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
+import { APPS_SUBNET_POOL } from '../core/daemons/podman.ts';
 import { POSTGRES_SUPERUSER, postgresBinDir } from '../core/daemons/postgres.ts';
 import { allowHostPort, revokeHostPort } from '../core/network/egress.ts';
 import { EMBEDDED_REGIONS, LOCAL_REGION, type RegionCatalog } from '../core/resources/catalog.ts';
@@ -52,7 +53,7 @@ export async function resourceServers(
   }
   const server = rt.postgres;
   if (!server) return { ...common, postgres: undefined };
-  await allowHostPort('APPS', server.port);
+  await allowHostPort({ name: 'APPS', source: APPS_SUBNET_POOL.base }, server.port);
   onStop('postgres firewall opening', () => revokeHostPort('APPS', server.port));
   return {
     ...common,

@@ -45,9 +45,6 @@ export async function ensureEgressRules(policy: EgressPolicy): Promise<void> {
   const input = `DMCP-${policy.name}-IN`;
   const resolvers = policy.resolvers ?? systemResolvers();
   const denied = [...new Set([...DENIED_RANGES, ...connectedNetworks()])];
-  // Ports of this machine the workloads may reach (allowHostPort) live in a chain of their own,
-  // which the rewrite below leaves alone.
-  await ensureChain('filter', `${input}-HOST`);
   const rules = [
     '*mangle',
     `:${forward} - [0:0]`,
@@ -61,7 +58,6 @@ export async function ensureEgressRules(policy: EgressPolicy): Promise<void> {
     '*filter',
     `:${input} - [0:0]`,
     `-A ${input} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`,
-    `-A ${input} -j ${input}-HOST`,
     `-A ${input} -p tcp -j REJECT --reject-with tcp-reset`,
     `-A ${input} -j REJECT --reject-with icmp-port-unreachable`,
     'COMMIT',
@@ -70,6 +66,8 @@ export async function ensureEgressRules(policy: EgressPolicy): Promise<void> {
   await restore(rules);
   await ensureJump('mangle', 'FORWARD', policy.source, forward);
   await ensureJump('filter', 'INPUT', policy.source, input);
+  // Ports opened with allowHostPort stay open: their chain is consulted first.
+  if (await chainExists('filter', `${input}-HOST`)) await ensureFirstJump(policy.source, `${input}-HOST`);
 }
 
 /** Most ports a policy's host chain keeps: the oldest goes first (several servers share a machine in tests). */
@@ -80,9 +78,15 @@ export const MAX_HOST_PORTS = 16;
  * PostgreSQL for the apps), and nothing else there. Idempotent; the machine-wide chain keeps at
  * most MAX_HOST_PORTS ports.
  */
-export async function allowHostPort(name: string, port: number): Promise<void> {
-  const chain = `DMCP-${name}-IN-HOST`;
+export async function allowHostPort(
+  policy: Pick<EgressPolicy, 'name' | 'source'>,
+  port: number,
+): Promise<void> {
+  const chain = `DMCP-${policy.name}-IN-HOST`;
   await ensureChain('filter', chain);
+  // A chain of its own, jumped to from INPUT before the policy's reject chain: rewriting that
+  // one (ensureEgressRules, from any server on the machine) leaves the opened ports alone.
+  await ensureFirstJump(policy.source, chain);
   const rule = ['-p', 'tcp', '--dport', String(port), '-j', 'ACCEPT'];
   try {
     await iptables(['-t', 'filter', '-C', chain, ...rule]);
@@ -101,6 +105,29 @@ export async function allowHostPort(name: string, port: number): Promise<void> {
 export async function revokeHostPort(name: string, port: number): Promise<void> {
   const rule = ['-p', 'tcp', '--dport', String(port), '-j', 'ACCEPT'];
   await iptables(['-t', 'filter', '-D', `DMCP-${name}-IN-HOST`, ...rule]).catch(() => undefined);
+}
+
+async function chainExists(table: string, chain: string): Promise<boolean> {
+  return iptables(['-t', table, '-S', chain]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** `-s source -j target` as INPUT's first rule (moved there when it sits further down). */
+async function ensureFirstJump(source: string, target: string) {
+  const rule = ['-s', source, '-j', target];
+  const { stdout } = await iptables(['-t', 'filter', '-S', 'INPUT']);
+  const first = stdout.split('\n').find((l) => l.startsWith('-A '));
+  if (first === `-A INPUT ${rule.join(' ')}`) return;
+  for (let i = 0; i < 10; i++) {
+    try {
+      await iptables(['-t', 'filter', '-D', 'INPUT', ...rule]);
+    } catch {
+      break; // no copy left
+    }
+  }
+  await iptables(['-t', 'filter', '-I', 'INPUT', '1', ...rule]);
 }
 
 async function ensureChain(table: string, chain: string) {

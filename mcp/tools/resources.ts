@@ -105,7 +105,7 @@ export function registerResourceTools(server: McpServer, ctx: ToolContext, deps:
     {
       title: 'Create a database',
       description:
-        'Creates a database and waits until it is ready (up to a minute; then status "provisioning": follow it ' +
+        'Creates a database and waits until it is ready (up to 45 s; then status "provisioning": follow it ' +
         'with get_resource). Returns its connection variables, masked (get_resource with include_secrets reveals ' +
         'them). Attach it to a service to have the variables injected (Postgres: DATABASE_URL, PGHOST, PGPORT, ' +
         'PGUSER, PGPASSWORD, PGDATABASE). Types offered here: ' +

@@ -11,6 +11,7 @@ import type { SecretBox } from '../../core/secrets.ts';
 import { ensureOwnerName } from '../../git/owner-names.ts';
 import type { DeployStarter } from '../../workers/deploy/start-deploy.ts';
 import { IN_FLIGHT_STATUSES } from '../../workers/deploy/statuses.ts';
+import type { ResourceManager } from '../../workers/resources/manager.ts';
 import { DEFAULT_LOG_LINES, logTail } from '../log-tail.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor, page } from '../pagination.ts';
 import {
@@ -31,6 +32,7 @@ import {
   port,
   projectName,
   repoRef,
+  resourceName,
   serviceName,
 } from '../schemas.ts';
 import {
@@ -64,6 +66,7 @@ const serviceSummary = z.object({
   repo: z.string(),
   branch: z.string(),
   updated_at: z.string(),
+  resources: z.array(z.string()).optional().describe('Attached resources (databases), by name.'),
 });
 
 const logTailShape = z.object({ lines: z.array(z.string()), truncated: z.boolean(), note: z.string() });
@@ -113,8 +116,9 @@ const memoryName = (mb: number) => Object.entries(MEMORY_SIZES).find(([, v]) => 
 const cpuName = (millis: number) =>
   Object.entries(CPU_SIZES).find(([, v]) => v === millis)?.[0] ?? String(millis / 1000);
 
-function summary(s: Service & { project: { name: string } }) {
+function summary(s: Service & { project: { name: string }; resources?: { resource: { name: string } }[] }) {
   return {
+    ...(s.resources ? { resources: s.resources.map((r) => r.resource.name).sort() } : {}),
     name: s.name,
     project: s.project.name,
     status: s.status,
@@ -125,7 +129,13 @@ function summary(s: Service & { project: { name: string } }) {
   };
 }
 
-export type ServiceToolDeps = { secrets: SecretBox; deploys?: DeployStarter; maxServicesPerUser?: number };
+export type ServiceToolDeps = {
+  secrets: SecretBox;
+  deploys?: DeployStarter;
+  maxServicesPerUser?: number;
+  /** Databases attached at create (resources, database); absent: those arguments are refused. */
+  resources?: ResourceManager;
+};
 
 /** create_service and redeploy_service return by then, with the deployment still running if need be. */
 const WAIT_MS = 50_000;
@@ -152,7 +162,10 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
     const p = await resolveProject(db, caller.userId, project);
     const service = await db.service.findFirst({
       where: { userId: caller.userId, projectId: p.id, name, deletedAt: null },
-      include: { project: { select: { name: true } } },
+      include: {
+        project: { select: { name: true } },
+        resources: { include: { resource: { select: { name: true } } } },
+      },
     });
     if (!service) {
       throw notFound(`service "${name}" in project "${p.name}"`, 'Call list_services to see your services.');
@@ -238,9 +251,9 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
    * Waits (at most WAIT_MS, to answer within an MCP client's usual timeout) until the deployment
    * ends, sending a progress notification at each status change when the client asked for them.
    */
-  async function waitForDeployment(deploymentId: string, extra: ToolExtra & ProgressExtra) {
+  async function waitForDeployment(deploymentId: string, extra: ToolExtra & ProgressExtra, waitMs = WAIT_MS) {
     const token = extra._meta?.progressToken;
-    const deadline = Date.now() + WAIT_MS;
+    const deadline = Date.now() + waitMs;
     let last = '';
     let step = 0;
     while (Date.now() < deadline) {
@@ -288,6 +301,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         install_command: command('install_command').describe('Overrides the detected install command.'),
         build_command: command('build_command').describe('Overrides the detected build command.'),
         start_command: command('start_command').describe('Overrides the detected start command.'),
+        resources: serviceResources,
+        database: serviceDatabase,
         wait,
       },
       outputSchema: serviceDetail,
@@ -295,6 +310,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
     },
     (args, extra) =>
       runTool(ctx, extra, 'create_service', async (caller) => {
+        const began = Date.now(); // making a database counts against the wait
         const project = await resolveProject(db, caller.userId, args.project);
         if (!deps.deploys) throw notAvailableYet('Deploying services (create_service)');
         if (args.host === 'github' || args.repo.includes('://')) {
@@ -312,6 +328,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           throw notFound(`repo "${args.repo}"`, 'Create it with create_repo and push your code first.');
         // Before anything is written: a branch without commits cannot deploy ("push first").
         const commit = await deps.deploys.branchHead(owner, repo.name, args.branch ?? 'main');
+        // Named resources must exist (and be ready) before anything is written, too.
+        const attach = await wantedResources(deps.resources, caller, project.id, args);
         const settings = {
           repoUrl: `${owner}/${repo.name}`,
           repoId: repo.id,
@@ -385,8 +403,12 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
             }),
           },
         });
+        // database: {type} creates one named after the service; both are attached before the deploy.
+        if (deps.resources && (attach.length || args.database))
+          await deps.resources.attachForCreate(caller, service, project.name, attach, args.database);
         const { deployment } = await deps.deploys.start(service.id, 'create', commit);
-        if (args.wait !== false) await waitForDeployment(deployment.id, extra);
+        if (args.wait !== false)
+          await waitForDeployment(deployment.id, extra, Math.max(1000, WAIT_MS - (Date.now() - began)));
         return detail(await findService(caller, args.name, args.project), {});
       }),
   );
@@ -419,7 +441,10 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           : undefined;
         const rows = await db.service.findMany({
           where: { userId: caller.userId, deletedAt: null, ...(projectId ? { projectId } : {}) },
-          include: { project: { select: { name: true } } },
+          include: {
+            project: { select: { name: true } },
+            resources: { include: { resource: { select: { name: true } } } },
+          },
           orderBy: { id: 'asc' },
           take: limit + 1,
           ...(after ? { cursor: { id: after }, skip: 1 } : {}),
@@ -606,4 +631,43 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         return { name: service.name, project: service.project.name, deleted: true };
       }),
   );
+}
+
+// --- create_service(…, resources, database): databases in one call (issue 11) ---
+
+const serviceResources = z
+  .array(resourceName, { error: 'resources must be a list of resource names' })
+  .max(10, 'resources must list at most 10 resources')
+  .optional()
+  .describe('Resources (create_resource) to attach: their connection variables are injected at run time.');
+
+const serviceDatabase = z
+  .object(
+    {
+      type: z
+        .enum(['postgres', 'sqlite', 'libsql'], {
+          error: 'database.type must be one of: postgres, sqlite, libsql',
+        })
+        .describe('postgres or sqlite (libsql: another name for sqlite).'),
+      size: z
+        .enum(['small', 'medium', 'large'], { error: 'database.size must be one of: small, medium, large' })
+        .optional(),
+    },
+    { error: 'database must be an object like {"type": "postgres"}' },
+  )
+  .optional()
+  .describe(
+    'Creates a database named after the service (or reuses it), attaches it and deploys: one call for app + database.',
+  );
+
+/** The ready resources `resources` names, in the service's project; none when the server has no resource manager. */
+async function wantedResources(
+  manager: ResourceManager | undefined,
+  caller: Caller,
+  projectId: string,
+  args: { resources?: string[] | undefined; database?: unknown },
+) {
+  if (!args.resources?.length && !args.database) return [];
+  if (!manager) throw notAvailableYet('Databases (create_service resources and database)');
+  return manager.readyResources(caller, projectId, args.resources ?? []);
 }

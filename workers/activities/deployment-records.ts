@@ -1,5 +1,6 @@
 import { ApplicationFailure, CancelledFailure, Context, heartbeat } from '@temporalio/activity';
 import type { Db } from '../../core/db/client.ts';
+import { type Attachment, resourceEnv } from '../../core/resources/env.ts';
 import type { SecretBox } from '../../core/secrets.ts';
 import type { ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import { IN_FLIGHT_STATUSES } from '../deploy/statuses.ts';
@@ -15,7 +16,13 @@ export function deploymentRecords(db: Db, secrets: SecretBox) {
       where: { id: deploymentId },
       include: {
         service: {
-          include: { repo: true, project: { select: { name: true } }, user: { select: { ownerName: true } } },
+          include: {
+            repo: true,
+            project: { select: { name: true } },
+            user: { select: { ownerName: true } },
+            // Attached resources: their variables are injected at run time (resourceEnv).
+            resources: { include: { resource: true } },
+          },
         },
       },
     });
@@ -60,8 +67,20 @@ export function deploymentRecords(db: Db, secrets: SecretBox) {
     });
   }
 
-  function serviceEnv(service: { id: string; envEncrypted: string | null }): Record<string, string> {
-    return service.envEncrypted ? secrets.openJson(service.envEncrypted, `service:${service.id}:env`) : {};
+  /** The service's env vars over its attached resources' variables (the service's own win). */
+  function serviceEnv(service: {
+    id: string;
+    envEncrypted: string | null;
+    resources?: { createdAt: Date; resource: Attachment['resource'] }[];
+  }): Record<string, string> {
+    const own: Record<string, string> = service.envEncrypted
+      ? secrets.openJson(service.envEncrypted, `service:${service.id}:env`)
+      : {};
+    const attached = (service.resources ?? []).map((a) => ({
+      attachedAt: a.createdAt,
+      resource: a.resource,
+    }));
+    return { ...resourceEnv(attached, secrets), ...own };
   }
 
   function releaseSpec(
@@ -70,6 +89,7 @@ export function deploymentRecords(db: Db, secrets: SecretBox) {
     service: {
       id: string;
       envEncrypted: string | null;
+      resources?: { createdAt: Date; resource: Attachment['resource'] }[];
       port: number | null;
       memoryMb: number;
       cpuMillis: number;

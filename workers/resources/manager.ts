@@ -16,6 +16,9 @@ import type { DeployStarter } from '../deploy/start-deploy.ts';
 import { PRODUCT_TASK_QUEUE } from '../task-queues.ts';
 import type { deleteResource, provisionResource } from '../workflows/resources.ts';
 
+/** How long create and delete wait by default: answers arrive within MCP clients' usual 60 s. */
+const DEFAULT_WAIT_MS = 45_000;
+
 export type ResourceManagerOptions = {
   db: Db;
   temporal: Client;
@@ -53,7 +56,11 @@ export class ResourceManager {
    * Creates a resource and waits (bounded) until it is ready or failed. The same name again
    * with the same type returns the existing one (provisioning again when it had failed).
    */
-  async create(caller: Caller, input: CreateResourceInput): Promise<Resource> {
+  async create(
+    caller: Caller,
+    input: CreateResourceInput,
+    waitMs = this.o.waitMs ?? DEFAULT_WAIT_MS,
+  ): Promise<Resource> {
     const { db } = this.o;
     const size = input.size ?? 'small';
     const project = await resolveProject(db, caller.userId, input.project);
@@ -78,7 +85,7 @@ export class ResourceManager {
         });
         await this.startProvisioning(existing.id, true);
       }
-      return this.waitForStatus(existing.id, ['ready', 'failed']);
+      return this.waitForStatus(existing.id, ['ready', 'failed'], waitMs);
     }
     const live = await db.resource.count({ where: { userId: caller.userId, deletedAt: null } });
     if (live >= this.o.maxPerUser)
@@ -126,7 +133,7 @@ export class ResourceManager {
       throw conflict(`resource "${input.name}" was just created by another call; call create_resource again`);
     }
     await this.startProvisioning(resource.id, false);
-    return this.waitForStatus(resource.id, ['ready', 'failed']);
+    return this.waitForStatus(resource.id, ['ready', 'failed'], waitMs);
   }
 
   /**
@@ -176,7 +183,7 @@ export class ResourceManager {
       });
     // Services it was detached from run on without its variables (no build).
     for (const s of resource.services) await this.o.deploys?.redeployServing(s.service.id);
-    const result = await withDeadline(handle.result(), this.o.waitMs ?? 60_000);
+    const result = await withDeadline(handle.result(), this.o.waitMs ?? DEFAULT_WAIT_MS);
     return result ? { status: 'deleted', backup: result.backup } : { status: 'deleting', backup: null };
   }
 
@@ -263,13 +270,18 @@ export class ResourceManager {
   ): Promise<void> {
     const wanted = [...resources];
     if (database) {
-      const made = await this.create(caller, {
-        name: service.name,
-        project,
-        kind: database.type === 'libsql' ? 'sqlite' : database.type,
-        size: database.size,
-        region: undefined,
-      });
+      // At most 30 s of create_service's wait go to the database; the rest to the deploy.
+      const made = await this.create(
+        caller,
+        {
+          name: service.name,
+          project,
+          kind: database.type === 'libsql' ? 'sqlite' : database.type,
+          size: database.size,
+          region: undefined,
+        },
+        30_000,
+      );
       if (made.status === 'failed')
         throw conflict(
           `the database "${made.name}" could not be made: ${made.statusReason ?? 'see get_resource'}`,
@@ -317,8 +329,8 @@ export class ResourceManager {
   }
 
   /** Polls the row until its status is one of `statuses` or the wait budget is spent. */
-  private async waitForStatus(resourceId: string, statuses: string[]): Promise<Resource> {
-    const deadline = Date.now() + (this.o.waitMs ?? 60_000);
+  private async waitForStatus(resourceId: string, statuses: string[], waitMs: number): Promise<Resource> {
+    const deadline = Date.now() + waitMs;
     for (let i = 0; ; i++) {
       const row = await this.o.db.resource.findUniqueOrThrow({ where: { id: resourceId } });
       if (statuses.includes(row.status) || Date.now() > deadline || i > 10_000) return row;
