@@ -12,12 +12,13 @@ export const CONTAINER_HOST_ALIAS = 'host.containers.internal';
 
 /**
  * The resource types (and regions) this configuration offers: PostgreSQL on the embedded server
- * (podman runtime) or on the admin URL's; SQLite not yet.
+ * (podman runtime) or on the admin URL's; SQLite as a file on a volume (podman runtime).
  */
 export function offeredResources(config: Config): Partial<RegionCatalog> {
   const pg = config.resources.postgres;
   const embeddedApps = !config.runtime.kubernetes;
   return {
+    ...(embeddedApps ? { sqlite: EMBEDDED_REGIONS.sqlite } : {}),
     ...(pg.kind === 'external' || embeddedApps
       ? { postgres: pg.kind === 'external' ? [LOCAL_REGION] : EMBEDDED_REGIONS.postgres }
       : {}),
@@ -37,6 +38,8 @@ export async function resourceServers(
   const common = {
     backupsDir: path.join(config.dataDir, 'backups'),
     backupRetentionDays: config.resources.backupRetentionDays,
+    // Embedded SQLite: directories mounted into the apps' containers (podman runtime only).
+    volumesDir: rt.apps && !config.runtime.kubernetes ? path.join(config.dataDir, 'volumes') : undefined,
   };
   const pg = config.resources.postgres;
   if (pg.kind === 'external') {

@@ -66,7 +66,11 @@ export function registerResourceTools(server: McpServer, ctx: ToolContext, deps:
       where: { userId: caller.userId, projectId: p.id, name, deletedAt: null },
       include: {
         project: { select: { name: true } },
-        services: { include: { service: { select: { name: true, id: true } } } },
+        // Deleted services keep their rows (history), not their attachments.
+        services: {
+          where: { service: { deletedAt: null } },
+          include: { service: { select: { name: true, id: true } } },
+        },
       },
     });
     if (!resource) {

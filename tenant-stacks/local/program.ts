@@ -10,6 +10,8 @@ export type ReleaseSpec = {
   port: number;
   memoryMb: number;
   cpuMillis: number;
+  /** Host directories mounted in ("host:container:rw": attached embedded SQLite resources). */
+  mounts?: string[];
 };
 
 /** A service on the embedded runtime (podman + Traefik). */
@@ -91,6 +93,7 @@ export function localServiceProgram(spec: LocalServiceSpec): pulumi.automation.P
         nanoCpus: release.cpuMillis * 1_000_000,
         labels: { ...spec.labels, 'deploy-mcp.release': release.key },
         network: spec.network,
+        ...(release.mounts?.length ? { mounts: release.mounts } : {}),
       });
     }
     const active = containers.active;

@@ -6,6 +6,8 @@ import {
   postgresDatabaseProvider,
 } from './postgres-provider.ts';
 
+import { type SqliteVolumeInputs, sqliteVolumeProvider } from './sqlite-provider.ts';
+
 /** The `pg` driver the provider loads (resolved here: the launcher runs elsewhere). */
 const PG_MODULE = createRequire(import.meta.url).resolve('pg');
 
@@ -44,5 +46,19 @@ export function postgresResourceProgram(spec: PostgresResourceSpec): pulumi.auto
       connectionLimit: spec.connectionLimit,
     });
     return { database: db.id, role: spec.role, connectionLimit: spec.connectionLimit };
+  };
+}
+
+class SqliteVolume extends pulumi.dynamic.Resource {
+  constructor(name: string, args: { [K in keyof SqliteVolumeInputs]: pulumi.Input<SqliteVolumeInputs[K]> }) {
+    super(sqliteVolumeProvider, name, args, {});
+  }
+}
+
+/** An embedded `sqlite` resource's stack program: the directory attached containers mount. */
+export function sqliteResourceProgram(spec: SqliteVolumeInputs): pulumi.automation.PulumiFn {
+  return async () => {
+    const volume = new SqliteVolume('volume', { dir: spec.dir });
+    return { dir: volume.id };
   };
 }

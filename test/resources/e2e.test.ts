@@ -3,8 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { createClient } from '@libsql/client';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../core/db/client.ts';
 import { agentGit, pushNewRepo } from '../support/git.ts';
 import { eventually, httpGet } from '../support/http.ts';
 import { call, connectClient, text } from '../support/mcp.ts';
@@ -55,6 +57,10 @@ describe('end to end: app + database in one call', () => {
     const app = path.join(work.dir, 'app');
     fs.cpSync(path.join(repoRoot, 'test/fixtures/apps/node-postgres'), app, { recursive: true });
     await pushNewRepo(git, app, remote);
+    const pyRepo = await call(client, 'create_repo', { name: `pynotes-${run}` });
+    const pyApp = path.join(work.dir, 'pyapp');
+    fs.cpSync(path.join(repoRoot, 'test/fixtures/apps/python-sqlite'), pyApp, { recursive: true });
+    await pushNewRepo(git, pyApp, (pyRepo.structuredContent as { git_remote: string }).git_remote);
   }, 240_000);
 
   beforeEach(async () => {
@@ -144,5 +150,51 @@ describe('end to end: app + database in one call', () => {
     expect(text(await call(client, 'delete_resource', { name }))).toMatch(
       new RegExp(`attached to "${name}"`),
     );
+  }, 600_000);
+
+  it('create_service(…, database: {type: "sqlite"}) → a Python app keeps rows in the mounted file, readable with @libsql/client; delete keeps a copy', async () => {
+    const name = `py-${run}`;
+    const res = await call(client, 'create_service', {
+      name,
+      repo: `pynotes-${run}`,
+      database: { type: 'sqlite' },
+    });
+    if (res.isError) throw new Error(`${text(res)}\n${serve.output().slice(-3000)}`);
+    const view = await settled(name);
+    expect(view.deployment?.reason ?? null, JSON.stringify(view)).toBeNull();
+    expect(view.status).toBe('active');
+    const url = view.url ?? '';
+    const first = await eventually(
+      () => viaIngress(url, '/notes?add=one'),
+      (r) => r.status === 200,
+      60_000,
+    );
+    expect(JSON.parse(first.body)).toEqual({ notes: ['one'], url: `file:/data/${name}/db.sqlite` });
+    expect(JSON.parse((await viaIngress(url, '/notes?add=two')).body).notes).toEqual(['one', 'two']);
+    // The same rows through @libsql/client and a file: URL (what Node apps use).
+    const product = await openDatabase(`file:${path.join(dataDir, 'deploy-mcp.db')}`);
+    const resource = await product.prisma.resource
+      .findFirstOrThrow({ where: { name, deletedAt: null } })
+      .finally(() => product.close());
+    const libsql = createClient({ url: `file:${path.join(dataDir, 'volumes', resource.id, 'db.sqlite')}` });
+    try {
+      const rows = await libsql.execute('select body from notes order by id');
+      expect(rows.rows.map((r) => r.body)).toEqual(['one', 'two']);
+    } finally {
+      libsql.close();
+    }
+    // Delete: the service first, then the database; a consistent copy is kept, 0600.
+    expect((await call(client, 'delete_service', { name })).isError).toBeFalsy();
+    const deleted = await call(client, 'delete_resource', { name });
+    expect(deleted.isError, text(deleted)).toBeFalsy();
+    const backup = path.join(dataDir, 'backups', (deleted.structuredContent as { backup: string }).backup);
+    expect(fs.statSync(backup).mode & 0o777).toBe(0o600);
+    const copy = createClient({ url: `file:${backup}` });
+    try {
+      expect((await copy.execute('select count(*) as n from notes')).rows[0]?.n).toBe(2);
+    } finally {
+      copy.close();
+    }
+    expect(fs.existsSync(path.join(dataDir, 'volumes', resource.id))).toBe(false);
   }, 600_000);
 });

@@ -31,7 +31,7 @@ export type DeployDeps = {
   /** The data dir (embedded database, stack state, daemons), named in "out of disk space on …". */
   dataDir?: string;
   /** Where resources (databases) live; absent: none is offered (resource activities fail). */
-  resources?: Pick<ResourceDeps, 'postgres' | 'backupsDir' | 'backupRetentionDays'>;
+  resources?: Pick<ResourceDeps, 'postgres' | 'backupsDir' | 'backupRetentionDays' | 'volumesDir'>;
 };
 
 /**
@@ -82,6 +82,7 @@ export function createDeployActivities(deps: DeployDeps) {
       postgres: deps.resources?.postgres,
       backupsDir: deps.resources?.backupsDir ?? path.join(deps.dataDir ?? os.tmpdir(), 'backups'),
       backupRetentionDays: deps.resources?.backupRetentionDays ?? 7,
+      volumesDir: deps.resources?.volumesDir,
     }),
     buildImage: (deploymentId: string) =>
       buildImage(deploymentId).catch(onFullDisk('the build work dir', build)),
@@ -93,6 +94,6 @@ export function createDeployActivities(deps: DeployDeps) {
 }
 
 function deployActivities(deps: DeployDeps) {
-  const records = deploymentRecords(deps.db, deps.secrets);
+  const records = deploymentRecords(deps.db, deps.secrets, deps.resources?.volumesDir);
   return Object.assign(buildActivities(deps, records), releaseActivities(deps, records));
 }

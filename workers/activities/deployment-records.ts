@@ -5,12 +5,13 @@ import type { SecretBox } from '../../core/secrets.ts';
 import type { ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import { IN_FLIGHT_STATUSES } from '../deploy/statuses.ts';
 import type { RuntimeService } from '../runtimes/runtime.ts';
+import { sqliteMountPath, sqliteVolume } from './resources.ts';
 
 /**
  * What the deploy activities read and write about deployments, services and releases: one
  * definition each, shared by the build and release activities.
  */
-export function deploymentRecords(db: Db, secrets: SecretBox) {
+export function deploymentRecords(db: Db, secrets: SecretBox, volumesDir?: string) {
   async function load(deploymentId: string) {
     const d = await db.deployment.findUniqueOrThrow({
       where: { id: deploymentId },
@@ -95,10 +96,12 @@ export function deploymentRecords(db: Db, secrets: SecretBox) {
       cpuMillis: number;
     },
   ): ReleaseSpec {
+    const mounts = sqliteMounts(service.resources ?? [], volumesDir);
     return {
       key,
       image,
       env: serviceEnv(service),
+      ...(mounts.length ? { mounts } : {}),
       port: service.port ?? 3000,
       memoryMb: service.memoryMb,
       cpuMillis: service.cpuMillis,
@@ -136,6 +139,18 @@ export function deploymentRecords(db: Db, secrets: SecretBox) {
 }
 
 export type DeploymentRecords = ReturnType<typeof deploymentRecords>;
+
+/** Binds of the attached, ready embedded `sqlite` resources: `<volumesDir>/<id>:/data/<name>`. */
+function sqliteMounts(
+  attached: { resource: { id: string; name: string; type?: string; status: string } }[],
+  volumesDir: string | undefined,
+): string[] {
+  if (!volumesDir) return [];
+  return attached
+    .filter((a) => a.resource.type === 'sqlite' && a.resource.status === 'ready')
+    .map((a) => `${sqliteVolume(volumesDir, a.resource.id)}:${sqliteMountPath(a.resource.name)}:rw`)
+    .sort();
+}
 
 /** Ends the activity when its workflow was cancelled (a newer deployment superseded it). */
 export function stopIfCancelled() {

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { createClient } from '@libsql/client';
 import { ApplicationFailure } from '@temporalio/activity';
 import { childEnv } from '../../core/child-env.ts';
 import type { Db, Resource } from '../../core/db/client.ts';
@@ -13,7 +14,7 @@ import {
 } from '../../core/resources/catalog.ts';
 import type { SecretBox } from '../../core/secrets.ts';
 import type { PostgresAdmin } from '../../tenant-stacks/resources/postgres-provider.ts';
-import { postgresResourceProgram } from '../../tenant-stacks/resources/program.ts';
+import { postgresResourceProgram, sqliteResourceProgram } from '../../tenant-stacks/resources/program.ts';
 import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
 
 /** The PostgreSQL server `postgres` resources live on, as the resource activities reach it. */
@@ -37,6 +38,8 @@ export type ResourceDeps = {
   postgres: PostgresServer | undefined;
   /** Final backups of deleted resources: `<dataDir>/backups`. */
   backupsDir: string;
+  /** Directories of embedded `sqlite` resources (`<dataDir>/volumes`); absent: sqlite is not offered. */
+  volumesDir?: string | undefined;
   backupRetentionDays: number;
 };
 
@@ -52,6 +55,23 @@ export type PostgresConnection = {
   PGPASSWORD: string;
   PGDATABASE: string;
 };
+
+/** Where an embedded `sqlite` resource's directory is mounted in attached containers. */
+export const sqliteMountPath = (name: string) => `/data/${name}`;
+
+/** The host directory of an embedded `sqlite` resource. */
+export const sqliteVolume = (volumesDir: string, resourceId: string) => path.join(volumesDir, resourceId);
+
+/** An embedded `sqlite` resource's variables: the same `@libsql/client` code works with a `file:` URL. */
+export function sqliteConnection(name: string): Record<string, string> {
+  const file = `${sqliteMountPath(name)}/db.sqlite`;
+  return {
+    DATABASE_URL: `file:${file}`,
+    LIBSQL_URL: `file:${file}`,
+    LIBSQL_AUTH_TOKEN: '',
+    SQLITE_PATH: file,
+  };
+}
 
 /**
  * The resource activities (deployer workers). They receive ids only: credentials are made here,
@@ -106,6 +126,22 @@ export function resourceActivities(deps: ResourceDeps) {
     async provisionResourceStack(resourceId: string): Promise<void> {
       const resource = await db.resource.findUniqueOrThrow({ where: { id: resourceId } });
       if (resource.deletedAt || !resource.stackName) return;
+      if (resource.type === 'sqlite') {
+        const dir = sqliteDir(resource);
+        await deps.runner.up(resource.stackName, sqliteResourceProgram({ dir }));
+        await db.resource.updateMany({
+          where: { id: resourceId, status: 'provisioning' },
+          data: {
+            status: 'ready',
+            statusReason: null,
+            connectionEncrypted: secrets.sealJson(
+              sqliteConnection(resource.name),
+              connectionAad(resource.id),
+            ),
+          },
+        });
+        return;
+      }
       if (resource.type !== 'postgres')
         throw ApplicationFailure.nonRetryable(`${resource.type} is not available yet`, RESOURCE_FAILED);
       const connection = await connectionOf(resource);
@@ -132,6 +168,11 @@ export function resourceActivities(deps: ResourceDeps) {
     async destroyResourceStack(resourceId: string): Promise<{ backup: string | null }> {
       const resource = await db.resource.findUniqueOrThrow({ where: { id: resourceId } });
       let backup: string | null = null;
+      if (resource.stackName && resource.type === 'sqlite') {
+        if (deps.backupRetentionDays > 0 && resource.status === 'deleting')
+          backup = await copySqlite(resource);
+        await deps.runner.destroy(resource.stackName);
+      }
       if (resource.stackName && resource.type === 'postgres' && resource.connectionEncrypted) {
         const connection = await connectionOf(resource);
         await deps.postgres?.ensureStarted?.();
@@ -156,6 +197,31 @@ export function resourceActivities(deps: ResourceDeps) {
       return { backup: backup && path.basename(backup) };
     },
   };
+
+  function sqliteDir(resource: Resource): string {
+    if (!deps.volumesDir)
+      throw ApplicationFailure.nonRetryable('SQLite is not offered by this server', RESOURCE_FAILED);
+    return sqliteVolume(deps.volumesDir, resource.id);
+  }
+
+  /** A consistent copy of the SQLite file (VACUUM INTO), 0600; null when the app never made one. */
+  async function copySqlite(resource: Resource): Promise<string | null> {
+    const source = path.join(sqliteDir(resource), 'db.sqlite');
+    if (!fs.existsSync(source)) return null;
+    fs.mkdirSync(deps.backupsDir, { recursive: true, mode: 0o700 });
+    const file = path.join(
+      deps.backupsDir,
+      `${resource.name}-${resource.id}-${new Date().toISOString().replace(/[:.]/g, '')}.sqlite`,
+    );
+    const client = createClient({ url: `file:${source}` });
+    try {
+      await client.execute({ sql: 'VACUUM INTO ?', args: [file] });
+    } finally {
+      client.close();
+    }
+    fs.chmodSync(file, 0o600);
+    return file;
+  }
 
   /** `pg_dump --format=custom` of the resource's database, into a 0600 file under the backups dir. */
   async function dumpPostgres(resource: Resource, database: string): Promise<string> {
