@@ -257,6 +257,31 @@ export function registerResourceTools(server: McpServer, ctx: ToolContext, deps:
   );
 
   registerAttachTools(server, ctx, deps, findResource);
+
+  server.registerTool(
+    'rotate_resource_credentials',
+    {
+      title: "Rotate a database's credentials",
+      description:
+        'Gives a postgres database a new password at once: the old one stops working for new connections, the data ' +
+        'stays, and the services it is attached to are redeployed without a build with the new variables (their ' +
+        'old release may fail to open new connections for the few seconds until then). Next: get_service.',
+      inputSchema: { name: resourceName, project: projectName },
+      outputSchema: {
+        name: z.string(),
+        status: z.string().describe('rotated, or rotating when the wait ended first'),
+        redeployed: z.array(z.string()).describe('Services redeployed with the new credentials.'),
+      },
+      annotations: { title: "Rotate a database's credentials", ...CHANGES },
+    },
+    (args, extra) =>
+      runTool(ctx, extra, 'rotate_resource_credentials', async (caller) => {
+        const r = await findResource(caller, args.name, args.project);
+        if (!deps.resources) throw notAvailableYet('Rotating credentials (rotate_resource_credentials)');
+        const result = await deps.resources.rotate(caller, r);
+        return { name: r.name, ...result };
+      }),
+  );
 }
 
 /**

@@ -74,6 +74,7 @@ describe('tenancy: every tool is scoped to the caller', () => {
     ['delete_resource', { name: 'db', project: 'staging' }, /not available yet/],
     ['attach_resource', { service: 'web', resource: 'db', project: 'staging' }, /not available yet/],
     ['detach_resource', { service: 'web', resource: 'db', project: 'staging' }, /not available yet/],
+    ['rotate_resource_credentials', { name: 'db', project: 'staging' }, /not available yet/],
     ['get_git_token', { name: 'code' }, /"git_remote": "http:\/\/bob:mlg_/],
   ];
 

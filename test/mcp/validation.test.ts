@@ -74,6 +74,7 @@ const BAD_INPUTS: [string, Record<string, unknown>, string][] = [
   ['attach_resource', { service: 'web' }, 'resource'],
   ['attach_resource', { service: 'Web', resource: 'db' }, 'service'],
   ['detach_resource', { service: 'web', resource: 'db_1' }, 'resource'],
+  ['rotate_resource_credentials', {}, 'name'],
   ['create_service', { name: 'web', repo: 'web', resources: 'db' }, 'resources'],
   ['create_service', { name: 'web', repo: 'web', resources: ['DB'] }, 'resources'],
   ['create_service', { name: 'web', repo: 'web', database: { type: 'mysql' } }, 'database'],

@@ -204,6 +204,24 @@ describe('resources through MCP on the embedded default (postgres)', () => {
     await create(bob, name);
   }, 300_000);
 
+  it('rotate_resource_credentials: the old password stops working, the new one opens the same data', async () => {
+    const name = `one-${run}`;
+    const before = await reveal(alice, name);
+    const oldUrl = fromHost(before.connection.DATABASE_URL ?? '');
+    expect(await tryQuery(oldUrl, 'create table if not exists kept (v int)')).toBe('[]');
+    expect(await tryQuery(oldUrl, 'insert into kept values (7)')).toBe('[]');
+    const rotated = await call(alice, 'rotate_resource_credentials', { name });
+    expect(rotated.isError, text(rotated)).toBeFalsy();
+    expect(rotated.structuredContent).toMatchObject({ status: 'rotated', redeployed: [] });
+    const after = await reveal(alice, name);
+    expect(after.connection.PGPASSWORD).not.toBe(before.connection.PGPASSWORD);
+    expect(after.connection.PGUSER).toBe(before.connection.PGUSER);
+    expect(await tryQuery(oldUrl)).toMatch(/password authentication failed/);
+    expect(await tryQuery(fromHost(after.connection.DATABASE_URL ?? ''), 'select v from kept')).toBe(
+      '[{"v":7}]',
+    );
+  }, 240_000);
+
   it('no revealed password is anywhere in clear under the data dir (database, Temporal, Pulumi state, logs)', () => {
     expect(revealed.length).toBeGreaterThan(3);
     const hits: string[] = [];

@@ -153,6 +153,35 @@ export function resourceActivities(deps: ResourceDeps) {
       });
     },
 
+    /**
+     * New credentials: a new password is sealed into the row (credential version + 1) before the
+     * stack applies it, so any retry converges on what the row holds. The old password stops
+     * working for new connections at once.
+     */
+    async rotateResourceCredentials(resourceId: string): Promise<void> {
+      const resource = await db.resource.findUniqueOrThrow({ where: { id: resourceId } });
+      if (resource.deletedAt || !resource.stackName || resource.status !== 'ready') return;
+      if (resource.type !== 'postgres' || !resource.connectionEncrypted)
+        throw ApplicationFailure.nonRetryable(
+          `${resource.type} resources have no credentials here`,
+          RESOURCE_FAILED,
+        );
+      const old = await connectionOf(resource);
+      const password = randomBytes(24).toString('base64url');
+      const url = new URL(old.DATABASE_URL);
+      url.password = password;
+      const connection: PostgresConnection = { ...old, DATABASE_URL: url.toString(), PGPASSWORD: password };
+      await db.resource.update({
+        where: { id: resourceId },
+        data: {
+          connectionEncrypted: secrets.sealJson(connection, connectionAad(resource.id)),
+          credentialVersion: { increment: 1 },
+        },
+      });
+      await deps.postgres?.ensureStarted?.();
+      await deps.runner.up(resource.stackName, program(resource, connection));
+    },
+
     /** Records why provisioning failed. */
     async markResourceFailed(resourceId: string, reason: string): Promise<void> {
       await db.resource.updateMany({

@@ -14,7 +14,7 @@ import {
 } from '../../core/resources/catalog.ts';
 import type { DeployStarter } from '../deploy/start-deploy.ts';
 import { PRODUCT_TASK_QUEUE } from '../task-queues.ts';
-import type { deleteResource, provisionResource } from '../workflows/resources.ts';
+import type { deleteResource, provisionResource, rotateResource } from '../workflows/resources.ts';
 
 /** How long create and delete wait by default: answers arrive within MCP clients' usual 60 s. */
 const DEFAULT_WAIT_MS = 45_000;
@@ -236,6 +236,36 @@ export class ResourceManager {
     });
     const deployment = await this.o.deploys?.redeployServing(service.id);
     return { changed: true, deploymentId: deployment?.id ?? null };
+  }
+
+  /**
+   * Rotates a resource's credentials and waits (bounded) for it; then the services using it are
+   * redeployed without a build, with the new variables.
+   */
+  async rotate(
+    caller: Caller,
+    resource: Resource & { services: { service: { name: string; id: string } }[] },
+  ): Promise<{ status: string; redeployed: string[] }> {
+    if (resource.type !== 'postgres')
+      throw invalidInput(
+        `${resource.type} resources on this server have no credentials to rotate: the file is reachable only ` +
+          'by the services it is attached to',
+      );
+    if (resource.status !== 'ready')
+      throw conflict(`resource "${resource.name}" is ${resource.status}, not ready`);
+    await this.audit(caller, 'resource.rotate', resource.id, { resource: resource.name });
+    const handle = await this.o.temporal.workflow.start<typeof rotateResource>('rotateResource', {
+      taskQueue: PRODUCT_TASK_QUEUE,
+      workflowId: `resource-rotate-${resource.id}-${Date.now()}`,
+      args: [resource.id],
+    });
+    const done = await withDeadline(
+      handle.result().then(() => true),
+      this.o.waitMs ?? DEFAULT_WAIT_MS,
+    );
+    if (!done) return { status: 'rotating', redeployed: [] };
+    for (const s of resource.services) await this.o.deploys?.redeployServing(s.service.id);
+    return { status: 'rotated', redeployed: resource.services.map((s) => s.service.name).sort() };
   }
 
   /** The caller's resources named in project `projectId`, each ready; a missing or unready one is an error. */

@@ -43,3 +43,8 @@ function failureReason(err: unknown): string {
   if (cause instanceof ApplicationFailure && cause.message) return cause.message;
   return 'provisioning failed after retries; see the server logs';
 }
+
+/** New credentials for a resource (its stack applies them). Receives the resource's id only. */
+export async function rotateResource(resourceId: string): Promise<void> {
+  await stacks.rotateResourceCredentials(resourceId);
+}
