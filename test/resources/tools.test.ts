@@ -220,6 +220,33 @@ describe('resources through MCP on the embedded default (postgres)', () => {
     expect(await tryQuery(fromHost(after.connection.DATABASE_URL ?? ''), 'select v from kept')).toBe(
       '[{"v":7}]',
     );
+    // deploy-mcp audit --resource: the rotation is an update that changed the password, shown without it.
+    const { stdout } = await exec(
+      CLI,
+      ['audit', name, '--resource', '--user', 'alice@example.com', '--json'],
+      {
+        env: serve.env,
+      },
+    );
+    expect(stdout).not.toContain(after.connection.PGPASSWORD ?? '?');
+    expect(stdout).not.toContain(before.connection.PGPASSWORD ?? '?');
+    const report = JSON.parse(stdout) as {
+      resource: { credentialVersion: number; status: string };
+      stack: string;
+      history: {
+        kind: string;
+        result: string;
+        changes: { properties: { path: string; secretChanged?: true }[] }[];
+      }[];
+    };
+    expect(report.resource).toMatchObject({ credentialVersion: 2, status: 'ready' });
+    expect(report.stack).toBe('live');
+    expect(report.history.map((u) => `${u.kind} ${u.result}`)).toEqual([
+      'update succeeded',
+      'update succeeded',
+    ]);
+    const rotation = report.history[0]?.changes.flatMap((c) => c.properties) ?? [];
+    expect(rotation).toContainEqual(expect.objectContaining({ path: 'password', secretChanged: true }));
   }, 240_000);
 
   it('no revealed password is anywhere in clear under the data dir (database, Temporal, Pulumi state, logs)', () => {
