@@ -222,6 +222,8 @@ export async function startEmbeddedPostgres(o: EmbeddedPostgresOptions): Promise
         process.kill(daemon.pid, 'SIGINT');
       } catch {}
       await daemon.stop();
+      // The mount point and socket directory (the mount itself went with the server's namespace).
+      fs.rmSync(paths.root, { recursive: true, force: true });
     },
   };
 }

@@ -208,5 +208,6 @@ describe('embedded PostgreSQL and the postgres resource stack', () => {
     server = undefined;
     expect(alive(pid)).toBe(false);
     expect(mountsOf(runDir)).toEqual([]);
+    expect(fs.existsSync(runDir)).toBe(false);
   }, 120_000);
 });
