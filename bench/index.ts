@@ -1,12 +1,19 @@
 // npm run bench: performance figures, printed (targets live here, never in test assertions).
-// `npm run bench -- deploy` (or mcp, memory, git, apps) runs one group.
+// `npm run bench -- deploy` (or mcp, memory, git, databases, apps) runs one group.
 import { benchApps } from './apps.ts';
+import { benchDatabases } from './databases.ts';
 import { benchDeploy } from './deploy.ts';
 import { benchGit } from './git.ts';
 import { benchMcp } from './mcp.ts';
 import { benchMemory } from './memory.ts';
 
-const groups = { mcp: benchMcp, memory: benchMemory, git: benchGit, deploy: benchDeploy };
+const groups = {
+  mcp: benchMcp,
+  memory: benchMemory,
+  git: benchGit,
+  deploy: benchDeploy,
+  databases: benchDatabases,
+};
 const only = process.argv.slice(2);
 for (const [name, run] of Object.entries(groups)) if (only.length === 0 || only.includes(name)) await run();
 // `apps` (every starter-shaped app of the corpus: many minutes) runs only when named; the names

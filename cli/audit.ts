@@ -23,9 +23,11 @@ import {
   type StackReading,
   type StackUpdateRecord,
 } from '../tenant-stacks/runner.ts';
+import { auditResource } from './audit-resource.ts';
 
 export const AUDIT_USAGE =
-  'audit <service> --user <email> [--project <name>] [--from <v>] [--to <v>] [--json]';
+  'audit <service> --user <email> [--project <name>] [--from <v>] [--to <v>] [--json] | ' +
+  'audit <resource> --resource --user <email> [--project <name>] [--json]';
 
 /** A release a stack state runs: its version, or its key alone when no release row has it. */
 type ReleaseRef = { version: number | null; key: string };
@@ -91,6 +93,11 @@ export type AuditReport = {
  * services are included: their updates and states are the copies the stack runner kept.
  */
 export async function audit(config: Config, args: string[]): Promise<void> {
+  if (args.includes('--resource'))
+    return auditResource(
+      config,
+      args.filter((a) => a !== '--resource'),
+    );
   const { values, positionals } = parseArgs({
     args,
     options: {
@@ -265,7 +272,7 @@ type AuditedUpdate = { number: number; update: StackUpdateRecord; state: AuditSt
  * the state the journal kept of it, the newest at least with the current state
  * (`exportStack()`); a removed stack's are the journal's copies alone.
  */
-function stackUpdates(
+export function stackUpdates(
   reading: StackReading,
   kept: KeptUpdate[],
   redact: (deployment: unknown) => AuditState,
@@ -333,7 +340,7 @@ function parseVersion(value: string | undefined, flag: string): number | undefin
 }
 
 /** The master key, without creating one (an audit writes nothing). */
-function openSecretBox(config: Config): SecretBox {
+export function openSecretBox(config: Config): SecretBox {
   const file = path.join(config.dataDir, 'secret.key');
   if (!config.secretKey && !fs.existsSync(file)) {
     throw new DomainError(

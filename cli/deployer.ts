@@ -16,6 +16,7 @@ import { KubernetesRuntime } from '../workers/runtimes/kubernetes.ts';
 import { LocalRuntime } from '../workers/runtimes/local.ts';
 import type { Runtime } from '../workers/runtimes/runtime.ts';
 import { type EmbeddedRuntime, startEmbeddedRuntime } from './embedded-runtime.ts';
+import { resourceServers } from './resources.ts';
 
 /**
  * The deployer-worker's activities: on the runtime the configuration names
@@ -88,6 +89,7 @@ export async function createDeployerActivities(
     healthTimeoutMs: config.runtime.healthTimeoutMs,
     dataDir: config.dataDir,
     keepReleases: config.disk.keepReleases,
+    resources: await resourceServers(config, rt, onStop),
   });
 }
 

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Config } from '../core/config.ts';
 import { startBuildkit } from '../core/daemons/buildkit.ts';
 import { startPodmanService } from '../core/daemons/podman.ts';
+import { embeddedPostgresOnDemand, type PostgresOnDemand } from '../core/daemons/postgres.ts';
 import { startRegistry } from '../core/daemons/registry.ts';
 import { startTraefik } from '../core/daemons/traefik.ts';
 import type { Logger } from '../core/log.ts';
@@ -17,6 +18,8 @@ export type EmbeddedRuntime = {
     /** Traefik's API (embedded runtime only): route switches wait until Traefik applies them. */
     routesApiUrl?: string;
   };
+  /** The embedded PostgreSQL `postgres` resources live on; absent with an admin URL or on Kubernetes. */
+  postgres?: PostgresOnDemand;
 };
 
 /**
@@ -53,10 +56,23 @@ export async function startEmbeddedRuntime(
         ]
       : []),
   ]);
+  // Databases for the apps (issue 11): on this machine unless an admin URL names a server. It
+  // starts with the runtime once it holds databases, else on the first create_resource.
+  const postgres =
+    apps && config.resources.postgres.kind === 'embedded'
+      ? embeddedPostgresOnDemand({ dir: dir('postgres'), port: config.resources.postgres.port }, onStop)
+      : undefined;
+  const postgresFailed = postgres?.initialized
+    ? await postgres.ensure().then(
+        () => undefined,
+        (err: unknown) => ({ err }),
+      )
+    : undefined;
   // Whatever started is stopped with the rest, even when a sibling failed.
   for (const s of started) if (s.status === 'fulfilled') onStop(s.value.name, s.value.stop);
   const failed = started.find((s) => s.status === 'rejected');
   if (failed) throw failed.reason;
+  if (postgresFailed) throw postgresFailed.err;
   const [buildkit, podman, traefik] = started.map((s) => (s as PromiseFulfilledResult<unknown>).value) as [
     Awaited<ReturnType<typeof startBuildkit>>,
     Awaited<ReturnType<typeof startPodmanService>> | undefined,
@@ -84,5 +100,6 @@ export async function startEmbeddedRuntime(
           },
         }
       : {}),
+    ...(postgres ? { postgres } : {}),
   };
 }

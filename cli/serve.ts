@@ -22,10 +22,12 @@ import { createSelfCheckActivities } from '../workers/activities/index.ts';
 import { connectTemporal } from '../workers/client.ts';
 import { DeployStarter } from '../workers/deploy/start-deploy.ts';
 import { createDeployerApp } from '../workers/deployer-app.ts';
+import { ResourceManager } from '../workers/resources/manager.ts';
 import { installTemporalRuntime } from '../workers/runtime.ts';
 import { DEPLOY_TASK_QUEUE, PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
 import { createWorker } from '../workers/worker.ts';
 import { createDeployerActivities } from './deployer.ts';
+import { offeredResources } from './resources.ts';
 
 export const ROLES = ['all', 'server', 'worker', 'deployer-server', 'deployer-worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -157,6 +159,13 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         maxServicesPerUser: config.runtime.maxServicesPerUser,
         dataDir: config.dataDir,
         oauth: { signInMethods: signInMethodsFor(config.signIn) },
+        resources: new ResourceManager({
+          db: db.prisma,
+          temporal: temporal.client,
+          maxPerUser: config.resources.maxPerUser,
+          regions: offeredResources(config),
+          deploys,
+        }),
       });
       const http = await listen(app, config.host, config.port);
       onStop('server', http.close);

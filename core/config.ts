@@ -1,6 +1,18 @@
 import path from 'node:path';
 import { z } from 'zod';
 
+// Settings of resources (databases; issue 11), spread into the schema below.
+const resourceSettingsSchema = {
+  DEPLOY_MCP_MAX_RESOURCES: z.coerce.number().int().min(1).max(100_000).default(20),
+  DEPLOY_MCP_BACKUP_RETENTION_DAYS: z.coerce.number().int().min(0).max(3650).default(7),
+  DEPLOY_MCP_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5433),
+  DEPLOY_MCP_POSTGRES_ADMIN_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL')
+    .optional(),
+  DEPLOY_MCP_POSTGRES_APP_HOST: z.string().min(1).optional(),
+};
+
 /** Every setting Deploy MCP reads, parsed once at start-up. `.env.example` documents each. */
 const schema = z.object({
   DEPLOY_MCP_DATA_DIR: z.string().min(1).default('./.data'),
@@ -106,6 +118,7 @@ const schema = z.object({
   // Disk bounds: BuildKit's cache cap and the release images the registry keeps per service.
   DEPLOY_MCP_BUILD_CACHE_MB: z.coerce.number().int().min(256).max(10_485_760).default(10_240),
   DEPLOY_MCP_KEEP_RELEASES: z.coerce.number().int().min(1).max(1000).default(10),
+  ...resourceSettingsSchema,
 });
 
 export type Config = {
@@ -161,6 +174,8 @@ export type Config = {
   };
   /** Sign-in providers besides the operator's login code; undefined when not configured. */
   signIn: SignInSettings;
+  /** Databases agents create (create_resource): limits and where they live. */
+  resources: ResourceSettings;
   git: {
     /** Lifetime of the tokens in issued git remotes (capped at 24 h). */
     tokenTtlSeconds: number;
@@ -299,6 +314,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       kubernetes: kubernetesSettings(e, cwd),
     },
     signIn: signInSettings(e),
+    resources: resourceSettings(e),
     git: {
       tokenTtlSeconds: e.DEPLOY_MCP_GIT_TOKEN_TTL_SECONDS,
       maxPushBytes: e.DEPLOY_MCP_GIT_MAX_PUSH_MB * 1024 * 1024,
@@ -414,6 +430,45 @@ function signInSettings(e: z.infer<typeof schema>): SignInSettings {
     };
   }
   return { firebase, github };
+}
+
+// --- Resources (databases; issue 11) ---
+
+/** Where resources live and how many one user may have. */
+export type ResourceSettings = {
+  /** Live resources one user may have (create_resource refuses a new one beyond it). */
+  maxPerUser: number;
+  /** Days the final backup of a deleted resource is kept (0: none is kept). */
+  backupRetentionDays: number;
+  postgres:
+    | {
+        /** The embedded server (Debian's PostgreSQL under `<dataDir>/postgres`) on this port. */
+        kind: 'embedded';
+        port: number;
+      }
+    | {
+        /** A server the operator runs: an admin URL, and the host apps connect to. */
+        kind: 'external';
+        adminUrl: string;
+        appHost: string;
+      };
+};
+
+function resourceSettings(e: z.infer<typeof schema>): ResourceSettings {
+  const adminUrl = e.DEPLOY_MCP_POSTGRES_ADMIN_URL;
+  let postgres: ResourceSettings['postgres'] = { kind: 'embedded', port: e.DEPLOY_MCP_POSTGRES_PORT };
+  if (adminUrl) {
+    postgres = {
+      kind: 'external',
+      adminUrl,
+      appHost: e.DEPLOY_MCP_POSTGRES_APP_HOST ?? new URL(adminUrl).host,
+    };
+  }
+  return {
+    maxPerUser: e.DEPLOY_MCP_MAX_RESOURCES,
+    backupRetentionDays: e.DEPLOY_MCP_BACKUP_RETENTION_DAYS,
+    postgres,
+  };
 }
 
 /** A `file://` URL's directory is made absolute (relative to `cwd`); other URLs are kept as given. */

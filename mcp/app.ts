@@ -10,6 +10,7 @@ import type { SecretBox } from '../core/secrets.ts';
 import type { GitHosting } from '../git/hosting.ts';
 import { type GitHttpDeps, handleGitRequest } from '../git/smart-http.ts';
 import type { DeployStarter } from '../workers/deploy/start-deploy.ts';
+import type { ResourceManager } from '../workers/resources/manager.ts';
 import { type Authenticator, BearerAuthenticator } from './auth/access-tokens.ts';
 import { resourceMetadataUrl } from './auth/metadata.ts';
 import { type AuthServerOptions, createAuthServer } from './auth/router.ts';
@@ -40,6 +41,8 @@ export type McpAppDeps = {
   maxServicesPerUser?: number;
   /** The data dir: tools answer "out of disk space" for database I/O errors while it is full. */
   dataDir?: string;
+  /** Creates and deletes resources (databases); absent on a server without workers. */
+  resources?: ResourceManager;
 };
 
 /** Largest JSON-RPC request body accepted on /mcp. */
@@ -90,6 +93,7 @@ export function createMcpApp(deps: McpAppDeps) {
         ...(deps.deploys ? { deploys: deps.deploys } : {}),
         ...(deps.github ? { github: deps.github } : {}),
         ...(deps.maxServicesPerUser ? { maxServicesPerUser: deps.maxServicesPerUser } : {}),
+        ...(deps.resources ? { resources: deps.resources } : {}),
       },
     ),
   );

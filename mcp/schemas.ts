@@ -157,11 +157,11 @@ export const cursor = z
   .optional()
   .describe('next_cursor from the previous page.');
 
-export const RESOURCE_TYPES = ['libsql'] as const;
+export const RESOURCE_TYPES = ['postgres', 'sqlite', 'libsql'] as const;
 export const resourceType = z
   .enum(RESOURCE_TYPES, { error: `type must be one of: ${RESOURCE_TYPES.join(', ')}` })
   .optional()
-  .describe('Database type; default libsql (SQLite-compatible, Turso).');
+  .describe('Database type: postgres (default) or sqlite (libsql is another name for sqlite).');
 
 export const RESOURCE_SIZES = ['small', 'medium', 'large'] as const;
 export const resourceSize = z
@@ -169,11 +169,14 @@ export const resourceSize = z
   .optional()
   .describe('Size; default small.');
 
-export const REGIONS = ['fra', 'ams', 'lhr', 'iad', 'sjc', 'nrt'] as const;
+// "local": this machine's own servers (the embedded default); the others are Turso's.
+export const REGIONS = ['local', 'fra', 'ams', 'lhr', 'iad', 'sjc', 'nrt'] as const;
 export const region = z
   .enum(REGIONS, { error: `region must be one of: ${REGIONS.join(', ')}` })
   .optional()
-  .describe('Region; default fra.');
+  .describe(
+    'Region, among those the server offers for the type (see the tool description); default: the first.',
+  );
 
 export const description = z
   .string({ error: expected('description', 'a string') })

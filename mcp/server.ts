@@ -4,6 +4,7 @@ import type { GitHubRepos } from '../core/github/repos.ts';
 import type { SecretBox } from '../core/secrets.ts';
 import type { GitHosting } from '../git/hosting.ts';
 import type { DeployStarter } from '../workers/deploy/start-deploy.ts';
+import type { ResourceManager } from '../workers/resources/manager.ts';
 import type { ToolContext } from './tool-kit.ts';
 import { registerAccountTools } from './tools/account.ts';
 import { registerRepoTools } from './tools/repos.ts';
@@ -31,6 +32,8 @@ export type ServerDeps = {
   maxServicesPerUser?: number;
   /** GitHub repos through the App (host "github"). */
   github?: GitHubRepos;
+  /** Creates and deletes resources (databases); absent: those tools say they are not available. */
+  resources?: ResourceManager;
 };
 
 export function createServer(ctx: ToolContext, deps: ServerDeps): McpServer {

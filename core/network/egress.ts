@@ -66,6 +66,74 @@ export async function ensureEgressRules(policy: EgressPolicy): Promise<void> {
   await restore(rules);
   await ensureJump('mangle', 'FORWARD', policy.source, forward);
   await ensureJump('filter', 'INPUT', policy.source, input);
+  // Ports opened with allowHostPort stay open: their chain is consulted first.
+  if (await chainExists('filter', `${input}-HOST`)) await ensureFirstJump(policy.source, `${input}-HOST`);
+}
+
+/** Most ports a policy's host chain keeps: the oldest goes first (several servers share a machine in tests). */
+export const MAX_HOST_PORTS = 16;
+
+/**
+ * Lets the workloads of policy `name` reach TCP `port` on this machine (e.g. the embedded
+ * PostgreSQL for the apps), and nothing else there. Idempotent; the machine-wide chain keeps at
+ * most MAX_HOST_PORTS ports.
+ */
+export async function allowHostPort(
+  policy: Pick<EgressPolicy, 'name' | 'source'>,
+  port: number,
+): Promise<void> {
+  const chain = `DMCP-${policy.name}-IN-HOST`;
+  await ensureChain('filter', chain);
+  // A chain of its own, jumped to from INPUT before the policy's reject chain: rewriting that
+  // one (ensureEgressRules, from any server on the machine) leaves the opened ports alone.
+  await ensureFirstJump(policy.source, chain);
+  const rule = ['-p', 'tcp', '--dport', String(port), '-j', 'ACCEPT'];
+  try {
+    await iptables(['-t', 'filter', '-C', chain, ...rule]);
+    return;
+  } catch {}
+  await iptables(['-t', 'filter', '-A', chain, ...rule]);
+  const rules = (await iptables(['-t', 'filter', '-S', chain])).stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('-A '));
+  for (let i = 0; i < rules.length - MAX_HOST_PORTS; i++)
+    await iptables(['-t', 'filter', '-D', chain, '1']).catch(() => undefined);
+}
+
+/** Takes back allowHostPort (on stop); a port not allowed is fine. */
+export async function revokeHostPort(name: string, port: number): Promise<void> {
+  const rule = ['-p', 'tcp', '--dport', String(port), '-j', 'ACCEPT'];
+  await iptables(['-t', 'filter', '-D', `DMCP-${name}-IN-HOST`, ...rule]).catch(() => undefined);
+}
+
+async function chainExists(table: string, chain: string): Promise<boolean> {
+  return iptables(['-t', table, '-S', chain]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** `-s source -j target` as INPUT's first rule (moved there when it sits further down). */
+async function ensureFirstJump(source: string, target: string) {
+  const rule = ['-s', source, '-j', target];
+  const { stdout } = await iptables(['-t', 'filter', '-S', 'INPUT']);
+  const first = stdout.split('\n').find((l) => l.startsWith('-A '));
+  if (first === `-A INPUT ${rule.join(' ')}`) return;
+  for (let i = 0; i < 10; i++) {
+    try {
+      await iptables(['-t', 'filter', '-D', 'INPUT', ...rule]);
+    } catch {
+      break; // no copy left
+    }
+  }
+  await iptables(['-t', 'filter', '-I', 'INPUT', '1', ...rule]);
+}
+
+async function ensureChain(table: string, chain: string) {
+  try {
+    await iptables(['-t', table, '-N', chain]);
+  } catch {} // it exists
 }
 
 /** The rules of a policy as iptables prints them (`-S`), for audits and tests. */

@@ -13,6 +13,7 @@ import { ensureOwnerName } from '../../git/owner-names.ts';
 import { type ServiceState, serviceState, serviceStates } from '../../workers/deploy/service-status.ts';
 import type { DeployStarter } from '../../workers/deploy/start-deploy.ts';
 import { IN_FLIGHT_STATUSES } from '../../workers/deploy/statuses.ts';
+import type { ResourceManager } from '../../workers/resources/manager.ts';
 import { firstLine, fitPage } from '../answer-size.ts';
 import { fitServiceView } from '../fit-service-view.ts';
 import { DEFAULT_LOG_LINES, logTail } from '../log-tail.ts';
@@ -36,6 +37,7 @@ import {
   port,
   projectName,
   repoRef,
+  resourceName,
   serviceName,
 } from '../schemas.ts';
 import {
@@ -89,6 +91,7 @@ const serviceSummary = z.object({
   repo: z.string(),
   branch: z.string(),
   updated_at: z.string(),
+  resources: z.array(z.string()).optional().describe('Attached resources (databases), by name.'),
 });
 
 const logTailShape = z.object({ lines: z.array(z.string()), truncated: z.boolean(), note: z.string() });
@@ -147,8 +150,12 @@ const memoryName = (mb: number) => Object.entries(MEMORY_SIZES).find(([, v]) => 
 const cpuName = (millis: number) =>
   Object.entries(CPU_SIZES).find(([, v]) => v === millis)?.[0] ?? String(millis / 1000);
 
-function summary(s: Service & { project: { name: string } }, state: ServiceState) {
+function summary(
+  s: Service & { project: { name: string }; resources?: { resource: { name: string } }[] },
+  state: ServiceState,
+) {
   return {
+    ...(s.resources ? { resources: s.resources.map((r) => r.resource.name).sort() } : {}),
     name: s.name,
     project: s.project.name,
     status: state.status,
@@ -166,6 +173,8 @@ export type ServiceToolDeps = {
   maxServicesPerUser?: number;
   /** GitHub repos through the App (host "github"). */
   github?: GitHubRepos;
+  /** Databases attached at create (resources, database); absent: those arguments are refused. */
+  resources?: ResourceManager;
 };
 
 /** create_service and redeploy_service return by then, with the deployment still running if need be. */
@@ -193,7 +202,10 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
     const p = await resolveProject(db, caller.userId, project);
     const service = await db.service.findFirst({
       where: { userId: caller.userId, projectId: p.id, name, deletedAt: null },
-      include: { project: { select: { name: true } } },
+      include: {
+        project: { select: { name: true } },
+        resources: { include: { resource: { select: { name: true } } } },
+      },
     });
     if (!service) {
       throw notFound(`service "${name}" in project "${p.name}"`, 'Call list_services to see your services.');
@@ -299,9 +311,13 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
    * Waits (at most WAIT_MS, to answer within an MCP client's usual timeout) until the deployment
    * ends, sending a progress notification at each status change when the client asked for them.
    */
-  async function waitForDeployment(deploymentId: string, extra: ToolExtra & ProgressExtra): Promise<boolean> {
+  async function waitForDeployment(
+    deploymentId: string,
+    extra: ToolExtra & ProgressExtra,
+    waitMs = WAIT_MS,
+  ): Promise<boolean> {
     const token = extra._meta?.progressToken;
-    const deadline = Date.now() + WAIT_MS;
+    const deadline = Date.now() + waitMs;
     let last = '';
     let step = 0;
     while (Date.now() < deadline) {
@@ -338,6 +354,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
       started: boolean;
     },
     extra: ToolExtra & ProgressExtra,
+    /** The wait left (create_service: making a database counts against it). */
+    waitMs = WAIT_MS,
   ) {
     const { deployment } = started;
     if (!started.started && deployment.status === 'failed') {
@@ -353,7 +371,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           `get_service with deployment "${deployment.id}" shows its logs.`,
       });
     }
-    const ended = args.wait !== false && (await waitForDeployment(deployment.id, extra));
+    const ended = args.wait !== false && (await waitForDeployment(deployment.id, extra, waitMs));
     const view = await detail(await findService(caller, args.name, args.project), {});
     if (ended) return fitServiceView(view);
     const now = await db.deployment.findUniqueOrThrow({
@@ -368,7 +386,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
     return fitServiceView({
       ...view,
       note:
-        `Deployment ${deployment.id} is still ${now.status}${args.wait === false ? '' : ` after ${WAIT_MS / 1000} s`}; ` +
+        `Deployment ${deployment.id} is still ${now.status}${args.wait === false ? '' : ` after ${Math.round(waitMs / 1000)} s`}; ` +
         `it goes on in the background and ${serving}. Call get_service with name "${args.name}" to follow it ` +
         '(status, deployment.build_log) until status is active or failed.',
     });
@@ -401,6 +419,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         build_command: command('build_command').describe('Overrides the detected build command.'),
         start_command: command('start_command').describe('Overrides the detected start command.'),
         health_check_path: healthCheckPath,
+        resources: serviceResources,
+        database: serviceDatabase,
         wait,
       },
       outputSchema: serviceDetail,
@@ -408,6 +428,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
     },
     (args, extra) =>
       runTool(ctx, extra, 'create_service', async (caller) => {
+        const began = Date.now(); // making a database counts against the wait
         const project = await resolveProject(db, caller.userId, args.project);
         if (!deps.deploys) throw notAvailableYet('Deploying services (create_service)');
         if (args.repo.includes('://')) {
@@ -421,6 +442,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           : await internalRepo(caller.userId, owner, args.repo);
         // Before anything is written: a branch without commits cannot deploy ("push first").
         const commit = await deps.deploys.headOf(repo, args.branch ?? 'main');
+        // Named resources must exist (and be ready) before anything is written, too.
+        const attach = await wantedResources(deps.resources, caller, project.id, args);
         const settings = {
           repoUrl:
             repo.host === 'github' ? `github.com/${repo.ownerName}/${repo.name}` : `${owner}/${repo.name}`,
@@ -496,7 +519,16 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
             }),
           },
         });
-        return answerDeploy(caller, args, await deps.deploys.start(service.id, 'create', commit), extra);
+        // database: {type} creates one named after the service; both are attached before the deploy.
+        if (deps.resources && (attach.length || args.database))
+          await deps.resources.attachForCreate(caller, service, project.name, attach, args.database);
+        return answerDeploy(
+          caller,
+          args,
+          await deps.deploys.start(service.id, 'create', commit),
+          extra,
+          Math.max(1000, WAIT_MS - (Date.now() - began)),
+        );
       }),
   );
 
@@ -529,7 +561,10 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           : undefined;
         const rows = await db.service.findMany({
           where: { userId: caller.userId, deletedAt: null, ...(projectId ? { projectId } : {}) },
-          include: { project: { select: { name: true } } },
+          include: {
+            project: { select: { name: true } },
+            resources: { include: { resource: { select: { name: true } } } },
+          },
           orderBy: { id: 'asc' },
           take: limit + 1,
           ...(after ? { cursor: { id: after }, skip: 1 } : {}),
@@ -738,4 +773,43 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         };
       }),
   );
+}
+
+// --- create_service(…, resources, database): databases in one call (issue 11) ---
+
+const serviceResources = z
+  .array(resourceName, { error: 'resources must be a list of resource names' })
+  .max(10, 'resources must list at most 10 resources')
+  .optional()
+  .describe('Resources (create_resource) to attach: their connection variables are injected at run time.');
+
+const serviceDatabase = z
+  .object(
+    {
+      type: z
+        .enum(['postgres', 'sqlite', 'libsql'], {
+          error: 'database.type must be one of: postgres, sqlite, libsql',
+        })
+        .describe('postgres or sqlite (libsql: another name for sqlite).'),
+      size: z
+        .enum(['small', 'medium', 'large'], { error: 'database.size must be one of: small, medium, large' })
+        .optional(),
+    },
+    { error: 'database must be an object like {"type": "postgres"}' },
+  )
+  .optional()
+  .describe(
+    'Creates a database named after the service (or reuses it), attaches it and deploys: one call for app + database.',
+  );
+
+/** The ready resources `resources` names, in the service's project; none when the server has no resource manager. */
+async function wantedResources(
+  manager: ResourceManager | undefined,
+  caller: Caller,
+  projectId: string,
+  args: { resources?: string[] | undefined; database?: unknown },
+) {
+  if (!args.resources?.length && !args.database) return [];
+  if (!manager) throw notAvailableYet('Databases (create_service resources and database)');
+  return manager.readyResources(caller, projectId, args.resources ?? []);
 }

@@ -12,6 +12,8 @@ export type ReleaseSpec = {
   cpuMillis: number;
   /** Path the release must answer below 500 on to be healthy (default "/"); not part of the stack. */
   healthPath?: string;
+  /** Host directories mounted in ("host:container:rw": attached embedded SQLite resources). */
+  mounts?: string[];
 };
 
 /** A service on the embedded runtime (podman + Traefik). */
@@ -93,6 +95,7 @@ export function localServiceProgram(spec: LocalServiceSpec): pulumi.automation.P
         nanoCpus: release.cpuMillis * 1_000_000,
         labels: { ...spec.labels, 'deploy-mcp.release': release.key },
         network: spec.network,
+        ...(release.mounts?.length ? { mounts: release.mounts } : {}),
       });
     }
     const active = containers.active;

@@ -18,6 +18,8 @@ export type ContainerInputs = {
   labels: Record<string, string>;
   /** The tenant's own network (made on first use, removed with its last container). */
   network: string;
+  /** Binds ("host:container:rw"), e.g. attached embedded SQLite resources; absent: none. */
+  mounts?: string[];
 };
 
 export type ContainerOutputs = ContainerInputs & { containerId: string; hostPort: number };
@@ -84,6 +86,7 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
       ExposedPorts: { [`${inputs.port}/tcp`]: {} },
       HostConfig: {
         NetworkMode: inputs.network,
+        ...(inputs.mounts?.length ? { Binds: inputs.mounts } : {}),
         PortBindings: { [`${inputs.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
         // Without CAP_SYS_RESOURCE here, runc needs limits at or below the current ones.
         Ulimits: [
@@ -158,7 +161,17 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async diff(_id: string, olds: ContainerOutputs, news: ContainerInputs) {
-    const keys = ['name', 'image', 'env', 'port', 'memoryMb', 'nanoCpus', 'socketPath', 'network'] as const;
+    const keys = [
+      'name',
+      'image',
+      'env',
+      'port',
+      'memoryMb',
+      'nanoCpus',
+      'socketPath',
+      'network',
+      'mounts',
+    ] as const;
     const replaces = keys.filter((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
     return { changes: replaces.length > 0, replaces, deleteBeforeReplace: olds.name === news.name };
   },

@@ -72,6 +72,9 @@ describe('tenancy: every tool is scoped to the caller', () => {
     ['rollback_service', { name: 'web', project: 'staging', release: 1 }, /not available yet/],
     ['get_resource', { name: 'db', project: 'staging', include_secrets: true }, /libsql:\/\/bob/],
     ['delete_resource', { name: 'db', project: 'staging' }, /not available yet/],
+    ['attach_resource', { service: 'web', resource: 'db', project: 'staging' }, /not available yet/],
+    ['detach_resource', { service: 'web', resource: 'db', project: 'staging' }, /not available yet/],
+    ['rotate_resource_credentials', { name: 'db', project: 'staging' }, /not available yet/],
     ['get_git_token', { name: 'code' }, /"git_remote": "http:\/\/bob:mlg_/],
   ];
 

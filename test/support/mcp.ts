@@ -32,7 +32,13 @@ export const SEED_TOOLS = [
 ];
 
 /** Tools issues added to the seed contract. */
-export const ADDED_TOOLS = ['list_deployments', 'rollback_service'];
+export const ADDED_TOOLS = [
+  'list_deployments',
+  'rollback_service',
+  'attach_resource',
+  'detach_resource',
+  'rotate_resource_credentials',
+];
 
 export type McpTestServer = {
   url: string;

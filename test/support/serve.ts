@@ -15,13 +15,28 @@ export const CLI = path.join(repoRoot, 'bin/deploy-mcp');
 
 export type ServeProcess = {
   env: NodeJS.ProcessEnv;
-  ports: { server: number; deployer: number; temporal: number; registry: number; ingress: number };
+  ports: {
+    server: number;
+    deployer: number;
+    temporal: number;
+    registry: number;
+    ingress: number;
+    /** The embedded PostgreSQL's (resources); a free one unless given. */
+    postgres?: number;
+  };
   /** Everything the process printed so far (JSON log lines). */
   output: () => string;
   exited: Promise<number | null>;
   child: ChildProcess;
   /** SIGTERM, wait for the exit, remove the tenant stacks' work folders of its data dir. */
   stop: () => Promise<void>;
+  /** True once the process has exited (e.g. it died when Temporal became unreachable). */
+  hasExited: () => boolean;
+  /**
+   * The same serve again (data dir, ports, settings) when this one has exited; this one while it
+   * runs. Call it before each test so one test's crash does not fail the tests after it.
+   */
+  revive: () => Promise<ServeProcess>;
 };
 
 export type ServeOptions = {
@@ -53,6 +68,9 @@ export async function startServe(dataDir: string, o: ServeOptions = {}): Promise
     registry: await distinctPort(),
     ingress: await distinctPort(),
   };
+  // Every serve gets its own PostgreSQL port: several run on this machine at once.
+  const postgresPort = ports.postgres ?? (await distinctPort());
+  ports.postgres = postgresPort;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DEPLOY_MCP_DATA_DIR: dataDir,
@@ -61,6 +79,7 @@ export async function startServe(dataDir: string, o: ServeOptions = {}): Promise
     DEPLOY_MCP_TEMPORAL_PORT: String(ports.temporal),
     DEPLOY_MCP_REGISTRY_PORT: String(ports.registry),
     DEPLOY_MCP_INGRESS_PORT: String(ports.ingress),
+    DEPLOY_MCP_POSTGRES_PORT: String(postgresPort),
     DEPLOY_MCP_PUBLIC_URL: `http://127.0.0.1:${ports.server}`,
     DEPLOY_MCP_TOOLS_DIR: path.join(repoRoot, '.tools'),
     ...o.env,
@@ -90,7 +109,21 @@ export async function startServe(dataDir: string, o: ServeOptions = {}): Promise
     }
     fs.rmSync(tenantWorkRoot(dataDir), { recursive: true, force: true });
   };
-  return { env, ports, output: () => output, exited, child, stop };
+  const hasExited = () => child.exitCode !== null || child.signalCode !== null;
+  const self: ServeProcess = {
+    env,
+    ports,
+    output: () => output,
+    exited,
+    child,
+    stop,
+    hasExited,
+    revive: async () => {
+      if (!hasExited()) return self;
+      return startServe(dataDir, { ...o, ports, env: { ...o.env, ...env } });
+    },
+  };
+  return self;
 }
 
 /** Creates `email`'s account and an API key with the CLI, then an MCP client with that key. */

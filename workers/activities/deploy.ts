@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from '../../core/db/client.ts';
 import type { RepoSources } from '../../core/repo-sources/repo-source.ts';
@@ -11,6 +12,7 @@ import { buildActivities } from './build-image.ts';
 import { deploymentRecords } from './deployment-records.ts';
 import { pruneActivities } from './prune-images.ts';
 import { releaseActivities } from './release-image.ts';
+import { type ResourceDeps, resourceActivities } from './resources.ts';
 
 export type DeployDeps = {
   db: Db;
@@ -36,6 +38,8 @@ export type DeployDeps = {
   dataDir?: string;
   /** Images of the newest this-many releases per live service stay in the registry (default 10). */
   keepReleases?: number;
+  /** Where resources (databases) live; absent: none is offered (resource activities fail). */
+  resources?: Pick<ResourceDeps, 'postgres' | 'backupsDir' | 'backupRetentionDays' | 'volumesDir'>;
 };
 
 /**
@@ -79,6 +83,15 @@ export function createDeployActivities(deps: DeployDeps) {
     err instanceof ApplicationFailure ? 'the build cache' : `the build work dir (${os.tmpdir()})`;
   return {
     ...others,
+    ...resourceActivities({
+      db: deps.db,
+      secrets: deps.secrets,
+      runner: deps.runner,
+      postgres: deps.resources?.postgres,
+      backupsDir: deps.resources?.backupsDir ?? path.join(deps.dataDir ?? os.tmpdir(), 'backups'),
+      backupRetentionDays: deps.resources?.backupRetentionDays ?? 7,
+      volumesDir: deps.resources?.volumesDir,
+    }),
     buildImage: (deploymentId: string) =>
       buildImage(deploymentId).catch(onFullDisk('the build work dir', build)),
     releaseImage: (deploymentId: string, imageRef: string) =>
@@ -89,7 +102,7 @@ export function createDeployActivities(deps: DeployDeps) {
 }
 
 function deployActivities(deps: DeployDeps) {
-  const records = deploymentRecords(deps.db, deps.secrets);
+  const records = deploymentRecords(deps.db, deps.secrets, deps.resources?.volumesDir);
   return Object.assign(
     buildActivities(deps, records),
     releaseActivities(deps, records),

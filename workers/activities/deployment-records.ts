@@ -1,21 +1,29 @@
 import { ApplicationFailure, CancelledFailure, Context, heartbeat } from '@temporalio/activity';
 import type { Db } from '../../core/db/client.ts';
+import { type Attachment, resourceEnv } from '../../core/resources/env.ts';
 import type { SecretBox } from '../../core/secrets.ts';
 import type { ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import { IN_FLIGHT_STATUSES } from '../deploy/statuses.ts';
 import type { RuntimeService } from '../runtimes/runtime.ts';
+import { sqliteMountPath, sqliteVolume } from './resources.ts';
 
 /**
  * What the deploy activities read and write about deployments, services and releases: one
  * definition each, shared by the build and release activities.
  */
-export function deploymentRecords(db: Db, secrets: SecretBox) {
+export function deploymentRecords(db: Db, secrets: SecretBox, volumesDir?: string) {
   async function load(deploymentId: string) {
     const d = await db.deployment.findUniqueOrThrow({
       where: { id: deploymentId },
       include: {
         service: {
-          include: { repo: true, project: { select: { name: true } }, user: { select: { ownerName: true } } },
+          include: {
+            repo: true,
+            project: { select: { name: true } },
+            user: { select: { ownerName: true } },
+            // Attached resources: their variables are injected at run time (resourceEnv).
+            resources: { include: { resource: true } },
+          },
         },
       },
     });
@@ -58,8 +66,20 @@ export function deploymentRecords(db: Db, secrets: SecretBox) {
     });
   }
 
-  function serviceEnv(service: { id: string; envEncrypted: string | null }): Record<string, string> {
-    return service.envEncrypted ? secrets.openJson(service.envEncrypted, `service:${service.id}:env`) : {};
+  /** The service's env vars over its attached resources' variables (the service's own win). */
+  function serviceEnv(service: {
+    id: string;
+    envEncrypted: string | null;
+    resources?: { createdAt: Date; resource: Attachment['resource'] }[];
+  }): Record<string, string> {
+    const own: Record<string, string> = service.envEncrypted
+      ? secrets.openJson(service.envEncrypted, `service:${service.id}:env`)
+      : {};
+    const attached = (service.resources ?? []).map((a) => ({
+      attachedAt: a.createdAt,
+      resource: a.resource,
+    }));
+    return { ...resourceEnv(attached, secrets), ...own };
   }
 
   function releaseSpec(
@@ -68,16 +88,19 @@ export function deploymentRecords(db: Db, secrets: SecretBox) {
     service: {
       id: string;
       envEncrypted: string | null;
+      resources?: { createdAt: Date; resource: Attachment['resource'] }[];
       port: number | null;
       memoryMb: number;
       cpuMillis: number;
       healthCheckPath?: string | null;
     },
   ): ReleaseSpec {
+    const mounts = sqliteMounts(service.resources ?? [], volumesDir);
     return {
       key,
       image,
       env: serviceEnv(service),
+      ...(mounts.length ? { mounts } : {}),
       port: service.port ?? 3000,
       memoryMb: service.memoryMb,
       cpuMillis: service.cpuMillis,
@@ -116,6 +139,18 @@ export function deploymentRecords(db: Db, secrets: SecretBox) {
 }
 
 export type DeploymentRecords = ReturnType<typeof deploymentRecords>;
+
+/** Binds of the attached, ready embedded `sqlite` resources: `<volumesDir>/<id>:/data/<name>`. */
+function sqliteMounts(
+  attached: { resource: { id: string; name: string; type?: string; status: string } }[],
+  volumesDir: string | undefined,
+): string[] {
+  if (!volumesDir) return [];
+  return attached
+    .filter((a) => a.resource.type === 'sqlite' && a.resource.status === 'ready')
+    .map((a) => `${sqliteVolume(volumesDir, a.resource.id)}:${sqliteMountPath(a.resource.name)}:rw`)
+    .sort();
+}
 
 /** Ends the activity when its workflow was cancelled (a newer deployment superseded it). */
 export function stopIfCancelled() {

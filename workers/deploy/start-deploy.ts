@@ -9,7 +9,19 @@ import { ensureOwnerName } from '../../git/owner-names.ts';
 import { PRODUCT_TASK_QUEUE } from '../task-queues.ts';
 import { IN_FLIGHT_STATUSES } from './statuses.ts';
 
-export type DeployTrigger = 'create' | 'redeploy' | 'push' | 'rollback';
+export type DeployTrigger = 'create' | 'redeploy' | 'push' | 'rollback' | 'resources';
+
+/**
+ * What the deployment key covers of attached resources: which ones, and their credential
+ * version (a rotation deploys again). Empty without resources, so older keys stay the same.
+ */
+function attachedKey(attached: { resource: { id: string; credentialVersion: number; status: string } }[]) {
+  const key = attached
+    .map((a) => `${a.resource.id}:${a.resource.credentialVersion}:${a.resource.status}`)
+    .sort()
+    .join(',');
+  return key ? [key] : [];
+}
 
 /** Starts deployments: one per service and commit, newest wins. Used by the tools and by pushes. */
 export class DeployStarter {
@@ -23,7 +35,7 @@ export class DeployStarter {
   async start(serviceId: string, trigger: DeployTrigger, commitSha?: string) {
     const service = await this.db.service.findUniqueOrThrow({
       where: { id: serviceId },
-      include: { repo: true },
+      include: { repo: true, resources: { include: { resource: true } } },
     });
     if (!service.repo) throw invalidInput('the service has no repo');
     await this.reserveHostLabel(service);
@@ -49,6 +61,7 @@ export class DeployStarter {
           service.envEncrypted,
           // Appended only when set, so services without one keep their deployment keys.
           ...(service.healthCheckPath ? [service.healthCheckPath] : []),
+          ...attachedKey(service.resources),
         ]),
       )
       .digest('hex')
@@ -166,6 +179,33 @@ export class DeployStarter {
     });
     await this.launch(deployment, service.currentReleaseId, [target.imageRef]);
     return { deployment, started: true };
+  }
+
+  /**
+   * Redeploys the serving release's image with the service's current settings, without a build
+   * (attached resources changed: attach, detach, rotation). Nothing to do before a first release:
+   * a deployment in flight reads the attachments when its release starts.
+   */
+  async redeployServing(serviceId: string, trigger: DeployTrigger = 'resources') {
+    const service = await this.db.service.findUniqueOrThrow({ where: { id: serviceId } });
+    if (!service.currentReleaseId || service.deletedAt) return undefined;
+    const current = await this.db.release.findUniqueOrThrow({
+      where: { id: service.currentReleaseId },
+      include: { deployment: true },
+    });
+    const deployment = await this.db.deployment.create({
+      data: {
+        serviceId,
+        userId: service.userId,
+        workflowId: `${trigger}-${serviceId}-v${current.version}-${randomUUID().slice(0, 8)}`,
+        trigger,
+        commitSha: current.deployment.commitSha,
+        commitMessage: `redeploy release v${current.version}: attached resources changed`,
+        imageRef: current.imageRef,
+      },
+    });
+    await this.launch(deployment, service.currentReleaseId, [current.imageRef]);
+    return deployment;
   }
 
   /**

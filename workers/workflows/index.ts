@@ -2,4 +2,5 @@
 
 export { deleteService } from './delete-service.ts';
 export { deployService } from './deploy-service.ts';
+export { deleteResource, provisionResource, rotateResource } from './resources.ts';
 export { selfCheck } from './self-check.ts';
