@@ -311,7 +311,8 @@ describe('end to end: repo → push → create_service → live URL → push →
     const pkgFile = path.join(app, 'package.json');
     const original = fs.readFileSync(pkgFile, 'utf8');
     // Unique per run: pgrep sees every build on this machine.
-    const slowStep = `sleep 45 && node build.js superseded-build-${process.pid}-${Date.now()}`;
+    // Long enough that a build left running is still there when the newer one is live.
+    const slowStep = `sleep 150 && node build.js superseded-build-${process.pid}-${Date.now()}`;
     fs.writeFileSync(pkgFile, original.replace('"build": "node build.js"', `"build": "${slowStep}"`));
     await git(['commit', '-q', '-am', 'slow build'], app);
     const slow = (await git(['rev-parse', 'HEAD'], app)).stdout.trim();
@@ -345,7 +346,9 @@ describe('end to end: repo → push → create_service → live URL → push →
       .structuredContent as ServiceView;
     expect(chosen.deployment).toMatchObject({ commit: slow, status: 'superseded' });
     expect(chosen.status).toBe('active');
-    expect(await running()).toBe(''); // the superseded build was stopped, not left to finish
+    // The superseded build was stopped, not left to finish: the cancellation reaches the build at
+    // its next heartbeat (throttled by Temporal to within 16 s), then BuildKit ends the step.
+    expect(await eventually(running, (pids) => pids === '', 30_000)).toBe('');
   });
 
   it('delete_service leaves no container, route or stack behind, and frees the name', async () => {
