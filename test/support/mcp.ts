@@ -59,6 +59,8 @@ export async function startMcpTestServer(
     git?: Partial<{ maxPushBytes: number; maxRepoBytes: number; maxReposPerUser: number }>;
     /** OAuth authorization server options (clock, metadata fetching, sign-in methods). */
     oauth?: AuthServerOptions;
+    /** Further browser origins allowed to call /mcp (e.g. a proxy's in front of it). */
+    allowedOrigins?: string[];
   } = {},
 ): Promise<McpTestServer> {
   const scratch = scratchDir('mcp');
@@ -76,7 +78,7 @@ export async function startMcpTestServer(
     authenticator: new ApiKeyAuthenticator(db.prisma),
     secrets,
     publicUrl,
-    allowedOrigins: [],
+    allowedOrigins: options.allowedOrigins ?? [],
     ...(options.oauth ? { oauth: options.oauth } : {}),
     health: { database: () => db.ping() },
     git: createGitServer({
