@@ -87,7 +87,7 @@ function failedChecks(dir: string, scenario: string): string[] {
   const runDir = fs
     .readdirSync(dir)
     .find((d) => [scenario, `server-${scenario}`].includes(d.replace(/-\d{4}-\d{2}-\d{2}T[\d-]+Z$/, '')));
-  if (!runDir) return [];
+  if (!runDir || !fs.existsSync(`${dir}/${runDir}/checks.json`)) return [];
   const checks = JSON.parse(fs.readFileSync(`${dir}/${runDir}/checks.json`, 'utf8')) as {
     id?: string;
     status: string;
