@@ -15,6 +15,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../core/db/client.ts';
 import { launchChromium, screenshot } from '../support/browser.ts';
 import { agentGit, pushNewRepo } from '../support/git.ts';
 import { eventually, httpGet } from '../support/http.ts';
@@ -47,6 +48,13 @@ describe('OAuth client → browser sign-in and consent → tools/list → deploy
   const viaIngress = (url: string) =>
     httpGet(`http://127.0.0.1:${serve.ports.ingress}/`, new URL(url).hostname);
   const mcpUrl = () => new URL(`${serve.env.DEPLOY_MCP_PUBLIC_URL}/mcp`);
+  /** Ids of the signed-in user's containers (the pipeline labels them with the user id). */
+  const userContainers = async () => {
+    const db = await openDatabase(`file:${path.join(work.dir, 'data', 'deploy-mcp.db')}`);
+    const user = await db.prisma.user.findUniqueOrThrow({ where: { email } }).finally(() => db.close());
+    const { stdout } = await exec('podman', ['ps', '-aq', '--filter', `label=deploy-mcp.user=${user.id}`]);
+    return stdout.trim();
+  };
 
   beforeAll(async () => {
     serve = await startServe(path.join(work.dir, 'data'));
@@ -145,10 +153,18 @@ describe('OAuth client → browser sign-in and consent → tools/list → deploy
       60_000,
     );
     expect(live.body).toContain(`hello from oauth ${run}`);
+    // The same URL in chromium (which resolves *.localhost to loopback itself), for the record.
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(liveUrl, { timeout: 60_000 });
+    expect(await page.locator('p').textContent()).toBe(`hello from oauth ${run}`);
+    await screenshot(page, 'oauth-deploy-4-live-app');
+    await context.close();
   }, 300_000);
 
   it('delete_service: the URL stops serving', async () => {
     if (!client || !liveUrl) throw new Error('nothing deployed (an earlier test failed)');
+    expect(await userContainers()).not.toBe('');
     const res = await call(client, 'delete_service', { name: service });
     expect(res.structuredContent).toMatchObject({ name: service, deleted: true });
     const gone = await eventually(
@@ -158,5 +174,7 @@ describe('OAuth client → browser sign-in and consent → tools/list → deploy
     );
     expect(gone.body).not.toContain(`hello from oauth ${run}`);
     expect(text(await call(client, 'get_service', { name: service }))).toMatch(/not found/);
+    // No container of this user is left.
+    expect(await eventually(userContainers, (ids) => ids === '', 30_000)).toBe('');
   });
 });
