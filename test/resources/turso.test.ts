@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../core/db/client.ts';
 import type { Db } from '../../core/db/client.ts';
+import { openDatabase } from '../../core/db/client.ts';
 import { migrate } from '../../core/db/migrate.ts';
 import { connectionAad, resourceStackName } from '../../core/resources/catalog.ts';
 import { SecretBox } from '../../core/secrets.ts';
@@ -72,7 +72,15 @@ describe('sqlite resources in Turso', () => {
       update: {},
     });
     const row = await db.resource.create({
-      data: { userId: user.id, projectId: project.id, name, liveKey: `${project.id}/${name}`, type: 'sqlite', size: 'small', region },
+      data: {
+        userId: user.id,
+        projectId: project.id,
+        name,
+        liveKey: `${project.id}/${name}`,
+        type: 'sqlite',
+        size: 'small',
+        region,
+      },
     });
     return db.resource.update({ where: { id: row.id }, data: { stackName: resourceStackName(row) } });
   }
@@ -133,7 +141,10 @@ describe('sqlite resources in Turso', () => {
     // The other tenant's token is untouched.
     expect(fake.verify(databaseOf(other.vars), other.vars.LIBSQL_AUTH_TOKEN ?? '')).toBeDefined();
 
-    await db.resource.update({ where: { id: a.id }, data: { status: 'deleting', deletedAt: new Date(), liveKey: null } });
+    await db.resource.update({
+      where: { id: a.id },
+      data: { status: 'deleting', deletedAt: new Date(), liveKey: null },
+    });
     const { backup } = await activities.destroyResourceStack(a.id);
     expect(backup).toBeNull(); // the Platform API has no export
     expect(fake.databases.has(name)).toBe(false);
@@ -167,7 +178,9 @@ describe('sqlite resources in Turso', () => {
   it('no token is in clear under the data dir (database, Pulumi state and work dirs)', async () => {
     expect(seenTokens.size).toBeGreaterThanOrEqual(4);
     const secretsToFind = [...seenTokens, fake.apiToken];
-    const files = fs.readdirSync(work.dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    const files = fs
+      .readdirSync(work.dir, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile());
     expect(files.some((f) => f.parentPath.includes(`${path.sep}state`))).toBe(true);
     for (const f of files) {
       const body = fs.readFileSync(path.join(f.parentPath, f.name)).toString('latin1');
