@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { tenantWorkRoot } from '../../tenant-stacks/from-config.ts';
 import { call, connectClient, text } from '../support/mcp.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 import { CLI, type ServeProcess, startServe } from '../support/serve.ts';
@@ -24,6 +26,7 @@ type ResourceView = {
  */
 describe('sqlite resources in Turso through MCP', () => {
   const work = scratchDir('turso-tools', path.join(repoRoot, '.data', 'test'));
+  const dataDir = path.join(work.dir, 'data');
   let fake: TursoFake;
   let serve: ServeProcess;
   let alice: Client;
@@ -32,7 +35,7 @@ describe('sqlite resources in Turso through MCP', () => {
 
   beforeAll(async () => {
     fake = await startTursoFake('acme');
-    serve = await startServe(path.join(work.dir, 'data'), {
+    serve = await startServe(dataDir, {
       env: {
         DEPLOY_MCP_TURSO_API_URL: fake.url,
         DEPLOY_MCP_TURSO_ORG: fake.org,
@@ -97,12 +100,46 @@ describe('sqlite resources in Turso through MCP', () => {
     expect(fake.verify(database, first.LIBSQL_AUTH_TOKEN ?? '')).toBeUndefined();
     expect(fake.verify(database, second.LIBSQL_AUTH_TOKEN ?? '')?.a).toBe('rw');
 
+    // deploy-mcp audit --resource: the rotation changed the token, shown without any value.
+    const { stdout } = await exec(
+      CLI,
+      ['audit', `db-${run}`, '--resource', '--user', 'alice@example.com', '--json'],
+      {
+        env: serve.env,
+      },
+    );
+    for (const secret of [first.LIBSQL_AUTH_TOKEN, second.LIBSQL_AUTH_TOKEN, fake.apiToken])
+      expect(stdout).not.toContain(secret);
+    const report = JSON.parse(stdout) as {
+      history: { changes: { properties: { path: string; secretChanged?: true }[] }[] }[];
+    };
+    const rotation = report.history[0]?.changes.flatMap((c) => c.properties) ?? [];
+    expect(rotation).toContainEqual(expect.objectContaining({ path: 'token', secretChanged: true }));
+
     const deleted = await call(alice, 'delete_resource', { name: `db-${run}` });
     expect(deleted.isError, text(deleted)).toBeFalsy();
     expect(fake.databases.has(database)).toBe(false);
-    // Nothing of the tokens reached the server's log.
-    expect(serve.output()).not.toContain(first.LIBSQL_AUTH_TOKEN);
-    expect(serve.output()).not.toContain(second.LIBSQL_AUTH_TOKEN);
-    expect(serve.output()).not.toContain(fake.apiToken);
+    // No token in clear in the server's log or under the data dir (database, Temporal, Pulumi state, logs).
+    const secrets = [first.LIBSQL_AUTH_TOKEN ?? '?', second.LIBSQL_AUTH_TOKEN ?? '?', fake.apiToken];
+    for (const secret of secrets) expect(serve.output()).not.toContain(secret);
+    const hits: string[] = [];
+    const walk = (dir: string) => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (e.isFile() && fs.statSync(p).size < 200_000_000) {
+          let body: Buffer;
+          try {
+            body = fs.readFileSync(p);
+          } catch {
+            continue; // a special file (e.g. under a daemon's mount)
+          }
+          for (const secret of secrets) if (body.includes(secret)) hits.push(`${p}: ${secret.slice(0, 4)}…`);
+        }
+      }
+    };
+    walk(dataDir);
+    if (fs.existsSync(tenantWorkRoot(dataDir))) walk(tenantWorkRoot(dataDir));
+    expect(hits).toEqual([]);
   }, 300_000);
 });
