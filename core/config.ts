@@ -11,6 +11,7 @@ const resourceSettingsSchema = {
     .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL')
     .optional(),
   DEPLOY_MCP_POSTGRES_APP_HOST: z.string().min(1).optional(),
+  ...tursoSettingsSchema(),
 };
 
 /** Every setting Deploy MCP reads, parsed once at start-up. `.env.example` documents each. */
@@ -452,6 +453,8 @@ export type ResourceSettings = {
         adminUrl: string;
         appHost: string;
       };
+  /** Turso for `sqlite` resources (production); undefined: the embedded file. */
+  turso: TursoSettings | undefined;
 };
 
 function resourceSettings(e: z.infer<typeof schema>): ResourceSettings {
@@ -468,6 +471,71 @@ function resourceSettings(e: z.infer<typeof schema>): ResourceSettings {
     maxPerUser: e.DEPLOY_MCP_MAX_RESOURCES,
     backupRetentionDays: e.DEPLOY_MCP_BACKUP_RETENTION_DAYS,
     postgres,
+    turso: tursoSettings(e),
+  };
+}
+
+// --- Turso (production SQLite; issue 11) ---
+
+/** Turso's Platform API, where `sqlite` resources live when it is configured. */
+export type TursoSettings = {
+  /** The API's base URL (`https://api.turso.tech`); the client adds `/v1/`. */
+  apiUrl: string;
+  /** Organization slug. */
+  org: string;
+  /** Platform API token (a secret: never logged, a Pulumi secret in state). */
+  apiToken: string;
+  /** Groups are `<groupPrefix>-<location>`: one per region. */
+  groupPrefix: string;
+  /** Locations offered (create_resource's regions); the first is the default. */
+  regions: string[];
+  /** Lifetime of database tokens, in Turso's format (`52w`, `2w1d30m`). */
+  tokenExpiration: string;
+};
+
+function tursoSettingsSchema() {
+  return {
+    DEPLOY_MCP_TURSO_API_URL: z
+      .string()
+      .regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'must be an http(s) URL')
+      .default('https://api.turso.tech'),
+    DEPLOY_MCP_TURSO_ORG: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be an organization slug (lowercase letters, digits, -)')
+      .optional(),
+    DEPLOY_MCP_TURSO_API_TOKEN: z.string().min(1).optional(),
+    DEPLOY_MCP_TURSO_GROUP_PREFIX: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,19}$/, 'must be lowercase letters, digits and -, at most 20')
+      .default('deploy-mcp'),
+    DEPLOY_MCP_TURSO_REGIONS: z
+      .string()
+      .regex(/^[a-z0-9-]+(,[a-z0-9-]+)*$/, 'must be Turso location codes separated by commas')
+      .refine((v) => !v.split(',').includes('local'), '"local" is the embedded default\'s region')
+      .default('aws-us-east-1'),
+    DEPLOY_MCP_TURSO_TOKEN_EXPIRATION: z
+      .string()
+      .regex(/^(\d+[wdhms])+$/, 'must be a duration like 52w or 2w1d30m (tokens must expire)')
+      .default('52w'),
+  };
+}
+
+/** Turso's settings when the organization and its API token are both given; one alone is an error. */
+function tursoSettings(e: z.infer<typeof schema>): TursoSettings | undefined {
+  const org = e.DEPLOY_MCP_TURSO_ORG;
+  const apiToken = e.DEPLOY_MCP_TURSO_API_TOKEN;
+  if (!org && !apiToken) return undefined;
+  if (!org || !apiToken)
+    throw new ConfigError(
+      'invalid configuration:\n  DEPLOY_MCP_TURSO_ORG and DEPLOY_MCP_TURSO_API_TOKEN go together (Turso for sqlite resources)',
+    );
+  return {
+    apiUrl: e.DEPLOY_MCP_TURSO_API_URL.replace(/\/+$/, ''),
+    org,
+    apiToken,
+    groupPrefix: e.DEPLOY_MCP_TURSO_GROUP_PREFIX,
+    regions: [...new Set(e.DEPLOY_MCP_TURSO_REGIONS.split(','))],
+    tokenExpiration: e.DEPLOY_MCP_TURSO_TOKEN_EXPIRATION,
   };
 }
 
