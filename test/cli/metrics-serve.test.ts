@@ -28,21 +28,34 @@ describe('serve: /metrics on the server and deployer ports', () => {
   let db: Database;
 
   beforeAll(async () => {
-    temporal = await startTemporalDevServer({
-      bin: 'temporal',
-      dir: path.join(work.dir, 'temporal'),
-      port: await freePort(),
-      namespace: 'default',
-    });
     // Only the `all` role migrates by itself.
     await migrate(dbUrl);
-    serve = await startServe(dataDir, {
-      roles: 'server,deployer-server',
-      env: { DEPLOY_MCP_TEMPORAL_ADDRESS: temporal.address, DEPLOY_MCP_METRICS_TOKEN: TOKEN },
-    });
+    // A free port can be taken by another process between its choice and its use (other test
+    // runs share this machine): a start that fails is retried once on fresh ports, and said.
+    for (let attempt = 1; ; attempt++) {
+      let t: TemporalDevServer | undefined;
+      try {
+        t = await startTemporalDevServer({
+          bin: 'temporal',
+          dir: path.join(work.dir, `temporal-${attempt}`),
+          port: await freePort(),
+          namespace: 'default',
+        });
+        serve = await startServe(dataDir, {
+          roles: 'server,deployer-server',
+          env: { DEPLOY_MCP_TEMPORAL_ADDRESS: t.address, DEPLOY_MCP_METRICS_TOKEN: TOKEN },
+        });
+        temporal = t;
+        break;
+      } catch (err) {
+        await t?.stop();
+        if (attempt >= 2) throw err;
+        console.warn(`starting Temporal and serve failed (retrying once): ${(err as Error).message}`);
+      }
+    }
     client = await connectAgent(serve, 'metrics-serve@example.com');
     db = await openDatabase(dbUrl);
-  }, 240_000);
+  }, 400_000);
 
   afterAll(async () => {
     await client?.close();
