@@ -10,6 +10,7 @@ import { GitHubRepos } from '../core/github/repos.ts';
 import { diskSpaceCheck } from '../core/health.ts';
 import { listen } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
+import { Metrics } from '../core/metrics.ts';
 import { GitHubRepoSource } from '../core/repo-sources/github.ts';
 import { InternalRepoSource } from '../core/repo-sources/internal.ts';
 import { RepoSources } from '../core/repo-sources/repo-source.ts';
@@ -20,6 +21,7 @@ import { createMcpApp } from '../mcp/app.ts';
 import { signInMethodsFor } from '../mcp/auth/sign-in-methods.ts';
 import { createSelfCheckActivities } from '../workers/activities/index.ts';
 import { connectTemporal } from '../workers/client.ts';
+import { registerDeployMetrics } from '../workers/deploy/deploy-metrics.ts';
 import { DeployStarter } from '../workers/deploy/start-deploy.ts';
 import { createDeployerApp } from '../workers/deployer-app.ts';
 import { ResourceManager } from '../workers/resources/manager.ts';
@@ -142,6 +144,10 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         (err: unknown) => log.warn({ err }, 'sweeping stray releases failed'),
       );
 
+    // One registry per process (GET /metrics on the server and deployer ports), only when served.
+    const metrics = config.metrics.mode === 'off' ? undefined : new Metrics();
+    if (metrics && has('deployer-server')) registerDeployMetrics(metrics, db.prisma, log);
+
     if (has('server')) {
       const app = createMcpApp({
         db: db.prisma,
@@ -159,6 +165,7 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         maxServicesPerUser: config.runtime.maxServicesPerUser,
         dataDir: config.dataDir,
         oauth: { signInMethods: signInMethodsFor(config.signIn) },
+        ...(metrics ? { metrics, metricsAccess: config.metrics } : {}),
         resources: new ResourceManager({
           db: db.prisma,
           temporal: temporal.client,
@@ -177,7 +184,11 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
     if (has('deployer-server')) {
       const webhooks = { db: db.prisma, log, secret: config.githubWebhookSecret, github, deploys };
       const http = await listen(
-        createDeployerApp({ health, github: webhooks }),
+        createDeployerApp({
+          health,
+          github: webhooks,
+          ...(metrics ? { metrics: { metrics, access: config.metrics, log } } : {}),
+        }),
         config.host,
         config.deployerPort,
       );

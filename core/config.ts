@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import type { MetricsAccess } from './metrics.ts';
 
 // Settings of resources (databases; issue 11), spread into the schema below.
 const resourceSettingsSchema = {
@@ -12,6 +13,12 @@ const resourceSettingsSchema = {
     .optional(),
   DEPLOY_MCP_POSTGRES_APP_HOST: z.string().min(1).optional(),
   ...tursoSettingsSchema(),
+};
+
+// Who may read GET /metrics (core/metrics.ts): a token, or public; neither: not served (404).
+const metricsSettingsSchema = {
+  DEPLOY_MCP_METRICS: z.enum(['public']).optional(),
+  DEPLOY_MCP_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).optional(),
 };
 
 /** Every setting Deploy MCP reads, parsed once at start-up. `.env.example` documents each. */
@@ -120,6 +127,7 @@ const schema = z.object({
   DEPLOY_MCP_BUILD_CACHE_MB: z.coerce.number().int().min(256).max(10_485_760).default(10_240),
   DEPLOY_MCP_KEEP_RELEASES: z.coerce.number().int().min(1).max(1000).default(10),
   ...resourceSettingsSchema,
+  ...metricsSettingsSchema,
 });
 
 export type Config = {
@@ -195,6 +203,8 @@ export type Config = {
   github: GitHubSettings | undefined;
   /** Secret GitHub signs webhooks with; undefined: every delivery is refused (401). */
   githubWebhookSecret: string | undefined;
+  /** Who may read GET /metrics on the server and deployer ports. */
+  metrics: MetricsAccess;
 };
 
 /** Our GitHub App and where GitHub is reached (tests point both URLs at a local fake). */
@@ -328,7 +338,14 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     },
     github: githubSettings(e, cwd),
     githubWebhookSecret: e.DEPLOY_MCP_GITHUB_WEBHOOK_SECRET,
+    metrics: metricsAccess(e),
   };
+}
+
+/** A token wins over public: setting both still asks for the token. */
+function metricsAccess(e: z.infer<typeof schema>): MetricsAccess {
+  if (e.DEPLOY_MCP_METRICS_TOKEN) return { mode: 'token', token: e.DEPLOY_MCP_METRICS_TOKEN };
+  return e.DEPLOY_MCP_METRICS === 'public' ? { mode: 'public' } : { mode: 'off' };
 }
 
 function githubSettings(e: z.infer<typeof schema>, cwd: string): GitHubSettings | undefined {

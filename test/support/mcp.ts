@@ -8,6 +8,7 @@ import { type Database, openDatabase } from '../../core/db/client.ts';
 import { migrate } from '../../core/db/migrate.ts';
 import { type Listening, listen } from '../../core/http.ts';
 import { createLogger } from '../../core/log.ts';
+import { Metrics, type MetricsAccess } from '../../core/metrics.ts';
 import { SecretBox } from '../../core/secrets.ts';
 import { createUser } from '../../core/users.ts';
 import { createGitServer } from '../../git/git-server.ts';
@@ -61,6 +62,8 @@ export async function startMcpTestServer(
     oauth?: AuthServerOptions;
     /** Further browser origins allowed to call /mcp (e.g. a proxy's in front of it). */
     allowedOrigins?: string[];
+    /** Counts into a fresh registry, served at /metrics with this access. */
+    metrics?: MetricsAccess;
   } = {},
 ): Promise<McpTestServer> {
   const scratch = scratchDir('mcp');
@@ -80,6 +83,7 @@ export async function startMcpTestServer(
     publicUrl,
     allowedOrigins: options.allowedOrigins ?? [],
     ...(options.oauth ? { oauth: options.oauth } : {}),
+    ...(options.metrics ? { metrics: new Metrics(), metricsAccess: options.metrics } : {}),
     health: { database: () => db.ping() },
     git: createGitServer({
       db: db.prisma,
