@@ -26,7 +26,7 @@ import { DeployStarter } from '../workers/deploy/start-deploy.ts';
 import { createDeployerApp } from '../workers/deployer-app.ts';
 import { ResourceManager } from '../workers/resources/manager.ts';
 import { installTemporalRuntime } from '../workers/runtime.ts';
-import { DEPLOY_TASK_QUEUE, PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
+import { BUILD_TASK_QUEUE, DEPLOY_TASK_QUEUE, PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
 import { createWorker } from '../workers/worker.ts';
 import { createDeployerActivities } from './deployer.ts';
 import { offeredResources } from './resources.ts';
@@ -116,10 +116,14 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
     const deployActivities = has('deployer-worker')
       ? await createDeployerActivities(config, { db: db.prisma, secrets, log, repoSources }, onStop)
       : undefined;
-    for (const [r, taskQueue, workflows, activities] of [
+    // Builds have a task queue of their own with at most DEPLOY_MCP_MAX_BUILDS running at once.
+    const buildQueue = deployActivities && { buildImage: deployActivities.buildImage };
+    const workers: [Role, string, boolean, object | undefined, number?][] = [
       ['worker', PRODUCT_TASK_QUEUE, true, createSelfCheckActivities({ pingDatabase: () => db.ping() })],
       ['deployer-worker', DEPLOY_TASK_QUEUE, false, deployActivities],
-    ] as const) {
+      ['deployer-worker', BUILD_TASK_QUEUE, false, buildQueue, config.runtime.maxBuilds],
+    ];
+    for (const [r, taskQueue, workflows, activities, maxConcurrentActivities] of workers) {
       if (!has(r)) continue;
       const { worker, close } = await createWorker({
         address: temporalAddress,
@@ -127,6 +131,7 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         taskQueue,
         workflows,
         ...(activities ? { activities } : {}),
+        ...(maxConcurrentActivities ? { maxConcurrentActivities } : {}),
       });
       const run = worker.run();
       running.push(run);
@@ -135,7 +140,10 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await run;
       });
-      log.info({ role: r, taskQueue }, 'worker running');
+      log.info(
+        { role: r, taskQueue, ...(maxConcurrentActivities ? { maxConcurrentActivities } : {}) },
+        'worker running',
+      );
     }
     // Containers of releases that never served (their deployment died with an earlier process).
     if (deployActivities)

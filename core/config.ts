@@ -65,6 +65,8 @@ const schema = z.object({
     .default('localhost'),
   DEPLOY_MCP_BUILD_TIMEOUT_SECONDS: z.coerce.number().int().min(30).max(7200).default(900),
   DEPLOY_MCP_BUILD_MEMORY_MB: z.coerce.number().int().min(0).max(1_048_576).default(2048),
+  // Builds one deployer worker runs at once; other deployments wait, queued (issue 15).
+  DEPLOY_MCP_MAX_BUILDS: z.coerce.number().int().min(1).max(64).default(2),
   DEPLOY_MCP_BASE_IMAGE_PREFIX: z
     .string()
     .regex(
@@ -171,6 +173,8 @@ export type Config = {
     buildTimeoutMs: number;
     /** Memory all build steps of the embedded buildkitd may use together, in MiB; 0: no cap. */
     buildMemoryMb: number;
+    /** Builds one deployer worker runs at once (the build task queue's activity slots). */
+    maxBuilds: number;
     /** Live services one user may have (create_service refuses a new one beyond it). */
     maxServicesPerUser: number;
     /** Where base images live (`host:port/path`); undefined: `<the registry>/deploy-mcp`. */
@@ -314,6 +318,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       external: externalRuntime(e, cwd),
       buildTimeoutMs: e.DEPLOY_MCP_BUILD_TIMEOUT_SECONDS * 1000,
       buildMemoryMb: e.DEPLOY_MCP_BUILD_MEMORY_MB,
+      maxBuilds: e.DEPLOY_MCP_MAX_BUILDS,
       maxServicesPerUser: e.DEPLOY_MCP_MAX_SERVICES,
       baseImagePrefix: e.DEPLOY_MCP_BASE_IMAGE_PREFIX,
       healthTimeoutMs: e.DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS * 1000,
