@@ -1,6 +1,7 @@
 // npm run bench: performance figures, printed (targets live here, never in test assertions).
-// `npm run bench -- deploy` (or mcp, memory, git, databases, apps) runs one group.
+// `npm run bench -- deploy` (or mcp, memory, git, databases, concurrency, apps) runs one group.
 import { benchApps } from './apps.ts';
+import { benchConcurrency } from './concurrency.ts';
 import { benchDatabases } from './databases.ts';
 import { benchDeploy } from './deploy.ts';
 import { benchGit } from './git.ts';
@@ -13,6 +14,7 @@ const groups = {
   git: benchGit,
   deploy: benchDeploy,
   databases: benchDatabases,
+  concurrency: benchConcurrency,
 };
 const only = process.argv.slice(2);
 for (const [name, run] of Object.entries(groups)) if (only.length === 0 || only.includes(name)) await run();

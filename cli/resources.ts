@@ -12,13 +12,17 @@ export const CONTAINER_HOST_ALIAS = 'host.containers.internal';
 
 /**
  * The resource types (and regions) this configuration offers: PostgreSQL on the embedded server
- * (podman runtime) or on the admin URL's; SQLite as a file on a volume (podman runtime).
+ * (podman runtime) or on the admin URL's; SQLite as a file on a volume (podman runtime), or in
+ * Turso when it is configured (any runtime).
  */
 export function offeredResources(config: Config): Partial<RegionCatalog> {
   const pg = config.resources.postgres;
   const embeddedApps = !config.runtime.kubernetes;
+  const turso = config.resources.turso;
   return {
     ...(embeddedApps ? { sqlite: EMBEDDED_REGIONS.sqlite } : {}),
+    // Turso, when configured, takes sqlite over: its regions are the configured locations.
+    ...(turso ? { sqlite: turso.regions } : {}),
     ...(pg.kind === 'external' || embeddedApps
       ? { postgres: pg.kind === 'external' ? [LOCAL_REGION] : EMBEDDED_REGIONS.postgres }
       : {}),
@@ -38,6 +42,7 @@ export async function resourceServers(
   const common = {
     backupsDir: path.join(config.dataDir, 'backups'),
     backupRetentionDays: config.resources.backupRetentionDays,
+    turso: config.resources.turso,
     // Embedded SQLite: directories mounted into the apps' containers (podman runtime only).
     volumesDir: rt.apps && !config.runtime.kubernetes ? path.join(config.dataDir, 'volumes') : undefined,
   };

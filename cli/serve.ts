@@ -10,6 +10,7 @@ import { GitHubRepos } from '../core/github/repos.ts';
 import { diskSpaceCheck } from '../core/health.ts';
 import { listen } from '../core/http.ts';
 import type { Logger } from '../core/log.ts';
+import { Metrics } from '../core/metrics.ts';
 import { GitHubRepoSource } from '../core/repo-sources/github.ts';
 import { InternalRepoSource } from '../core/repo-sources/internal.ts';
 import { RepoSources } from '../core/repo-sources/repo-source.ts';
@@ -20,11 +21,12 @@ import { createMcpApp } from '../mcp/app.ts';
 import { signInMethodsFor } from '../mcp/auth/sign-in-methods.ts';
 import { createSelfCheckActivities } from '../workers/activities/index.ts';
 import { connectTemporal } from '../workers/client.ts';
+import { registerDeployMetrics } from '../workers/deploy/deploy-metrics.ts';
 import { DeployStarter } from '../workers/deploy/start-deploy.ts';
 import { createDeployerApp } from '../workers/deployer-app.ts';
 import { ResourceManager } from '../workers/resources/manager.ts';
 import { installTemporalRuntime } from '../workers/runtime.ts';
-import { DEPLOY_TASK_QUEUE, PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
+import { BUILD_TASK_QUEUE, DEPLOY_TASK_QUEUE, PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
 import { createWorker } from '../workers/worker.ts';
 import { createDeployerActivities } from './deployer.ts';
 import { offeredResources } from './resources.ts';
@@ -114,10 +116,14 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
     const deployActivities = has('deployer-worker')
       ? await createDeployerActivities(config, { db: db.prisma, secrets, log, repoSources }, onStop)
       : undefined;
-    for (const [r, taskQueue, workflows, activities] of [
+    // Builds have a task queue of their own with at most DEPLOY_MCP_MAX_BUILDS running at once.
+    const buildQueue = deployActivities && { buildImage: deployActivities.buildImage };
+    const workers: [Role, string, boolean, object | undefined, number?][] = [
       ['worker', PRODUCT_TASK_QUEUE, true, createSelfCheckActivities({ pingDatabase: () => db.ping() })],
       ['deployer-worker', DEPLOY_TASK_QUEUE, false, deployActivities],
-    ] as const) {
+      ['deployer-worker', BUILD_TASK_QUEUE, false, buildQueue, config.runtime.maxBuilds],
+    ];
+    for (const [r, taskQueue, workflows, activities, maxConcurrentActivities] of workers) {
       if (!has(r)) continue;
       const { worker, close } = await createWorker({
         address: temporalAddress,
@@ -125,6 +131,7 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         taskQueue,
         workflows,
         ...(activities ? { activities } : {}),
+        ...(maxConcurrentActivities ? { maxConcurrentActivities } : {}),
       });
       const run = worker.run();
       running.push(run);
@@ -133,7 +140,10 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await run;
       });
-      log.info({ role: r, taskQueue }, 'worker running');
+      log.info(
+        { role: r, taskQueue, ...(maxConcurrentActivities ? { maxConcurrentActivities } : {}) },
+        'worker running',
+      );
     }
     // Containers of releases that never served (their deployment died with an earlier process).
     if (deployActivities)
@@ -141,6 +151,10 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         (removed) => removed && log.info({ removed }, 'removed containers of releases that do not serve'),
         (err: unknown) => log.warn({ err }, 'sweeping stray releases failed'),
       );
+
+    // One registry per process (GET /metrics on the server and deployer ports), only when served.
+    const metrics = config.metrics.mode === 'off' ? undefined : new Metrics();
+    if (metrics && has('deployer-server')) registerDeployMetrics(metrics, db.prisma, log);
 
     if (has('server')) {
       const app = createMcpApp({
@@ -159,6 +173,7 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
         maxServicesPerUser: config.runtime.maxServicesPerUser,
         dataDir: config.dataDir,
         oauth: { signInMethods: signInMethodsFor(config.signIn) },
+        ...(metrics ? { metrics, metricsAccess: config.metrics } : {}),
         resources: new ResourceManager({
           db: db.prisma,
           temporal: temporal.client,
@@ -177,7 +192,11 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
     if (has('deployer-server')) {
       const webhooks = { db: db.prisma, log, secret: config.githubWebhookSecret, github, deploys };
       const http = await listen(
-        createDeployerApp({ health, github: webhooks }),
+        createDeployerApp({
+          health,
+          github: webhooks,
+          ...(metrics ? { metrics: { metrics, access: config.metrics, log } } : {}),
+        }),
         config.host,
         config.deployerPort,
       );

@@ -182,3 +182,18 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DEPLOY_MCP_BUILD_CACHE_MB: '10' })).toThrow(/DEPLOY_MCP_BUILD_CACHE_MB/);
   });
 });
+
+describe('loadConfig: who may read /metrics', () => {
+  it('nobody by default; a token (which wins over public), or anyone', () => {
+    expect(loadConfig({}).metrics).toEqual({ mode: 'off' });
+    expect(loadConfig({ DEPLOY_MCP_METRICS: 'public' }).metrics).toEqual({ mode: 'public' });
+    const token = 'a-metrics-token-of-32-characters';
+    expect(loadConfig({ DEPLOY_MCP_METRICS_TOKEN: token }).metrics).toEqual({ mode: 'token', token });
+    expect(loadConfig({ DEPLOY_MCP_METRICS_TOKEN: token, DEPLOY_MCP_METRICS: 'public' }).metrics).toEqual({
+      mode: 'token',
+      token,
+    });
+    expect(() => loadConfig({ DEPLOY_MCP_METRICS_TOKEN: 'short' })).toThrow(/DEPLOY_MCP_METRICS_TOKEN/);
+    expect(() => loadConfig({ DEPLOY_MCP_METRICS: 'yes' })).toThrow(/DEPLOY_MCP_METRICS/);
+  });
+});

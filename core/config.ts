@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import type { MetricsAccess } from './metrics.ts';
 
 // Settings of resources (databases; issue 11), spread into the schema below.
 const resourceSettingsSchema = {
@@ -11,6 +12,13 @@ const resourceSettingsSchema = {
     .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL')
     .optional(),
   DEPLOY_MCP_POSTGRES_APP_HOST: z.string().min(1).optional(),
+  ...tursoSettingsSchema(),
+};
+
+// Who may read GET /metrics (core/metrics.ts): a token, or public; neither: not served (404).
+const metricsSettingsSchema = {
+  DEPLOY_MCP_METRICS: z.enum(['public']).optional(),
+  DEPLOY_MCP_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).optional(),
 };
 
 /** Every setting Deploy MCP reads, parsed once at start-up. `.env.example` documents each. */
@@ -57,6 +65,8 @@ const schema = z.object({
     .default('localhost'),
   DEPLOY_MCP_BUILD_TIMEOUT_SECONDS: z.coerce.number().int().min(30).max(7200).default(900),
   DEPLOY_MCP_BUILD_MEMORY_MB: z.coerce.number().int().min(0).max(1_048_576).default(2048),
+  // Builds one deployer worker runs at once; other deployments wait, queued (issue 15).
+  DEPLOY_MCP_MAX_BUILDS: z.coerce.number().int().min(1).max(64).default(2),
   DEPLOY_MCP_BASE_IMAGE_PREFIX: z
     .string()
     .regex(
@@ -119,6 +129,7 @@ const schema = z.object({
   DEPLOY_MCP_BUILD_CACHE_MB: z.coerce.number().int().min(256).max(10_485_760).default(10_240),
   DEPLOY_MCP_KEEP_RELEASES: z.coerce.number().int().min(1).max(1000).default(10),
   ...resourceSettingsSchema,
+  ...metricsSettingsSchema,
 });
 
 export type Config = {
@@ -162,6 +173,8 @@ export type Config = {
     buildTimeoutMs: number;
     /** Memory all build steps of the embedded buildkitd may use together, in MiB; 0: no cap. */
     buildMemoryMb: number;
+    /** Builds one deployer worker runs at once (the build task queue's activity slots). */
+    maxBuilds: number;
     /** Live services one user may have (create_service refuses a new one beyond it). */
     maxServicesPerUser: number;
     /** Where base images live (`host:port/path`); undefined: `<the registry>/deploy-mcp`. */
@@ -194,6 +207,8 @@ export type Config = {
   github: GitHubSettings | undefined;
   /** Secret GitHub signs webhooks with; undefined: every delivery is refused (401). */
   githubWebhookSecret: string | undefined;
+  /** Who may read GET /metrics on the server and deployer ports. */
+  metrics: MetricsAccess;
 };
 
 /** Our GitHub App and where GitHub is reached (tests point both URLs at a local fake). */
@@ -303,6 +318,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       external: externalRuntime(e, cwd),
       buildTimeoutMs: e.DEPLOY_MCP_BUILD_TIMEOUT_SECONDS * 1000,
       buildMemoryMb: e.DEPLOY_MCP_BUILD_MEMORY_MB,
+      maxBuilds: e.DEPLOY_MCP_MAX_BUILDS,
       maxServicesPerUser: e.DEPLOY_MCP_MAX_SERVICES,
       baseImagePrefix: e.DEPLOY_MCP_BASE_IMAGE_PREFIX,
       healthTimeoutMs: e.DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS * 1000,
@@ -327,7 +343,14 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     },
     github: githubSettings(e, cwd),
     githubWebhookSecret: e.DEPLOY_MCP_GITHUB_WEBHOOK_SECRET,
+    metrics: metricsAccess(e),
   };
+}
+
+/** A token wins over public: setting both still asks for the token. */
+function metricsAccess(e: z.infer<typeof schema>): MetricsAccess {
+  if (e.DEPLOY_MCP_METRICS_TOKEN) return { mode: 'token', token: e.DEPLOY_MCP_METRICS_TOKEN };
+  return e.DEPLOY_MCP_METRICS === 'public' ? { mode: 'public' } : { mode: 'off' };
 }
 
 function githubSettings(e: z.infer<typeof schema>, cwd: string): GitHubSettings | undefined {
@@ -452,6 +475,8 @@ export type ResourceSettings = {
         adminUrl: string;
         appHost: string;
       };
+  /** Turso for `sqlite` resources (production); undefined: the embedded file. */
+  turso: TursoSettings | undefined;
 };
 
 function resourceSettings(e: z.infer<typeof schema>): ResourceSettings {
@@ -468,6 +493,71 @@ function resourceSettings(e: z.infer<typeof schema>): ResourceSettings {
     maxPerUser: e.DEPLOY_MCP_MAX_RESOURCES,
     backupRetentionDays: e.DEPLOY_MCP_BACKUP_RETENTION_DAYS,
     postgres,
+    turso: tursoSettings(e),
+  };
+}
+
+// --- Turso (production SQLite; issue 11) ---
+
+/** Turso's Platform API, where `sqlite` resources live when it is configured. */
+export type TursoSettings = {
+  /** The API's base URL (`https://api.turso.tech`); the client adds `/v1/`. */
+  apiUrl: string;
+  /** Organization slug. */
+  org: string;
+  /** Platform API token (a secret: never logged, a Pulumi secret in state). */
+  apiToken: string;
+  /** Groups are `<groupPrefix>-<location>`: one per region. */
+  groupPrefix: string;
+  /** Locations offered (create_resource's regions); the first is the default. */
+  regions: string[];
+  /** Lifetime of database tokens, in Turso's format (`52w`, `2w1d30m`). */
+  tokenExpiration: string;
+};
+
+function tursoSettingsSchema() {
+  return {
+    DEPLOY_MCP_TURSO_API_URL: z
+      .string()
+      .regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'must be an http(s) URL')
+      .default('https://api.turso.tech'),
+    DEPLOY_MCP_TURSO_ORG: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be an organization slug (lowercase letters, digits, -)')
+      .optional(),
+    DEPLOY_MCP_TURSO_API_TOKEN: z.string().min(1).optional(),
+    DEPLOY_MCP_TURSO_GROUP_PREFIX: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,19}$/, 'must be lowercase letters, digits and -, at most 20')
+      .default('deploy-mcp'),
+    DEPLOY_MCP_TURSO_REGIONS: z
+      .string()
+      .regex(/^[a-z0-9-]+(,[a-z0-9-]+)*$/, 'must be Turso location codes separated by commas')
+      .refine((v) => !v.split(',').includes('local'), '"local" is the embedded default\'s region')
+      .default('aws-us-east-1'),
+    DEPLOY_MCP_TURSO_TOKEN_EXPIRATION: z
+      .string()
+      .regex(/^(\d+[wdhms])+$/, 'must be a duration like 52w or 2w1d30m (tokens must expire)')
+      .default('52w'),
+  };
+}
+
+/** Turso's settings when the organization and its API token are both given; one alone is an error. */
+function tursoSettings(e: z.infer<typeof schema>): TursoSettings | undefined {
+  const org = e.DEPLOY_MCP_TURSO_ORG;
+  const apiToken = e.DEPLOY_MCP_TURSO_API_TOKEN;
+  if (!org && !apiToken) return undefined;
+  if (!org || !apiToken)
+    throw new ConfigError(
+      'invalid configuration:\n  DEPLOY_MCP_TURSO_ORG and DEPLOY_MCP_TURSO_API_TOKEN go together (Turso for sqlite resources)',
+    );
+  return {
+    apiUrl: e.DEPLOY_MCP_TURSO_API_URL.replace(/\/+$/, ''),
+    org,
+    apiToken,
+    groupPrefix: e.DEPLOY_MCP_TURSO_GROUP_PREFIX,
+    regions: [...new Set(e.DEPLOY_MCP_TURSO_REGIONS.split(','))],
+    tokenExpiration: e.DEPLOY_MCP_TURSO_TOKEN_EXPIRATION,
   };
 }
 

@@ -6,6 +6,7 @@ import type { Db } from '../core/db/client.ts';
 import type { GitHubRepos } from '../core/github/repos.ts';
 import { type HealthCheck, healthHandler } from '../core/health.ts';
 import type { Logger } from '../core/log.ts';
+import { type Metrics, type MetricsAccess, metricsHandler } from '../core/metrics.ts';
 import type { SecretBox } from '../core/secrets.ts';
 import type { GitHosting } from '../git/hosting.ts';
 import { type GitHttpDeps, handleGitRequest } from '../git/smart-http.ts';
@@ -43,6 +44,10 @@ export type McpAppDeps = {
   dataDir?: string;
   /** Creates and deletes resources (databases); absent on a server without workers. */
   resources?: ResourceManager;
+  /** Counts requests, auth failures and tool calls; absent: nothing is counted. */
+  metrics?: Metrics;
+  /** Who may read GET /metrics (default: nobody, 404). */
+  metricsAccess?: MetricsAccess;
 };
 
 /** Largest JSON-RPC request body accepted on /mcp. */
@@ -54,6 +59,9 @@ export function createMcpApp(deps: McpAppDeps) {
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', healthHandler('server', deps.health));
+  const scrape =
+    deps.metrics && metricsHandler(deps.metricsAccess ?? { mode: 'off' }, deps.metrics, deps.log);
+  if (scrape) app.get('/metrics', scrape);
 
   // Git smart HTTP: git clients authenticate with a repo token (Basic), not an API key.
   app.use('/git', (req, res, next) => {
@@ -74,9 +82,10 @@ export function createMcpApp(deps: McpAppDeps) {
   const origins = new Set([new URL(deps.publicUrl).origin, ...deps.allowedOrigins]);
   app.use(
     '/mcp',
+    countRequests(deps.metrics),
     refuseKeysInUrl,
     checkOrigin(origins),
-    authenticate(bearer, resourceMetadataUrl(auth.issuer)),
+    authenticate(bearer, resourceMetadataUrl(auth.issuer), deps.metrics),
     express.json({ limit: MAX_BODY }),
   );
   const pool = new ServerPool(() =>
@@ -86,6 +95,7 @@ export function createMcpApp(deps: McpAppDeps) {
         log: deps.log,
         publicUrl: deps.publicUrl,
         ...(deps.dataDir ? { dataDir: deps.dataDir } : {}),
+        ...(deps.metrics ? { metrics: deps.metrics } : {}),
       },
       {
         secrets: deps.secrets,
@@ -170,12 +180,21 @@ function checkOrigin(allowed: Set<string>) {
   };
 }
 
-function authenticate(authenticator: Authenticator, metadataUrl: string) {
+/** Counts each request to /mcp by its outcome once its response is sent. */
+function countRequests(metrics: Metrics | undefined) {
+  return (_req: Request, res: Response, next: NextFunction) => {
+    if (metrics) res.on('finish', () => metrics.requestEnded(res.statusCode));
+    next();
+  };
+}
+
+function authenticate(authenticator: Authenticator, metadataUrl: string, metrics?: Metrics) {
   // Every 401 names the protected resource metadata (RFC 9728 §5.1), so OAuth clients can start.
   const realm = `Bearer realm="deploy-mcp", resource_metadata="${metadataUrl}", scope="mcp"`;
   return async (req: Request, res: Response, next: NextFunction) => {
     const header = req.headers.authorization;
     if (!header) {
+      metrics?.authFailed('missing');
       res.set('www-authenticate', realm);
       jsonRpcError(
         res,
@@ -190,6 +209,7 @@ function authenticate(authenticator: Authenticator, metadataUrl: string) {
       const caller =
         scheme?.toLowerCase() === 'bearer' && key ? await authenticator.authenticate(key.trim()) : undefined;
       if (!caller) {
+        metrics?.authFailed('invalid');
         res.set(
           'www-authenticate',
           `${realm}, error="invalid_token", error_description="unknown, revoked or expired token"`,

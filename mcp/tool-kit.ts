@@ -5,6 +5,7 @@ import type { Caller } from '../core/api-keys.ts';
 import type { Db } from '../core/db/client.ts';
 import { DomainError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import type { Metrics, ToolFault, ToolOutcome } from '../core/metrics.ts';
 import { outOfDiskSpace } from '../core/resource-faults.ts';
 
 /** Services every tool handler uses; the caller comes per request (see callerOf). */
@@ -15,6 +16,8 @@ export type ToolContext = {
   publicUrl: string;
   /** The data dir: a database I/O error while its disk is nearly full counts as a full disk. */
   dataDir?: string;
+  /** Where tool latency and faults are counted (core/metrics.ts); absent: not counted. */
+  metrics?: Metrics;
 };
 
 export const READ_ONLY = {
@@ -73,23 +76,31 @@ export async function runTool(
   body: (caller: Caller) => Promise<Record<string, unknown>>,
 ): Promise<CallToolResult> {
   const caller = callerOf(extra);
+  const started = performance.now();
+  const done = (outcome: ToolOutcome, fault?: ToolFault) =>
+    ctx.metrics?.observeTool(tool, outcome, (performance.now() - started) / 1000, fault);
   try {
     const structured = await body(caller);
-    return {
+    const result: CallToolResult = {
       content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }],
       structuredContent: structured,
     };
+    done('ok');
+    return result;
   } catch (err) {
     if (err instanceof DomainError) {
+      done('error');
       return { isError: true, content: [{ type: 'text', text: err.message }] };
     }
     // A full disk (database or files) is the operator's to fix; the agent can only wait.
     if (await outOfDiskSpace(err, [ctx.dataDir])) {
       ctx.log.error({ err, tool, userId: caller.userId }, 'tool failed: out of disk space');
+      done('fault', 'disk_full');
       return { isError: true, content: [{ type: 'text', text: OUT_OF_DISK_SPACE_MESSAGE }] };
     }
     const ref = randomUUID().slice(0, 8);
     ctx.log.error({ err, tool, ref, userId: caller.userId }, 'tool failed');
+    done('fault', 'internal');
     return {
       isError: true,
       content: [{ type: 'text', text: `Internal error (ref ${ref}). It was logged; retry later.` }],

@@ -11,6 +11,8 @@ export type CreateWorkerOptions = {
   /** Register the workflow bundle on this worker. */
   workflows: boolean;
   identity?: string;
+  /** Activities this worker runs at once (the build queue's DEPLOY_MCP_MAX_BUILDS); default the SDK's. */
+  maxConcurrentActivities?: number;
 };
 
 const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
@@ -26,6 +28,9 @@ export async function createWorker(o: CreateWorkerOptions) {
       ...(o.workflows ? { workflowsPath } : {}),
       ...(o.activities ? { activities: o.activities } : {}),
       ...(o.identity ? { identity: o.identity } : {}),
+      ...(o.maxConcurrentActivities
+        ? { maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities }
+        : {}),
     });
     return { worker, close: () => connection.close() };
   } catch (err) {

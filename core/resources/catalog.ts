@@ -54,3 +54,23 @@ export const connectionAad = (resourceId: string) => `resource:${resourceId}:con
 /** Resource statuses (one typed union, used everywhere). */
 export const RESOURCE_STATUSES = ['provisioning', 'ready', 'failed', 'deleting', 'deleted'] as const;
 export type ResourceStatus = (typeof RESOURCE_STATUSES)[number];
+
+/**
+ * Turso names of a `sqlite` resource: its database (lowercase letters, digits, dashes, unique
+ * across the organization: the resource's id is in it, so tenants' names never meet) and the
+ * group of its region.
+ */
+export function tursoNames(
+  resource: { id: string; name: string; region: string },
+  groupPrefix: string,
+): { database: string; group: string } {
+  const name = resource.name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .slice(0, 20);
+  return { database: `${name}-${resource.id.toLowerCase()}`, group: `${groupPrefix}-${resource.region}` };
+}
+
+/** Whether a `sqlite` resource lives in Turso (any region but the embedded default's `local`). */
+export const isTurso = (resource: { type: string; region: string }) =>
+  resource.type === 'sqlite' && resource.region !== LOCAL_REGION;

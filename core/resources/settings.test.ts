@@ -38,4 +38,32 @@ describe('resource settings', () => {
       offeredResources(loadConfig({ ...k8s, DEPLOY_MCP_POSTGRES_ADMIN_URL: 'postgres://a:b@db/postgres' })),
     ).toEqual({ postgres: ['local'] });
   });
+
+  it('Turso: with an organization and a token, sqlite goes there in the configured regions (any runtime)', () => {
+    const turso = { DEPLOY_MCP_TURSO_ORG: 'acme', DEPLOY_MCP_TURSO_API_TOKEN: 'platform-token' };
+    const c = loadConfig(turso);
+    expect(c.resources.turso).toEqual({
+      apiUrl: 'https://api.turso.tech',
+      org: 'acme',
+      apiToken: 'platform-token',
+      groupPrefix: 'deploy-mcp',
+      regions: ['aws-us-east-1'],
+      tokenExpiration: '52w',
+    });
+    expect(offeredResources(c)).toEqual({ sqlite: ['aws-us-east-1'], postgres: ['local'] });
+    const k8s = { DEPLOY_MCP_RUNTIME: 'kubernetes', DEPLOY_MCP_KUBECONFIG: '/k/config' };
+    expect(
+      offeredResources(
+        loadConfig({ ...k8s, ...turso, DEPLOY_MCP_TURSO_REGIONS: 'aws-eu-west-1,aws-us-east-1' }),
+      ),
+    ).toEqual({ sqlite: ['aws-eu-west-1', 'aws-us-east-1'] });
+    expect(loadConfig({}).resources.turso).toBeUndefined();
+    expect(() => loadConfig({ DEPLOY_MCP_TURSO_ORG: 'acme' })).toThrow(/go together/);
+    expect(() => loadConfig({ ...turso, DEPLOY_MCP_TURSO_TOKEN_EXPIRATION: 'never' })).toThrow(
+      /DEPLOY_MCP_TURSO_TOKEN_EXPIRATION: must be a duration/,
+    );
+    expect(() => loadConfig({ ...turso, DEPLOY_MCP_TURSO_REGIONS: 'local' })).toThrow(
+      /DEPLOY_MCP_TURSO_REGIONS/,
+    );
+  });
 });

@@ -269,7 +269,8 @@ export function registerResourceTools(server: McpServer, ctx: ToolContext, deps:
       description:
         'Gives a postgres database a new password at once: the old one stops working for new connections, the data ' +
         'stays, and the services it is attached to are redeployed without a build with the new variables (their ' +
-        'old release may fail to open new connections for the few seconds until then). Next: get_service.',
+        'old release may fail to open new connections for the few seconds until then). A sqlite database in Turso ' +
+        '(any region but local) gets a new token the same way, every older one invalidated. Next: get_service.',
       inputSchema: { name: resourceName, project: projectName },
       outputSchema: {
         name: z.string(),

@@ -61,7 +61,7 @@ export const SERVICE_STATUSES = [
 ] as const;
 const STATUS_HELP =
   "A service's status: while a deployment runs, that deployment's status: queued (waiting for a " +
-  'builder), building (building the image; build_log shows it live), deploying (the new release is ' +
+  'builder; queue_position is its place in line, 1: next), building (building the image; build_log shows it live), deploying (the new release is ' +
   'starting and must answer health_check_path below 500); else active (serving at url), failed (the ' +
   'newest deployment failed and no release serves: see deployment.reason and the logs), cancelled ' +
   '(stopped before any release served), deleting (delete_service is removing it). serving_release is ' +
@@ -87,6 +87,10 @@ const serviceSummary = z.object({
   project: z.string(),
   status: z.string(),
   serving_release: z.number().nullable().describe('Release version serving url now; null: none.'),
+  queue_position: z
+    .number()
+    .nullable()
+    .describe('While queued: place among the deployments waiting for a builder (1: next); else null.'),
   url: z.string().nullable(),
   repo: z.string(),
   branch: z.string(),
@@ -160,6 +164,7 @@ function summary(
     project: s.project.name,
     status: state.status,
     serving_release: state.servingRelease,
+    queue_position: state.queuePosition,
     url: s.url,
     repo: s.repoUrl,
     branch: s.branch,

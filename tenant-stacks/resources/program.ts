@@ -7,6 +7,7 @@ import {
 } from './postgres-provider.ts';
 
 import { type SqliteVolumeInputs, sqliteVolumeProvider } from './sqlite-provider.ts';
+import { type TursoApi, type TursoDatabaseInputs, tursoDatabaseProvider } from './turso-provider.ts';
 
 /** The `pg` driver the provider loads (resolved here: the launcher runs elsewhere). */
 const PG_MODULE = createRequire(import.meta.url).resolve('pg');
@@ -60,5 +61,45 @@ export function sqliteResourceProgram(spec: SqliteVolumeInputs): pulumi.automati
   return async () => {
     const volume = new SqliteVolume('volume', { dir: spec.dir });
     return { dir: volume.id };
+  };
+}
+
+/** The Turso client the provider loads (resolved here: the launcher runs elsewhere). */
+const TURSO_API_MODULE = createRequire(import.meta.url).resolve('@tursodatabase/api');
+
+/** A Turso `sqlite` resource: its database, the group of its region and a database token. */
+export type TursoResourceSpec = Omit<TursoDatabaseInputs, 'api'> & {
+  api: Omit<TursoApi, 'module' | 'timeoutMs'> & { timeoutMs?: number };
+};
+
+class TursoDatabase extends pulumi.dynamic.Resource {
+  declare readonly hostname: pulumi.Output<string>;
+  declare readonly token: pulumi.Output<string>;
+  constructor(
+    name: string,
+    args: { [K in keyof TursoDatabaseInputs]: pulumi.Input<TursoDatabaseInputs[K]> },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    // The platform API token (in `api`) and the database token stay encrypted in the state.
+    super(
+      tursoDatabaseProvider,
+      name,
+      { ...args, hostname: undefined, token: undefined },
+      { ...opts, additionalSecretOutputs: ['api', 'token'] },
+    );
+  }
+}
+
+/**
+ * A Turso `sqlite` resource's stack program. Outputs: the hostname and the database token (a
+ * secret), which the activity seals into the resource's row.
+ */
+export function tursoResourceProgram(spec: TursoResourceSpec): pulumi.automation.PulumiFn {
+  return async () => {
+    const db = new TursoDatabase('database', {
+      ...spec,
+      api: pulumi.secret({ ...spec.api, module: TURSO_API_MODULE, timeoutMs: spec.api.timeoutMs ?? 15_000 }),
+    });
+    return { database: db.id, hostname: db.hostname, token: pulumi.secret(db.token) };
   };
 }

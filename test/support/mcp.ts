@@ -8,6 +8,7 @@ import { type Database, openDatabase } from '../../core/db/client.ts';
 import { migrate } from '../../core/db/migrate.ts';
 import { type Listening, listen } from '../../core/http.ts';
 import { createLogger } from '../../core/log.ts';
+import { Metrics, type MetricsAccess } from '../../core/metrics.ts';
 import { SecretBox } from '../../core/secrets.ts';
 import { createUser } from '../../core/users.ts';
 import { createGitServer } from '../../git/git-server.ts';
@@ -59,6 +60,10 @@ export async function startMcpTestServer(
     git?: Partial<{ maxPushBytes: number; maxRepoBytes: number; maxReposPerUser: number }>;
     /** OAuth authorization server options (clock, metadata fetching, sign-in methods). */
     oauth?: AuthServerOptions;
+    /** Further browser origins allowed to call /mcp (e.g. a proxy's in front of it). */
+    allowedOrigins?: string[];
+    /** Counts into a fresh registry, served at /metrics with this access. */
+    metrics?: MetricsAccess;
   } = {},
 ): Promise<McpTestServer> {
   const scratch = scratchDir('mcp');
@@ -76,8 +81,9 @@ export async function startMcpTestServer(
     authenticator: new ApiKeyAuthenticator(db.prisma),
     secrets,
     publicUrl,
-    allowedOrigins: [],
+    allowedOrigins: options.allowedOrigins ?? [],
     ...(options.oauth ? { oauth: options.oauth } : {}),
+    ...(options.metrics ? { metrics: new Metrics(), metricsAccess: options.metrics } : {}),
     health: { database: () => db.ping() },
     git: createGitServer({
       db: db.prisma,

@@ -39,7 +39,7 @@ export type DeployDeps = {
   /** Images of the newest this-many releases per live service stay in the registry (default 10). */
   keepReleases?: number;
   /** Where resources (databases) live; absent: none is offered (resource activities fail). */
-  resources?: Pick<ResourceDeps, 'postgres' | 'backupsDir' | 'backupRetentionDays' | 'volumesDir'>;
+  resources?: Pick<ResourceDeps, 'postgres' | 'backupsDir' | 'backupRetentionDays' | 'volumesDir' | 'turso'>;
 };
 
 /**
@@ -91,6 +91,7 @@ export function createDeployActivities(deps: DeployDeps) {
       backupsDir: deps.resources?.backupsDir ?? path.join(deps.dataDir ?? os.tmpdir(), 'backups'),
       backupRetentionDays: deps.resources?.backupRetentionDays ?? 7,
       volumesDir: deps.resources?.volumesDir,
+      turso: deps.resources?.turso,
     }),
     buildImage: (deploymentId: string) =>
       buildImage(deploymentId).catch(onFullDisk('the build work dir', build)),

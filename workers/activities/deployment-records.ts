@@ -142,14 +142,18 @@ export type DeploymentRecords = ReturnType<typeof deploymentRecords>;
 
 /** Binds of the attached, ready embedded `sqlite` resources: `<volumesDir>/<id>:/data/<name>`. */
 function sqliteMounts(
-  attached: { resource: { id: string; name: string; type?: string; status: string } }[],
+  attached: { resource: { id: string; name: string; type?: string; region?: string; status: string } }[],
   volumesDir: string | undefined,
 ): string[] {
   if (!volumesDir) return [];
-  return attached
-    .filter((a) => a.resource.type === 'sqlite' && a.resource.status === 'ready')
-    .map((a) => `${sqliteVolume(volumesDir, a.resource.id)}:${sqliteMountPath(a.resource.name)}:rw`)
-    .sort();
+  return (
+    attached
+      // Turso's (any region but `local`) are reached over libsql://, not mounted.
+      .filter((a) => a.resource.type === 'sqlite' && (a.resource.region ?? 'local') === 'local')
+      .filter((a) => a.resource.status === 'ready')
+      .map((a) => `${sqliteVolume(volumesDir, a.resource.id)}:${sqliteMountPath(a.resource.name)}:rw`)
+      .sort()
+  );
 }
 
 /** Ends the activity when its workflow was cancelled (a newer deployment superseded it). */

@@ -5,16 +5,23 @@ import path from 'node:path';
 import { createClient } from '@libsql/client';
 import { ApplicationFailure } from '@temporalio/activity';
 import { childEnv } from '../../core/child-env.ts';
+import type { TursoSettings } from '../../core/config.ts';
 import type { Db, Resource } from '../../core/db/client.ts';
 import {
   connectionAad,
+  isTurso,
   postgresNames,
   RESOURCE_SIZE_CONNECTIONS,
   type ResourceSize,
+  tursoNames,
 } from '../../core/resources/catalog.ts';
 import type { SecretBox } from '../../core/secrets.ts';
 import type { PostgresAdmin } from '../../tenant-stacks/resources/postgres-provider.ts';
-import { postgresResourceProgram, sqliteResourceProgram } from '../../tenant-stacks/resources/program.ts';
+import {
+  postgresResourceProgram,
+  sqliteResourceProgram,
+  tursoResourceProgram,
+} from '../../tenant-stacks/resources/program.ts';
 import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
 
 /** The PostgreSQL server `postgres` resources live on, as the resource activities reach it. */
@@ -41,6 +48,8 @@ export type ResourceDeps = {
   /** Directories of embedded `sqlite` resources (`<dataDir>/volumes`); absent: sqlite is not offered. */
   volumesDir?: string | undefined;
   backupRetentionDays: number;
+  /** Turso's Platform API for `sqlite` resources outside the `local` region; absent: not offered. */
+  turso?: (TursoSettings & { timeoutMs?: number }) | undefined;
 };
 
 /** Failure types the resource workflows do not retry. */
@@ -126,6 +135,18 @@ export function resourceActivities(deps: ResourceDeps) {
     async provisionResourceStack(resourceId: string): Promise<void> {
       const resource = await db.resource.findUniqueOrThrow({ where: { id: resourceId } });
       if (resource.deletedAt || !resource.stackName) return;
+      if (isTurso(resource)) {
+        const connection = await tursoUp(resource, resource.stackName, resource.credentialVersion);
+        await db.resource.updateMany({
+          where: { id: resourceId, status: 'provisioning' },
+          data: {
+            status: 'ready',
+            statusReason: null,
+            connectionEncrypted: secrets.sealJson(connection, connectionAad(resource.id)),
+          },
+        });
+        return;
+      }
       if (resource.type === 'sqlite') {
         const dir = sqliteDir(resource);
         await deps.runner.up(resource.stackName, sqliteResourceProgram({ dir }));
@@ -161,6 +182,20 @@ export function resourceActivities(deps: ResourceDeps) {
     async rotateResourceCredentials(resourceId: string): Promise<void> {
       const resource = await db.resource.findUniqueOrThrow({ where: { id: resourceId } });
       if (resource.deletedAt || !resource.stackName || resource.status !== 'ready') return;
+      if (isTurso(resource)) {
+        // Turso mints the token: the version goes up first, and the stack invalidates every
+        // older token before minting the new one, which is sealed into the row.
+        const next = await db.resource.update({
+          where: { id: resourceId },
+          data: { credentialVersion: { increment: 1 } },
+        });
+        const connection = await tursoUp(next, resource.stackName, next.credentialVersion);
+        await db.resource.update({
+          where: { id: resourceId },
+          data: { connectionEncrypted: secrets.sealJson(connection, connectionAad(resource.id)) },
+        });
+        return;
+      }
       if (resource.type !== 'postgres' || !resource.connectionEncrypted)
         throw ApplicationFailure.nonRetryable(
           `${resource.type} resources have no credentials here`,
@@ -197,7 +232,12 @@ export function resourceActivities(deps: ResourceDeps) {
     async destroyResourceStack(resourceId: string): Promise<{ backup: string | null }> {
       const resource = await db.resource.findUniqueOrThrow({ where: { id: resourceId } });
       let backup: string | null = null;
-      if (resource.stackName && resource.type === 'sqlite') {
+      if (resource.stackName && isTurso(resource)) {
+        // The Platform API has no export: no final backup (workers/resources/README.md).
+        await deps.runner.destroy(resource.stackName).catch((err: unknown) => {
+          throw tursoFailure(err);
+        });
+      } else if (resource.stackName && resource.type === 'sqlite') {
         if (deps.backupRetentionDays > 0 && resource.status === 'deleting')
           backup = await copySqlite(resource);
         await deps.runner.destroy(resource.stackName);
@@ -226,6 +266,39 @@ export function resourceActivities(deps: ResourceDeps) {
       return { backup: backup && path.basename(backup) };
     },
   };
+
+  /**
+   * Brings a Turso resource's stack up (its group, database and a token of `version`) and returns
+   * its connection variables. Turso's answers end the attempt for good: the provider has retried
+   * what could be retried.
+   */
+  async function tursoUp(
+    resource: Resource,
+    stackName: string,
+    version: number,
+  ): Promise<Record<string, string>> {
+    const turso = deps.turso;
+    if (!turso)
+      throw ApplicationFailure.nonRetryable('Turso is not configured on this server', RESOURCE_FAILED);
+    const { database, group } = tursoNames(resource, turso.groupPrefix);
+    const program = tursoResourceProgram({
+      api: {
+        url: turso.apiUrl,
+        org: turso.org,
+        token: turso.apiToken,
+        ...(turso.timeoutMs ? { timeoutMs: turso.timeoutMs } : {}),
+      },
+      group,
+      location: resource.region,
+      database,
+      tokenExpiration: turso.tokenExpiration,
+      tokenVersion: version,
+    });
+    const { outputs } = await deps.runner.up(stackName, program).catch((err: unknown) => {
+      throw tursoFailure(err);
+    });
+    return tursoConnection(String(outputs.hostname?.value ?? ''), String(outputs.token?.value ?? ''));
+  }
 
   function sqliteDir(resource: Resource): string {
     if (!deps.volumesDir)
@@ -333,4 +406,23 @@ export function pruneBackups(dir: string, days: number, now = Date.now()): strin
     }
   }
   return removed;
+}
+
+/** A Turso `sqlite` resource's variables: the same `@libsql/client` code, over `libsql://`. */
+export function tursoConnection(hostname: string, token: string): Record<string, string> {
+  if (!hostname || !token) throw new Error('the Turso stack gave no hostname or token');
+  return {
+    DATABASE_URL: `libsql://${hostname}`,
+    LIBSQL_URL: `libsql://${hostname}`,
+    LIBSQL_AUTH_TOKEN: token,
+  };
+}
+
+/** A failed Turso stack update: Turso's own message, final; anything else as it came (retried). */
+export function tursoFailure(err: unknown): unknown {
+  const message = String((err as Error)?.message ?? err);
+  const at = message.indexOf('Turso ');
+  if (at < 0) return err;
+  const reason = message.slice(at).split(/;\s*(?=error:|\S+: )|\n/)[0] ?? message.slice(at);
+  return ApplicationFailure.nonRetryable(reason.slice(0, 900), RESOURCE_FAILED);
 }

@@ -1,4 +1,5 @@
 import type { Db } from '../../core/db/client.ts';
+import { BUILD_QUEUE_TIMEOUT_MS } from '../task-queues.ts';
 import { IN_FLIGHT_STATUSES } from './statuses.ts';
 
 /** What an agent reads as a service's state (list_services, get_service, …). */
@@ -12,6 +13,11 @@ export type ServiceState = {
   servingRelease: number | null;
   /** The deployment in flight, if any. */
   inFlight: { id: string; status: string } | null;
+  /**
+   * While the deployment in flight waits for a builder: its place among all deployments waiting
+   * for one, oldest first (1: the next to build); else null.
+   */
+  queuePosition: number | null;
 };
 
 /**
@@ -29,7 +35,7 @@ export async function serviceStates(
     ids.length
       ? db.deployment.findMany({
           where: { serviceId: { in: ids }, status: { in: IN_FLIGHT_STATUSES } },
-          select: { id: true, serviceId: true, status: true },
+          select: { id: true, serviceId: true, status: true, imageRef: true, createdAt: true },
           orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
         })
       : [],
@@ -37,17 +43,54 @@ export async function serviceStates(
       ? db.release.findMany({ where: { id: { in: releaseIds } }, select: { id: true, version: true } })
       : [],
   ]);
-  const newest = new Map<string, { id: string; status: string }>();
+  const newest = new Map<string, (typeof inFlight)[number]>();
   for (const d of inFlight) if (!newest.has(d.serviceId)) newest.set(d.serviceId, d);
   const versions = new Map(releases.map((r) => [r.id, r.version]));
+  const positions = await queuePositions(
+    db,
+    [...newest.values()].filter((d) => d.status === 'queued' && d.imageRef === null),
+  );
   return new Map(
     services.map((s) => {
-      const running = newest.get(s.id) ?? null;
+      const d = newest.get(s.id);
+      const running = d ? { id: d.id, status: d.status } : null;
       const status = s.status === 'deleting' || !running ? s.status : running.status;
       const servingRelease = s.currentReleaseId ? (versions.get(s.currentReleaseId) ?? null) : null;
-      return [s.id, { status, servingRelease, inFlight: running }];
+      const queuePosition = (d && positions.get(d.id)) ?? null;
+      return [s.id, { status, servingRelease, inFlight: running, queuePosition }];
     }),
   );
+}
+
+/**
+ * The deployments waiting for a builder: queued, with an image still to build (a rollback has
+ * one), and younger than the longest wait a build may have (an older one is not waiting: its
+ * workflow is gone). Builders are shared by every tenant, so the queue is everyone's.
+ */
+function waitingForBuilder() {
+  return {
+    status: 'queued',
+    imageRef: null,
+    createdAt: { gt: new Date(Date.now() - BUILD_QUEUE_TIMEOUT_MS) },
+  };
+}
+
+/** Each deployment's place in the build queue (1-based, oldest first): one count per queued one. */
+async function queuePositions(
+  db: Db,
+  queued: { id: string; createdAt: Date }[],
+): Promise<Map<string, number>> {
+  const counts = await Promise.all(
+    queued.map((d) =>
+      db.deployment.count({
+        where: {
+          ...waitingForBuilder(),
+          OR: [{ createdAt: { lt: d.createdAt } }, { createdAt: d.createdAt, id: { lt: d.id } }],
+        },
+      }),
+    ),
+  );
+  return new Map(queued.map((d, i) => [d.id, (counts[i] ?? 0) + 1]));
 }
 
 /** One service's state (see serviceStates). */

@@ -5,6 +5,7 @@ import { isUniqueViolation } from '../../core/db/unique-violation.ts';
 import { conflict, invalidInput, notAvailableYet, notFound } from '../../core/errors.ts';
 import { resolveProject } from '../../core/projects.ts';
 import {
+  isTurso,
   pickRegion,
   RESOURCE_SIZE_CONNECTIONS,
   type RegionCatalog,
@@ -246,7 +247,7 @@ export class ResourceManager {
     caller: Caller,
     resource: Resource & { services: { service: { name: string; id: string } }[] },
   ): Promise<{ status: string; redeployed: string[] }> {
-    if (resource.type !== 'postgres')
+    if (resource.type !== 'postgres' && !isTurso(resource))
       throw invalidInput(
         `${resource.type} resources on this server have no credentials to rotate: the file is reachable only ` +
           'by the services it is attached to',

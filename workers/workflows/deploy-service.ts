@@ -6,15 +6,29 @@ import {
   log,
   patched,
   proxyActivities,
+  TimeoutFailure,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import { DEPLOY_TASK_QUEUE } from '../task-queues.ts';
+import { BUILD_QUEUE_TIMEOUT_MS, BUILD_TASK_QUEUE, DEPLOY_TASK_QUEUE } from '../task-queues.ts';
 
 // Build and deploy activities run on the deployer workers' queue.
 const build = proxyActivities<Activities>({
   taskQueue: DEPLOY_TASK_QUEUE,
   startToCloseTimeout: '20 minutes',
   // Activities heartbeat every 5 s: a killed worker's build is retried elsewhere within 20 s.
+  heartbeatTimeout: '20 seconds',
+  retry: {
+    maximumAttempts: 3,
+    initialInterval: '2 seconds',
+    nonRetryableErrorTypes: ['BuildFailed', 'InvalidService'],
+  },
+});
+// Builds wait on a queue of their own for a free builder (each deployer worker runs at most
+// DEPLOY_MCP_MAX_BUILDS at once); the deployment stays `queued` until the activity starts.
+const queuedBuild = proxyActivities<Activities>({
+  taskQueue: BUILD_TASK_QUEUE,
+  scheduleToStartTimeout: BUILD_QUEUE_TIMEOUT_MS,
+  startToCloseTimeout: '20 minutes',
   heartbeatTimeout: '20 seconds',
   retry: {
     maximumAttempts: 3,
@@ -64,7 +78,9 @@ export type DeployResult =
  */
 export async function deployService(deploymentId: string, releasedImage?: string): Promise<DeployResult> {
   try {
-    const image = releasedImage ?? (await build.buildImage(deploymentId));
+    // Workflows started before the build queue existed keep building on the deploy queue.
+    const image =
+      releasedImage ?? (await (patched('build-queue') ? queuedBuild : build).buildImage(deploymentId));
     const { url } = await release.releaseImage(deploymentId, image);
     await pruneImages(deploymentId);
     return { status: 'active', url };
@@ -135,5 +151,10 @@ async function finishUnsuccessful(deploymentId: string, status: 'failed' | 'canc
 function failureReason(err: unknown): string {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   if (cause instanceof ApplicationFailure && cause.message) return cause.message;
+  if (cause instanceof TimeoutFailure && cause.timeoutType === 'SCHEDULE_TO_START')
+    return (
+      `no builder was free for ${BUILD_QUEUE_TIMEOUT_MS / 3_600_000} hours (every builder was busy with ` +
+      'other deployments): redeploy later'
+    );
   return 'the deployment failed after retries; see the logs';
 }
