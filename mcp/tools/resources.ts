@@ -8,7 +8,7 @@ import { connectionAad, resourceKind } from '../../core/resources/catalog.ts';
 import type { SecretBox } from '../../core/secrets.ts';
 import { type ResourceManager, sizeSummary } from '../../workers/resources/manager.ts';
 import { fitPage } from '../answer-size.ts';
-import { DEFAULT_PAGE_SIZE, decodeCursor, page } from '../pagination.ts';
+import { DEFAULT_PAGE_SIZE, decodeCursor } from '../pagination.ts';
 import {
   cursor,
   pageSize,
