@@ -1,5 +1,6 @@
 import {
   ActivityFailure,
+  type ActivityOptions,
   ApplicationFailure,
   CancellationScope,
   isCancellation,
@@ -12,8 +13,7 @@ import type { Activities } from '../activities/index.ts';
 import { BUILD_QUEUE_TIMEOUT_MS, BUILD_TASK_QUEUE, DEPLOY_TASK_QUEUE } from '../task-queues.ts';
 
 // Build and deploy activities run on the deployer workers' queue.
-const build = proxyActivities<Activities>({
-  taskQueue: DEPLOY_TASK_QUEUE,
+const BUILD_OPTIONS: Omit<ActivityOptions, 'taskQueue'> = {
   startToCloseTimeout: '20 minutes',
   // Activities heartbeat every 5 s: a killed worker's build is retried elsewhere within 20 s.
   heartbeatTimeout: '20 seconds',
@@ -22,19 +22,14 @@ const build = proxyActivities<Activities>({
     initialInterval: '2 seconds',
     nonRetryableErrorTypes: ['BuildFailed', 'InvalidService'],
   },
-});
+};
+const build = proxyActivities<Activities>({ taskQueue: DEPLOY_TASK_QUEUE, ...BUILD_OPTIONS });
 // Builds wait on a queue of their own for a free builder (each deployer worker runs at most
 // DEPLOY_MCP_MAX_BUILDS at once); the deployment stays `queued` until the activity starts.
 const queuedBuild = proxyActivities<Activities>({
   taskQueue: BUILD_TASK_QUEUE,
   scheduleToStartTimeout: BUILD_QUEUE_TIMEOUT_MS,
-  startToCloseTimeout: '20 minutes',
-  heartbeatTimeout: '20 seconds',
-  retry: {
-    maximumAttempts: 3,
-    initialInterval: '2 seconds',
-    nonRetryableErrorTypes: ['BuildFailed', 'InvalidService'],
-  },
+  ...BUILD_OPTIONS,
 });
 const release = proxyActivities<Activities>({
   taskQueue: DEPLOY_TASK_QUEUE,
@@ -105,15 +100,9 @@ export async function deployService(deploymentId: string, releasedImage?: string
  */
 async function pruneImages(deploymentId: string) {
   if (!patched('prune-images')) return;
-  try {
-    await cleanup.pruneDeploymentImages(deploymentId);
-  } catch (err) {
-    const cause = err instanceof ActivityFailure ? err.cause : err;
-    log.warn('images could not be pruned', {
-      deploymentId,
-      error: cause instanceof Error ? cause.message : String(cause),
-    });
-  }
+  await bestEffort('images could not be pruned', deploymentId, () =>
+    cleanup.pruneDeploymentImages(deploymentId),
+  );
 }
 
 /**
@@ -122,14 +111,18 @@ async function pruneImages(deploymentId: string) {
  * here is logged; the deployer's start-up sweep tries again.
  */
 async function removeStrayReleases(deploymentId: string) {
+  await bestEffort('stray releases could not be removed', deploymentId, () =>
+    release.removeStrayReleases(deploymentId),
+  );
+}
+
+/** Runs a clean-up activity whose failure is only logged (a later deploy or sweep tries again). */
+async function bestEffort(message: string, deploymentId: string, run: () => Promise<unknown>) {
   try {
-    await release.removeStrayReleases(deploymentId);
+    await run();
   } catch (err) {
     const cause = err instanceof ActivityFailure ? err.cause : err;
-    log.warn('stray releases could not be removed', {
-      deploymentId,
-      error: cause instanceof Error ? cause.message : String(cause),
-    });
+    log.warn(message, { deploymentId, error: cause instanceof Error ? cause.message : String(cause) });
   }
 }
 
