@@ -123,6 +123,8 @@ export async function startTarget(): Promise<Target> {
 
     const sshOptions = [
       '-o',
+      'ConnectTimeout=60',
+      '-o',
       'HostKeyAlias=target',
       '-o',
       `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`,
@@ -137,6 +139,9 @@ export async function startTarget(): Promise<Target> {
       ANSIBLE_CONFIG: path.join(ANSIBLE_DIR, 'ansible.cfg'),
       ANSIBLE_ROLES_PATH: path.join(ANSIBLE_DIR, 'roles'),
       ANSIBLE_NOCOLOR: '1',
+      // Each connection starts `podman exec` and an sshd: slow on a busy machine, never an error.
+      ANSIBLE_TIMEOUT: '60',
+      ANSIBLE_SSH_RETRIES: '3',
     };
 
     const apply = async (roles: string[], vars: TargetVars): Promise<PlaybookRun> => {
