@@ -68,6 +68,7 @@ describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
           'common : Sysctls',
           'common : Admin users',
           "common : Admin users' SSH keys",
+          "common : Admin users' sudo",
           'common : SSH hardening (keys only, no passwords, no forwarding)',
           'firewall : Our rules',
           'firewall : Load firewall rules without systemd',
@@ -146,6 +147,8 @@ describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
         expect(effective.split('\n'), line).toContain(line);
       const { stdout: groups } = await target.ssh('sre', 'id -nG');
       expect(groups.trim().split(' ')).toEqual(expect.arrayContaining(['sre', 'sudo']));
+      // The admin has no password: sudo without one (-n fails rather than prompting).
+      expect((await target.ssh('sre', 'sudo -n id -u')).stdout.trim()).toBe('0');
       // The server offers public keys only (before the role, Debian's sshd also offers passwords).
       await expect(
         target.ssh('root', 'true', [
@@ -185,7 +188,14 @@ describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
       expect(apt).toContain('APT::Periodic::Unattended-Upgrade "1";');
       expect(apt).toContain('APT::Periodic::Update-Package-Lists "1";');
       expect(apt).toContain('Unattended-Upgrade::Automatic-Reboot "false";');
-      const packages = ['unattended-upgrades', 'apt-listchanges', 'iptables', 'iptables-persistent', 'curl'];
+      const packages = [
+        'unattended-upgrades',
+        'apt-listchanges',
+        'iptables',
+        'iptables-persistent',
+        'curl',
+        'sudo',
+      ];
       const { stdout: status } = await target.ssh(
         'root',
         `dpkg-query -W -f '\${Status}\\n' ${packages.join(' ')}`,
