@@ -32,6 +32,11 @@ export type ClusterLayerStackOptions = {
   passphrase: string;
   /** Install root whose `bin/` holds the `pulumi` CLI (the tools dir). */
   pulumiRoot: string;
+  /**
+   * How long Pulumi waits for each object to be ready (Deployments rolled out, …) or gone, as a
+   * Pulumi duration; default "5m" (the provider's own default is 10 minutes).
+   */
+  awaitTimeout?: string;
 };
 
 export type ClusterLayerStack = {
@@ -51,7 +56,13 @@ export async function clusterLayerStack(o: ClusterLayerStackOptions): Promise<Cl
   const registryHost =
     o.registryHost ??
     (single ? `${single.bindAddress}:${single.ports.registry}` : `10.0.1.20:${REGISTRY_PORT}`);
+  const timeout = o.awaitTimeout ?? '5m';
   const program = async (): Promise<Record<string, unknown>> => {
+    // Every object's wait is bounded: a pod that never gets Ready fails the update in `timeout`.
+    pulumi.runtime.registerResourceTransform((args) => ({
+      props: args.props,
+      opts: { ...args.opts, customTimeouts: { create: timeout, update: timeout, delete: timeout } },
+    }));
     const layer = clusterLayer(o.config, { kubeconfig: o.kubeconfig, registryHost });
     return {
       kubeconfig: pulumi.secret(o.kubeconfig),

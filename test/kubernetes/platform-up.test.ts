@@ -117,6 +117,7 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
       dir: path.join(work.dir, 'layer'),
       passphrase: randomBytes(24).toString('hex'),
       pulumiRoot: path.join(repoRoot, '.tools'),
+      awaitTimeout: '4m',
     });
     t = Date.now();
     outputs = await layer.up();
@@ -284,16 +285,17 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
       'name',
     ]);
     expect(clusterWide).not.toMatch(/traefik|deploy-mcp/);
-    const pods = await admin(['get', 'pods', '-A', '-o', 'name']);
-    expect(pods.trim()).toBe('');
-    // Nothing listens on the layer's addresses any more (bounded wait for the pods' processes).
-    const deadline = Date.now() + 60_000;
+    // No pod, and nothing listening on the layer's addresses (bounded wait for pods' processes).
+    const deadline = Date.now() + 90_000;
+    let pods = 'x';
     let open: boolean[] = [];
     while (Date.now() < deadline) {
+      pods = (await admin(['get', 'pods', '-A', '-o', 'name'])).trim();
       open = await Promise.all(Object.values(ports).map((p) => tcpOpen('127.0.0.1', p, 300)));
-      if (!open.some(Boolean)) break;
+      if (!pods && !open.some(Boolean)) break;
       await sleep(500);
     }
+    expect(pods).toBe('');
     expect(open).toEqual([false, false, false, false]);
   }, 300_000);
 });
