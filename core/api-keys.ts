@@ -90,6 +90,8 @@ export class ApiKeyAuthenticator {
   constructor(
     private readonly db: Db,
     private readonly onError: (err: unknown) => void = () => undefined,
+    /** The clock last_used_at is written with (ms since the epoch); tests move it. */
+    private readonly now: () => number = Date.now,
   ) {}
 
   async authenticate(presented: string): Promise<Caller | undefined> {
@@ -104,7 +106,7 @@ export class ApiKeyAuthenticator {
     // Hash and compare even when no row matched, so timing does not reveal valid prefixes.
     const expected = Buffer.from(row?.secretHash ?? '0'.repeat(64), 'hex');
     const matches = timingSafeEqual(Buffer.from(hashKey(presented), 'hex'), expected);
-    const now = Date.now();
+    const now = this.now();
     if (!row || !matches || row.revokedAt || row.disabledAt) return undefined;
     if (row.expiresAt && new Date(row.expiresAt).getTime() <= now) return undefined;
     this.touch(row.id, now);
@@ -122,7 +124,10 @@ export class ApiKeyAuthenticator {
     if (now - last < LAST_USED_RESOLUTION_MS) return;
     this.lastUsedWrites.set(keyId, now);
     if (this.lastUsedWrites.size > 10_000) this.lastUsedWrites.clear();
-    this.db.apiKey.update({ where: { id: keyId }, data: { lastUsedAt: new Date(now) } }).catch(this.onError);
+    // updateMany: a plain UPDATE (no RETURNING of the row), and a key deleted meanwhile is no error.
+    this.db.apiKey
+      .updateMany({ where: { id: keyId }, data: { lastUsedAt: new Date(now) } })
+      .catch(this.onError);
   }
 }
 
