@@ -100,4 +100,16 @@ describeEachDatabase('API key authentication', (dbs) => {
     await revokeApiKey(other.prisma, prefix);
     expect(await clocked.authenticate(key)).toBeUndefined();
   });
+
+  it('records last_used_at for every key of a burst (written together while a write is under way)', async () => {
+    const keys = [];
+    for (let i = 0; i < 6; i++) keys.push(await keyFor(`burst${i}@example.com`));
+    const callers = await Promise.all(keys.map((k) => auth.authenticate(k.key)));
+    expect(callers.every((c) => c !== undefined)).toBe(true);
+    const prefixes = keys.map((k) => k.prefix);
+    const unrecorded = async () =>
+      other.prisma.apiKey.count({ where: { prefix: { in: prefixes }, lastUsedAt: null } });
+    for (let i = 0; i < 100 && (await unrecorded()) > 0; i++) await sleep(50);
+    expect(await unrecorded()).toBe(0);
+  });
 });
