@@ -15,13 +15,17 @@ export type ServiceListItem = {
   resources: { resource: { name: string } }[];
 };
 
-type PageRow = Omit<ServiceListItem, 'project' | 'resources'> & { projectName: string };
+type PageRow = Omit<ServiceListItem, 'project' | 'resources'> & {
+  projectName: string;
+  resourceName: string | null;
+};
 
 /**
  * One page of the caller's live services, ordered by id, starting after `after` (a cursor's id),
- * at most `take` of them: two statements on either database (the page with its project names,
- * then the names of the resources attached to it; none when the page is empty), where Prisma's
- * includes issued four and read every column. Every statement is scoped to `userId`.
+ * at most `take` of them, with their project's name and the names of their attached resources:
+ * one statement on either database (the page, then its attachments joined to it: a service with
+ * several resources comes back on several rows), where Prisma's includes issued four and read
+ * every column. Every part is scoped to `userId`.
  */
 export async function listServicePage(
   db: Db,
@@ -29,30 +33,28 @@ export async function listServicePage(
   options: { projectId?: string | undefined; after?: string | undefined; take: number },
 ): Promise<ServiceListItem[]> {
   const rows = await db.$queryRaw<PageRow[]>`
-    SELECT s."id", s."name", s."url", s."repoUrl", s."branch", s."status", s."currentReleaseId",
-           s."updatedAt", p."name" AS "projectName"
-    FROM "Service" s JOIN "Project" p ON p."id" = s."projectId"
-    WHERE s."userId" = ${userId} AND s."deletedAt" IS NULL
-      ${options.projectId ? Prisma.sql`AND s."projectId" = ${options.projectId}` : Prisma.empty}
-      ${options.after ? Prisma.sql`AND s."id" > ${options.after}` : Prisma.empty}
-    ORDER BY s."id" ASC
-    LIMIT ${options.take}`;
-  const attached = new Map<string, { resource: { name: string } }[]>();
-  if (rows.length) {
-    const links = await db.$queryRaw<{ serviceId: string; name: string }[]>`
-      SELECT sr."serviceId", r."name"
-      FROM "ServiceResource" sr JOIN "Resource" r ON r."id" = sr."resourceId"
-      WHERE sr."serviceId" IN (${Prisma.join(rows.map((r) => r.id))}) AND r."userId" = ${userId}`;
-    for (const l of links) {
-      const list = attached.get(l.serviceId) ?? [];
-      list.push({ resource: { name: l.name } });
-      attached.set(l.serviceId, list);
+    SELECT pg.*, r."name" AS "resourceName"
+    FROM (
+      SELECT s."id", s."name", s."url", s."repoUrl", s."branch", s."status", s."currentReleaseId",
+             s."updatedAt", p."name" AS "projectName"
+      FROM "Service" s JOIN "Project" p ON p."id" = s."projectId"
+      WHERE s."userId" = ${userId} AND s."deletedAt" IS NULL
+        ${options.projectId ? Prisma.sql`AND s."projectId" = ${options.projectId}` : Prisma.empty}
+        ${options.after ? Prisma.sql`AND s."id" > ${options.after}` : Prisma.empty}
+      ORDER BY s."id" ASC
+      LIMIT ${options.take}
+    ) pg
+    LEFT JOIN "ServiceResource" sr ON sr."serviceId" = pg."id"
+    LEFT JOIN "Resource" r ON r."id" = sr."resourceId" AND r."userId" = ${userId}
+    ORDER BY pg."id" ASC`;
+  const page = new Map<string, ServiceListItem>();
+  for (const { projectName, resourceName, ...s } of rows) {
+    let item = page.get(s.id);
+    if (!item) {
+      item = { ...s, updatedAt: new Date(s.updatedAt), project: { name: projectName }, resources: [] };
+      page.set(s.id, item);
     }
+    if (resourceName !== null) item.resources.push({ resource: { name: resourceName } });
   }
-  return rows.map(({ projectName, ...s }) => ({
-    ...s,
-    updatedAt: new Date(s.updatedAt),
-    project: { name: projectName },
-    resources: attached.get(s.id) ?? [],
-  }));
+  return [...page.values()];
 }
