@@ -39,6 +39,7 @@ type RuntimeName = 'local' | 'kubernetes';
 /** The same deploy figures on both runtimes (or those named), side by side, measured in one run. */
 export async function benchDeploy(only: RuntimeName[] = []) {
   const runtimes: RuntimeName[] = only.length ? only : ['local', 'kubernetes'];
+  const loadBefore = os.loadavg();
   const figures = new Map<RuntimeName, Figures>();
   for (const r of runtimes) figures.set(r, await measure(r));
   const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
