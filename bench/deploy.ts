@@ -51,12 +51,7 @@ export async function benchDeploy(only: RuntimeName[] = []) {
     console.log(`  ${label.padEnd(80)}${values.map((v, i) => v.padStart(i ? 14 : 10)).join('')}`);
   const each = (f: (x: Figures) => string) => all.map(([, x]) => f(x));
   console.log('\nDeploy, small Node app (npm ci of one dependency, a build step), serve --role all');
-  console.log(
-    `  load average before: ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')}`,
-  );
+  console.log(`  load average before: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
   row(
     '',
     all.map(([n]) => n),

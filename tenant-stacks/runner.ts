@@ -99,7 +99,9 @@ export class TenantStackRunner {
     const stack = await this.stack(stackName, program);
     const began = Date.now();
     try {
-      await this.unlocked(stackName, stack, () => withoutReads(stack).up({ program, ...(onOutput ? { onOutput } : {}) }));
+      await this.unlocked(stackName, stack, () =>
+        withoutReads(stack).up({ program, ...(onOutput ? { onOutput } : {}) }),
+      );
     } catch (err) {
       this.stacks.delete(stackName); // selected again next time (the stack may have been removed)
       await this.keepFailed(stackName, stack, began);
@@ -244,13 +246,15 @@ export class TenantStackRunner {
     }
   }
 
-  private stack(stackName: string, program: PulumiFn): Promise<Stack> {
-    let stack = this.stacks.get(stackName);
-    if (!stack) {
-      stack = this.selectOrCreate(stackName, program);
-      this.stacks.set(stackName, stack);
-      stack.catch(() => this.stacks.delete(stackName));
+  private async stack(stackName: string, program: PulumiFn): Promise<Stack> {
+    let selected = this.stacks.get(stackName);
+    if (!selected) {
+      selected = this.selectOrCreate(stackName, program);
+      this.stacks.set(stackName, selected);
+      selected.catch(() => this.stacks.delete(stackName));
     }
+    const stack = await selected;
+    stack.workspace.program = program; // what a command that runs no program of its own gets
     return stack;
   }
 
