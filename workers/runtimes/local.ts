@@ -55,13 +55,16 @@ export class LocalRuntime implements Runtime {
     };
   }
 
-  // One update per release: the gate (the health check, in this process) runs inside it.
+  // One update per release: the gate (the health check, in this process) runs inside it. The
+  // candidate's image is pulled meanwhile, while the engine starts up: the container provider's
+  // own pull then finds it there (a failed pull here is the provider's to report).
   gatedProgram(
     service: RuntimeService,
     serving: ReleaseSpec | undefined,
     candidate: ReleaseSpec,
     gate: (candidateOutputs: OutputMap) => Promise<boolean>,
   ) {
+    this.o.engine.pullImage(candidate.image).catch(() => undefined);
     return localServiceProgram({
       ...this.spec(service, serving, candidate),
       gate: (c) =>
