@@ -78,9 +78,14 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
     const runsAsRoot = /^(|root|0)(:.*)?$/.test(imageUser);
     const user = runsAsRoot ? '10001:10001' : imageUser;
     const homeSet = inputs.env.some((e) => e.startsWith('HOME='));
+    // HOME of apps on a read-only root: a fresh tmpfs at a path the image does not have (as on
+    // Kubernetes, APP_HOME). Podman gives a tmpfs over an image folder that folder's owner and
+    // mode whatever `mode=` says: over /root (0700 root) the app, uid 10001, could not even read
+    // ~/.yarnrc.yml, and yarn 4 exited with EACCES on every start.
+    const home = '/home/app';
     const spec = {
       Image: inputs.image,
-      Env: readOnlyRoot && !homeSet ? [...inputs.env, 'HOME=/root'] : inputs.env,
+      Env: readOnlyRoot && !homeSet ? [...inputs.env, `HOME=${home}`] : inputs.env,
       Labels: inputs.labels,
       User: user,
       ExposedPorts: { [`${inputs.port}/tcp`]: {} },
@@ -103,7 +108,7 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
               ReadonlyRootfs: true,
               Tmpfs: {
                 '/tmp': 'rw,nosuid,nodev,size=64m,mode=1777',
-                '/root': 'rw,nosuid,nodev,size=64m,mode=1777',
+                [home]: 'rw,nosuid,nodev,size=64m,mode=1777',
               },
             }
           : {}),

@@ -1,13 +1,18 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../core/db/client.ts';
 import { agentGit, pushNewRepo } from '../support/git.ts';
 import { httpGet } from '../support/http.ts';
 import { call, text } from '../support/mcp.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 import { connectAgent, type ServeProcess, startServe } from '../support/serve.ts';
+
+const exec = promisify(execFile);
 
 type ServiceView = {
   status: string;
@@ -32,7 +37,19 @@ describe('end to end: real-world apps live through Traefik, or failing with thei
 
   afterAll(async () => {
     // Leaves no containers behind (delete_service itself is tested in e2e.test.ts).
-    for (const name of ['py', 'site', 'box', 'lo', 'spa', 'vitedev', 'node20', 'py313', 'hub', 'py312'])
+    for (const name of [
+      'py',
+      'site',
+      'box',
+      'lo',
+      'spa',
+      'vitedev',
+      'node20',
+      'py313',
+      'hub',
+      'py312',
+      'yarn4',
+    ])
       if (client) await call(client, 'delete_service', { name });
     await client?.close();
     await serve?.stop();
@@ -73,6 +90,25 @@ describe('end to end: real-world apps live through Traefik, or failing with thei
     const view = await settle(name, fixture, args);
     expect(view.deployment?.status, JSON.stringify(view, null, 1)).toBe('failed');
     return view.deployment?.reason ?? '';
+  }
+
+  /** The id of the one container of the service `name` (podman's label). */
+  async function containerOf(name: string): Promise<string> {
+    const db = await openDatabase(`file:${path.join(work.dir, 'data', 'deploy-mcp.db')}`);
+    try {
+      const service = await db.prisma.service.findFirstOrThrow({ where: { name } });
+      const { stdout } = await exec('podman', [
+        'ps',
+        '-q',
+        '--filter',
+        `label=deploy-mcp.service=${service.id}`,
+      ]);
+      const ids = stdout.split('\n').filter(Boolean);
+      expect(ids).toHaveLength(1);
+      return ids[0] ?? '';
+    } finally {
+      await db.close();
+    }
   }
 
   /** GET a path through Traefik with the service's Host. */
@@ -124,6 +160,23 @@ describe('end to end: real-world apps live through Traefik, or failing with thei
 
     const reason = await deployFailing('vitedev', 'vite-spa', { start_command: 'npx vite' });
     expect(reason).toContain("it runs Vite's development server, which is not for production");
+  });
+
+  it("runs a yarn 4 Plug'n'Play app as uid 10001 on a read-only root, with a HOME of its own", async () => {
+    const view = await deploy('yarn4', 'yarn-berry-hello');
+    expect(view.deployment?.build_log.lines.join('\n')).toMatch(
+      /package manager: yarn \(@yarnpkg\/cli-dist@4\.18\.1\)/,
+    );
+    expect(await viaIngress(view)).toEqual({ status: 200, body: 'hello from yarn-berry-hello | 2m\n' });
+    // yarn reads $HOME/.yarnrc.yml at every start: HOME is the app's own and writable, /app is not.
+    const { stdout } = await exec('podman', [
+      'exec',
+      await containerOf('yarn4'),
+      'sh',
+      '-c',
+      'id -u; echo "$HOME"; touch "$HOME/x" && echo home-writable; touch /app/x 2>/dev/null || echo app-read-only',
+    ]);
+    expect(stdout.split('\n')).toEqual(['10001', '/home/app', 'home-writable', 'app-read-only', '']);
   });
 
   it('runs the Node.js major that .nvmrc asks for, its base image built on first use', async () => {

@@ -308,3 +308,40 @@ describe('Procfile and build_pack', () => {
     expect(() => detect('express-hello', { buildPack: 'dockerfile' })).toThrow(/needs a Dockerfile/);
   });
 });
+
+describe("yarn 4 (berry), Plug'n'Play or node_modules, in the containment: read-only root, uid 10001, no egress", () => {
+  it('installs with the yarn the repo pins, at build time, into the image; starts with that yarn', () => {
+    for (const dir of [
+      path.join(FIXTURES, 'yarn-berry-hello'),
+      repo('yarn-berry-hello', { '.yarnrc.yml': 'nodeLinker: node-modules\n' }),
+    ]) {
+      const plan = detectBuildPlan(dir);
+      expect(plan).toMatchObject({
+        pack: 'node',
+        packageManager: 'yarn',
+        managerPackage: '@yarnpkg/cli-dist@4.18.1',
+        install: 'yarn install --immutable',
+        // .yarnrc.yml, .yarn/releases and plugins are read by the install.
+        installFiles: ['.'],
+        start: 'yarn start',
+      });
+      const file = dockerfile(plan);
+      // yarn is in the image (no corepack download at run time: apps have no egress) …
+      expect(file).toMatch(/npm install -g @yarnpkg\/cli-dist@4\.18\.1/);
+      expect(file).not.toMatch(/corepack/);
+      // … and so are the packages: in /app/.yarn/cache, not a global cache under the build's HOME
+      // (at run time HOME is an empty tmpfs of the app's own).
+      expect(file).toMatch(/^ENV .*YARN_ENABLE_GLOBAL_CACHE=false/m);
+      expect(file.indexOf('YARN_ENABLE_GLOBAL_CACHE=false')).toBeLessThan(file.indexOf('yarn install'));
+      expect(file).toMatch(/^LABEL io\.deploy-mcp\.read-only-root="true"$/m);
+      expect(file).toContain(JSON.stringify('exec yarn start'));
+    }
+  });
+
+  it("without scripts.start, runs the entry point under `yarn node` (Plug'n'Play resolves packages only there)", () => {
+    const dir = repo('yarn-berry-hello', {
+      'package.json': pkg({ packageManager: 'yarn@4.18.1', dependencies: { ms: '2.1.3' } }),
+    });
+    expect(detectBuildPlan(dir)).toMatchObject({ start: 'yarn node server.js' });
+  });
+});

@@ -4,8 +4,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { describeFailure } from '../build/buildkit.ts';
 import {
+  crashLine,
+  deniedHint,
   devServerHint,
   explainBuildFailure,
+  explainCrash,
   explainUnreachable,
   listeningSockets,
   loopbackBind,
@@ -204,5 +207,79 @@ describe('explainBuildFailure', () => {
     expect(reason).toBe(
       'go.mod asks for Go 1.99, but this builder has Go 1.27.4: lower the go line in go.mod to 1.27.4 or below',
     );
+  });
+});
+
+describe('explainCrash: the log line that says why an app exited, quoted', () => {
+  it("quotes yarn 4's own error (colours removed) and says what apps may write", () => {
+    // The real tail of yarn-berry-hello when its HOME was not readable (bench/apps.ts).
+    const yarn = [
+      "\u001b[31m\u001b[1mInternal Error\u001b[22m\u001b[39m: EACCES: permission denied, open '/root/.yarnrc.yml'",
+      "Error: EACCES: permission denied, open '/root/.yarnrc.yml'",
+    ];
+    expect(explainCrash('the process exited with code 1 (crash loop: restarted 1 time)', yarn)).toBe(
+      'the process exited with code 1 (crash loop: restarted 1 time): ' +
+        `"Error: EACCES: permission denied, open '/root/.yarnrc.yml'" (apps run as a non-root user (uid 10001) ` +
+        'on a read-only root filesystem: they may write only to /tmp and HOME, and listen only on a PORT above ' +
+        '1023 (a Dockerfile can give its USER more folders))',
+    );
+  });
+
+  it("picks the error over stack frames, npm's epilogue and the runtime's banner", () => {
+    const node = [
+      '> app@1.0.0 start',
+      '> node server.js',
+      '',
+      '/app/server.js:1',
+      "const pg = require('pg');",
+      '           ^',
+      '',
+      "Error: Cannot find module 'pg'",
+      'Require stack:',
+      '- /app/server.js',
+      '    at Module._resolveFilename (node:internal/modules/cjs/loader:1225:15)',
+      '    at Module._load (node:internal/modules/cjs/loader:1051:27)',
+      '',
+      'Node.js v24.21.0',
+      'npm error code 1',
+      'npm error path /app',
+      'npm error command failed',
+    ];
+    expect(crashLine(node)).toBe("Error: Cannot find module 'pg'");
+    const python = [
+      'Traceback (most recent call last):',
+      '  File "/app/app.py", line 1, in <module>',
+      '    import flask',
+      "ModuleNotFoundError: No module named 'flask'",
+    ];
+    expect(crashLine(python)).toBe("ModuleNotFoundError: No module named 'flask'");
+    const go = [
+      'panic: runtime error: index out of range [3] with length 0',
+      '',
+      'goroutine 1 [running]:',
+      'main.main()',
+      '\t/src/main.go:12 +0x1d',
+    ];
+    expect(crashLine(go)).toBe('panic: runtime error: index out of range [3] with length 0');
+  });
+
+  it("quotes the app's last words when no line names an error; leaves the reason alone for an empty log", () => {
+    const npm = ['> app@1.0.0 start', '> node server.js', '', 'missing DATABASE_URL', 'npm error code 1'];
+    expect(explainCrash('the process exited with code 1', npm)).toBe(
+      'the process exited with code 1: "missing DATABASE_URL"',
+    );
+    expect(explainCrash('the process exited with code 3', [])).toBe('the process exited with code 3');
+    expect(explainCrash('the process exited with code 3', ['', 'Node.js v24.21.0'])).toBe(
+      'the process exited with code 3',
+    );
+    expect(crashLine([`x${'y'.repeat(500)}`])).toHaveLength(240);
+  });
+
+  it('deniedHint quotes the refused file for an app that did not exit, and is silent otherwise', () => {
+    const log = ['listening', "cannot write cache: EROFS: read-only file system, open '/app/.cache/x'", 'ok'];
+    expect(deniedHint(log)).toMatch(
+      /^ \(denied: "cannot write cache: EROFS: read-only file system, open '\/app\/\.cache\/x'"; apps run as a non-root user/,
+    );
+    expect(deniedHint(['listening on 3000', 'Error: boom'])).toBe('');
   });
 });

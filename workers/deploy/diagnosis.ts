@@ -261,3 +261,61 @@ function goVersion(text: string): string | undefined {
     ? `go.mod asks for Go ${m[1]}, but this builder has Go ${m[2]}: lower the go line in go.mod to ${m[2]} or below`
     : undefined;
 }
+
+/** Apps' containment, said when an app was denied a file or port. */
+const CONTAINMENT =
+  'apps run as a non-root user (uid 10001) on a read-only root filesystem: they may write only to /tmp ' +
+  'and HOME, and listen only on a PORT above 1023 (a Dockerfile can give its USER more folders)';
+
+/** A line saying the app was refused a file or a port by its containment. */
+const DENIED = /\b(EACCES|EPERM|EROFS)\b|permission denied|read-only file system/i;
+
+/** A line naming an error: an exception class, an errno, a panic, a module not found. */
+const ERROR_LINE = /\b[A-Z]\w*(Error|Exception)\b|\bE[A-Z]{3,}\b|^panic: |Cannot find module|No module named/;
+const ERROR_WORDS = /\b(error|fatal)\b|permission denied|read-only file system/i;
+
+/** Terminal colour and style codes (ESC [ … m). */
+const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, 'g');
+
+/** Lines that never say why: stack frames, runtimes' banners, package managers' epilogues. */
+function isNoise(line: string): boolean {
+  return (
+    line.trim() === '' ||
+    /^\s+(at |File "|\S+\.go:\d+)/.test(line) ||
+    /^Node\.js v\d/.test(line) ||
+    /^\s*\^+\s*$/.test(line) ||
+    /^(npm (error|ERR!|notice|warn)|> |➤ YN0000: )/.test(line) ||
+    /^(Traceback \(most recent call last\)|goroutine \d+ \[)/.test(line)
+  );
+}
+
+/**
+ * The line of a stopped app's log that says why it stopped: the last line naming an error, else
+ * the last line that is not a stack frame or a package manager's epilogue (terminal colours
+ * removed). undefined for an empty log.
+ */
+export function crashLine(logTail: string[]): string | undefined {
+  const lines = logTail.map((l) => l.replace(ANSI, '').trimEnd()).filter((l) => !isNoise(l));
+  const line = lines.findLast((l) => ERROR_LINE.test(l) || ERROR_WORDS.test(l)) ?? lines.at(-1);
+  return line === undefined ? undefined : clip(line.trim());
+}
+
+/**
+ * The reason for an app that exited, with the log line that says why quoted
+ * (`the process exited with code 1: "Error: EACCES: permission denied, open '…'"`), and, when
+ * that line is a refused file or port, what apps may do. `reason` unchanged for an empty log.
+ */
+export function explainCrash(reason: string, logTail: string[]): string {
+  const line = crashLine(logTail);
+  if (!line) return reason;
+  return `${reason}: "${line}"${DENIED.test(line) ? ` (${CONTAINMENT})` : ''}`;
+}
+
+/**
+ * For an app that did not exit: when its log shows it refused a file or port, that line quoted
+ * with what apps may do (" (denied: "…"; apps run as …)"); "" otherwise.
+ */
+export function deniedHint(logTail: string[]): string {
+  const line = crashLine(logTail.filter((l) => DENIED.test(l)));
+  return line ? ` (denied: "${line}"; ${CONTAINMENT})` : '';
+}

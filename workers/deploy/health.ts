@@ -2,7 +2,14 @@ import fs from 'node:fs';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerEngine } from '../../core/container-engine.ts';
-import { devServerHint, explainUnreachable, listeningSockets, loopbackBind } from './diagnosis.ts';
+import {
+  deniedHint,
+  devServerHint,
+  explainCrash,
+  explainUnreachable,
+  listeningSockets,
+  loopbackBind,
+} from './diagnosis.ts';
 
 export type HealthResult =
   | { healthy: true; waitedMs: number }
@@ -37,12 +44,14 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
   const path = o.path ?? '/';
   const errorWindowMs = o.errorWindowMs ?? 10_000;
   let failingSince: number | undefined;
-  const fail = async (reason: string): Promise<HealthResult> => {
+  // A process that exited: its log line that says why is quoted (diagnosis.ts, explainCrash).
+  const fail = async (reason: string, exited = false): Promise<HealthResult> => {
     const logTail = await o.engine.logs(o.containerId, 100).catch(() => []);
     const command = (await o.engine.inspectContainer(o.containerId).catch(() => undefined))?.Config?.Cmd;
+    const said = exited ? explainCrash(reason, logTail) : reason + deniedHint(logTail);
     return {
       healthy: false,
-      reason: withDevServerHint(reason + permissionHint(logTail), logTail, command?.join(' ')),
+      reason: withDevServerHint(said, logTail, command?.join(' ')),
       logTail,
       waitedMs: Date.now() - started,
     };
@@ -69,7 +78,7 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
         return fail(
           `the process was killed (exit code 137)${again}: it ran out of memory${limit}; raise memory`,
         );
-      return fail(`the process exited with code ${code}${after}${again}`);
+      return fail(`the process exited with code ${code}${after}${again}`, true);
     }
     const answer = await request(o.hostPort, path);
     if (answer && answer.status < 500) return { healthy: true, waitedMs: Date.now() - started };
@@ -99,21 +108,6 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
   const logTail = await o.engine.logs(o.containerId, 100).catch(() => []);
   const sockets = info?.State.Pid ? listeningSockets(info.State.Pid) : [];
   return fail(explainUnreachable(silent, { sockets, port: o.port, logTail }));
-}
-
-/**
- * Apps run as a non-root user (uid 10001 unless the image names another), often on a read-only
- * root: when the log shows the app tripping over that, say so and what to do.
- */
-export function permissionHint(logTail: string[]): string {
-  const log = logTail.join('\n');
-  if (/\b(EACCES|EPERM|EROFS)\b|permission denied|read-only file system/i.test(log))
-    return (
-      ' (the app was denied a file or port: apps run as a non-root user, uid 10001, and may write only ' +
-      'to /tmp and HOME; listen on PORT above 1023 and write elsewhere only to folders the Dockerfile ' +
-      'gives to its USER)'
-    );
-  return '';
 }
 
 /** The status of GET `path` on 127.0.0.1:port ("503 Service Unavailable"); undefined when nothing answers HTTP. */

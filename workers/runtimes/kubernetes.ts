@@ -7,6 +7,7 @@ import { type IngressTls, kubernetesServiceProgram } from '../../tenant-stacks/k
 import { kubernetesTenantProgram } from '../../tenant-stacks/kubernetes/tenant-program.ts';
 import type { ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
+import { explainCrash } from '../deploy/diagnosis.ts';
 import { imageLabels } from './image-labels.ts';
 import { diagnosePods, type Pod, type ReplicaSetConditions } from './pod-diagnosis.ts';
 import { waitForRoute } from './route.ts';
@@ -111,12 +112,12 @@ export class KubernetesRuntime implements Runtime {
         replicaSet,
       });
       if (verdict.state === 'ready') return { healthy: true };
-      if (verdict.state === 'failed')
-        return {
-          healthy: false,
-          reason: verdict.reason,
-          logTail: await this.podLogs(ns, pods, 100, verdict.crashed),
-        };
+      if (verdict.state === 'failed') {
+        const logTail = await this.podLogs(ns, pods, 100, verdict.crashed);
+        // A crash quotes the log line that says why (deploy/diagnosis.ts), as on the local runtime.
+        const reason = verdict.crashed ? explainCrash(verdict.reason, logTail) : verdict.reason;
+        return { healthy: false, reason, logTail };
+      }
       await new Promise((r) => setTimeout(r, 500));
     }
     const pods = await this.pods(service, candidate.key);
