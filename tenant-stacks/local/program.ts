@@ -35,10 +35,7 @@ export type LocalServiceSpec = {
   network: string;
 };
 
-/** The container network of one tenant (engine-wide, so named after the user's id). */
-export function tenantNetwork(userId: string): string {
-  return `dmcp-${userId}`;
-}
+export { tenantNetwork } from './network.ts';
 
 class Container extends pulumi.dynamic.Resource {
   declare readonly containerId: pulumi.Output<string>;
