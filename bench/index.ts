@@ -1,5 +1,6 @@
 // npm run bench: performance figures, printed (targets live here, never in test assertions).
-// `npm run bench -- deploy` (or mcp, memory, git, databases, concurrency, apps) runs one group.
+// `npm run bench -- deploy` (or mcp, memory, git, databases, concurrency, apps) runs one group;
+// `npm run bench -- deploy local` (or `kubernetes`) runs the deploy figures on that runtime only.
 import { benchApps } from './apps.ts';
 import { benchConcurrency } from './concurrency.ts';
 import { benchDatabases } from './databases.ts';
@@ -12,7 +13,7 @@ const groups = {
   mcp: benchMcp,
   memory: benchMemory,
   git: benchGit,
-  deploy: benchDeploy,
+  deploy: () => benchDeploy(only.filter((a) => a === 'local' || a === 'kubernetes')),
   databases: benchDatabases,
   concurrency: benchConcurrency,
 };

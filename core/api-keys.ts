@@ -14,6 +14,8 @@ const PREFIX_LENGTH = API_KEY_PREFIX.length + 10;
 const KEY_PATTERN = /^dk_live_[A-Za-z0-9_-]{32}$/;
 /** last_used_at is written at most this often per key, so auth stays a single read. */
 const LAST_USED_RESOLUTION_MS = 60_000;
+/** Most keys one last_used_at write names. */
+const LAST_USED_BATCH = 500;
 
 export function generateApiKey(): { key: string; prefix: string; secretHash: string } {
   const key = API_KEY_PREFIX + randomBytes(24).toString('base64url');
@@ -76,36 +78,40 @@ type KeyRow = {
   name: string;
   prefix: string;
   secretHash: string;
-  revokedAt: Date | null;
   expiresAt: Date | null;
   userId: string;
   email: string;
-  disabledAt: Date | null;
 };
 
 /** Verifies bearer keys: one indexed read, a hash and a constant-time comparison. */
 export class ApiKeyAuthenticator {
   private readonly lastUsedWrites = new Map<string, number>();
+  /** Keys whose last_used_at is still to be written, and whether a write is under way. */
+  private readonly usedSinceWrite = new Set<string>();
+  private writing = false;
 
   constructor(
     private readonly db: Db,
     private readonly onError: (err: unknown) => void = () => undefined,
+    /** The clock last_used_at is written with (ms since the epoch); tests move it. */
+    private readonly now: () => number = Date.now,
   ) {}
 
   async authenticate(presented: string): Promise<Caller | undefined> {
     if (!KEY_PATTERN.test(presented)) return undefined;
-    // One statement (the key with its user), not Prisma's two: auth runs on every request.
+    // One statement (the key with its user), not Prisma's two: auth runs on every request. A
+    // revoked key or a disabled user matches no row (read anew each time: nothing is cached).
     const [row] = await this.db.$queryRaw<KeyRow[]>`
-      SELECT k."id", k."name", k."prefix", k."secretHash", k."revokedAt", k."expiresAt",
-             u."id" AS "userId", u."email", u."disabledAt"
+      SELECT k."id", k."name", k."prefix", k."secretHash", k."expiresAt", u."id" AS "userId", u."email"
       FROM "ApiKey" k JOIN "User" u ON u."id" = k."userId"
       WHERE k."prefix" = ${presented.slice(0, PREFIX_LENGTH)}
+        AND k."revokedAt" IS NULL AND u."disabledAt" IS NULL
       LIMIT 1`;
     // Hash and compare even when no row matched, so timing does not reveal valid prefixes.
     const expected = Buffer.from(row?.secretHash ?? '0'.repeat(64), 'hex');
     const matches = timingSafeEqual(Buffer.from(hashKey(presented), 'hex'), expected);
-    const now = Date.now();
-    if (!row || !matches || row.revokedAt || row.disabledAt) return undefined;
+    const now = this.now();
+    if (!row || !matches) return undefined;
     if (row.expiresAt && new Date(row.expiresAt).getTime() <= now) return undefined;
     this.touch(row.id, now);
     return {
@@ -122,7 +128,29 @@ export class ApiKeyAuthenticator {
     if (now - last < LAST_USED_RESOLUTION_MS) return;
     this.lastUsedWrites.set(keyId, now);
     if (this.lastUsedWrites.size > 10_000) this.lastUsedWrites.clear();
-    this.db.apiKey.update({ where: { id: keyId }, data: { lastUsedAt: new Date(now) } }).catch(this.onError);
+    this.usedSinceWrite.add(keyId);
+    if (!this.writing) void this.writeLastUsed();
+  }
+
+  /**
+   * Writes last_used_at for the keys used since the last write: at once when no write is under
+   * way, else in one statement right after it, so a burst of keys (every client's first request
+   * of a minute) costs a couple of writes (each a commit on the request path), not one per key.
+   */
+  private async writeLastUsed() {
+    this.writing = true;
+    try {
+      for (let pass = 0; this.usedSinceWrite.size > 0 && pass < 100; pass++) {
+        const ids = [...this.usedSinceWrite].slice(0, LAST_USED_BATCH);
+        for (const id of ids) this.usedSinceWrite.delete(id);
+        // updateMany: a plain UPDATE (no RETURNING), and a key deleted meanwhile is no error.
+        await this.db.apiKey
+          .updateMany({ where: { id: { in: ids } }, data: { lastUsedAt: new Date(this.now()) } })
+          .catch(this.onError);
+      }
+    } finally {
+      this.writing = false;
+    }
   }
 }
 

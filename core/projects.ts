@@ -26,3 +26,37 @@ export async function resolveProject(db: Db, userId: string, name: string | unde
     `project "${wanted}" not found. Your projects: ${names.length ? names.join(', ') : '(none)'}.`,
   );
 }
+
+/** What whoami shows of an account: its git owner name and its projects with live counts. */
+export type AccountOverview = {
+  ownerName: string | null;
+  projects: { name: string; services: number; resources: number }[];
+};
+
+type OverviewRow = { ownerName: string | null; name: string | null; services: unknown; resources: unknown };
+
+/**
+ * The caller's owner name and projects (sorted by name) with their live service and resource
+ * counts, in one statement on either database. Every part is scoped to `userId`: the counts are
+ * correlated subqueries on the (userId, projectId) indexes, so their cost follows this account's
+ * size, not the whole table's (Prisma's `_count` grouped every tenant's rows).
+ */
+export async function accountOverview(db: Db, userId: string): Promise<AccountOverview | undefined> {
+  const rows = await db.$queryRaw<OverviewRow[]>`
+    SELECT u."ownerName", p."name",
+      (SELECT COUNT(*) FROM "Service" s
+        WHERE s."userId" = u."id" AND s."projectId" = p."id" AND s."deletedAt" IS NULL) AS "services",
+      (SELECT COUNT(*) FROM "Resource" r
+        WHERE r."userId" = u."id" AND r."projectId" = p."id" AND r."deletedAt" IS NULL) AS "resources"
+    FROM "User" u LEFT JOIN "Project" p ON p."userId" = u."id"
+    WHERE u."id" = ${userId}
+    ORDER BY p."name" ASC`;
+  const [first] = rows;
+  if (!first) return undefined;
+  return {
+    ownerName: first.ownerName,
+    projects: rows.flatMap((r) =>
+      r.name === null ? [] : [{ name: r.name, services: Number(r.services), resources: Number(r.resources) }],
+    ),
+  };
+}

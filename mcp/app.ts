@@ -152,6 +152,7 @@ function wantsProgress(body: unknown): boolean {
 
 /** API keys never travel in URLs (they would land in logs and browser history). */
 function refuseKeysInUrl(req: Request, res: Response, next: NextFunction) {
+  if (!req.originalUrl.includes('?')) return next(); // the usual case: nothing to parse
   const query = req.originalUrl.split('?')[1] ?? '';
   const params = new URLSearchParams(query);
   const offending =

@@ -51,7 +51,53 @@ export type PlatformConfig = {
   keepImagesPerService: number;
   /** A vendored cert-manager release manifest to apply; unset: cert-manager is installed already. */
   certManagerManifest: string | undefined;
+  /**
+   * false: no ClusterIssuer, Certificate or Cloudflare token Secret (a cluster without
+   * cert-manager, such as the one-node test cluster); Traefik then serves its own default
+   * certificate. Default true.
+   */
+  certManager?: boolean;
+  /**
+   * false: no deployer-server/-worker Deployments and no clean-up CronJob (they run the deployer
+   * image); the deployer's ServiceAccount, roles and admission policy stay, for a deployer
+   * running outside the cluster. Default true.
+   */
+  deployer?: boolean;
+  /** The cluster is one node that is this machine (the one-node test cluster); see SingleNodeConfig. */
+  singleNode?: SingleNodeConfig;
 };
+
+/**
+ * A one-node cluster on the machine itself (core/cluster: no kube-proxy, no CoreDNS, the API
+ * server on loopback). Its one node carries every pool (`deploy-mcp.dev/pool=all`, no taints),
+ * and Traefik, the registry and BuildKit run on the host network at fixed local addresses: pods
+ * cannot reach Service ClusterIPs or names there, and the product, containerd and BuildKit must
+ * reach the registry at one address.
+ */
+export type SingleNodeConfig = {
+  /** The address Traefik, the registry and BuildKit listen on (127.0.0.1). */
+  bindAddress: string;
+  ports: { web: number; websecure: number; registry: number; buildkit: number };
+  /** Where host-network pods reach the API server (the `kubernetes` Service's ClusterIP is not routed). */
+  apiServer: { host: string; port: number };
+  /** Host directory of the registry's and BuildKit's state (production: /var/lib/deploy-mcp). */
+  stateDir: string;
+};
+
+/** What the in-cluster layer reads of the configuration (it runs on its own given a kubeconfig). */
+export type ClusterLayerConfig = Pick<
+  PlatformConfig,
+  | 'pools'
+  | 'appsDomain'
+  | 'acmeEmail'
+  | 'cloudflareToken'
+  | 'images'
+  | 'keepImagesPerService'
+  | 'certManagerManifest'
+  | 'certManager'
+  | 'deployer'
+  | 'singleNode'
+>;
 
 const DEFAULT_POOLS: Record<PoolName, PoolConfig> = {
   ctrl: { count: 1, serverType: 'cx32' },
@@ -91,5 +137,7 @@ export function readPlatformConfig(cfg: pulumi.Config = new pulumi.Config('platf
     },
     keepImagesPerService: cfg.getNumber('keepImagesPerService', { min: 1 }) ?? 5,
     certManagerManifest: cfg.get('certManagerManifest'),
+    certManager: cfg.getBoolean('certManager') ?? true,
+    deployer: cfg.getBoolean('deployer') ?? true,
   };
 }

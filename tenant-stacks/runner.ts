@@ -84,7 +84,18 @@ export class TenantStackRunner {
 
   private pulumiCommand: Promise<PulumiCommand> | undefined;
 
-  /** Creates or updates `stackName` to match `program`; returns its outputs. */
+  /** Stacks already selected (or created), by name: reused by later updates of the same stack. */
+  private readonly stacks = new Map<string, Promise<Stack>>();
+
+  /**
+   * Creates or updates `stackName` to match `program`; returns its outputs.
+   *
+   * One `pulumi up` plus two reads run in parallel after it: `stack history` (the update's
+   * record, secrets not decrypted) and `stack export` (the state it left, for the journal; the
+   * outputs are read from it). The Automation API's own `up` would read the outputs twice and
+   * the history once more, one after the other (about 1 s here); the stack object is kept for
+   * the next update instead of being selected again (`pulumi stack select`).
+   */
   async up(
     stackName: string,
     program: PulumiFn,
@@ -92,15 +103,21 @@ export class TenantStackRunner {
   ): Promise<{ outputs: OutputMap; summary: UpdateSummary }> {
     const stack = await this.stack(stackName, program);
     const began = Date.now();
-    let result: Awaited<ReturnType<Stack['up']>>;
     try {
-      result = await this.unlocked(stackName, stack, () => stack.up(onOutput ? { onOutput } : {}));
+      await this.unlocked(stackName, stack, () =>
+        withoutReads(stack).up({ program, ...(onOutput ? { onOutput } : {}) }),
+      );
     } catch (err) {
+      this.stacks.delete(stackName); // selected again next time (the stack may have been removed)
       await this.keepFailed(stackName, stack, began);
       throw new Error(`the stack update failed: ${updateErrors((err as Error).message)}`, { cause: err });
     }
-    await this.keep(stackName, stack, result.summary);
-    return { outputs: result.outputs, summary: result.summary };
+    const [summary, { deployment }] = await Promise.all([
+      stack.info(false).then((u) => u ?? noStack(stackName)),
+      stack.exportStack(),
+    ]);
+    await this.options.journal?.record(stackName, updateRecord(summary), deployment);
+    return { outputs: stackOutputs(deployment), summary };
   }
 
   /**
@@ -124,6 +141,7 @@ export class TenantStackRunner {
       for (const u of unkept(history, await journal.entries(stackName)))
         await journal.record(stackName, u, undefined);
     }
+    this.stacks.delete(stackName);
     await stack.workspace.removeStack(stackName);
   }
 
@@ -236,6 +254,18 @@ export class TenantStackRunner {
   }
 
   private async stack(stackName: string, program: PulumiFn): Promise<Stack> {
+    let selected = this.stacks.get(stackName);
+    if (!selected) {
+      selected = this.selectOrCreate(stackName, program);
+      this.stacks.set(stackName, selected);
+      selected.catch(() => this.stacks.delete(stackName));
+    }
+    const stack = await selected;
+    stack.workspace.program = program; // what a command that runs no program of its own gets
+    return stack;
+  }
+
+  private async selectOrCreate(stackName: string, program: PulumiFn): Promise<Stack> {
     const o = this.options;
     const stateDir = fileBackendDir(o.backendUrl);
     if (stateDir !== undefined) fs.mkdirSync(stateDir, { recursive: true });
@@ -271,6 +301,58 @@ export class TenantStackRunner {
       },
     };
   }
+}
+
+/**
+ * `stack` whose `up` skips the reads the Automation API runs after it (`outputs()`, two
+ * `pulumi stack output`, and `info()`): the runner reads what it needs itself, in parallel.
+ */
+function withoutReads(stack: Stack): Stack {
+  return Object.create(stack, {
+    outputs: { value: async () => ({}) },
+    info: { value: async () => undefined },
+  }) as Stack;
+}
+
+/**
+ * A stack's outputs as `stack.outputs()` gives them, read from its exported state (the root
+ * stack resource's outputs; `exportStack()` shows secrets, which Pulumi marks with its secret
+ * signature).
+ */
+export function stackOutputs(deployment: unknown): OutputMap {
+  const resources = (deployment as { resources?: { type: string; outputs?: Record<string, unknown> }[] })
+    ?.resources;
+  const root = resources?.find((r) => r.type === 'pulumi:pulumi:Stack');
+  const outputs: OutputMap = {};
+  for (const [key, raw] of Object.entries(root?.outputs ?? {})) {
+    const { value, secret } = unsecret(raw);
+    outputs[key] = { value, secret };
+  }
+  return outputs;
+}
+
+/** Pulumi's marker of a secret value in a state ("4dabf…" = "1b470…"), shown with its plaintext. */
+const SECRET_SIG = '4dabf18193072939515e22adb298388d';
+const SECRET_VALUE = '1b47061264138c4ac30d75fd1eb44270';
+
+function unsecret(v: unknown): { value: unknown; secret: boolean } {
+  if (Array.isArray(v)) {
+    const items = v.map(unsecret);
+    return { value: items.map((i) => i.value), secret: items.some((i) => i.secret) };
+  }
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (o[SECRET_SIG] === SECRET_VALUE) {
+      const plain = o.plaintext;
+      return { value: typeof plain === 'string' ? JSON.parse(plain) : o.value, secret: true };
+    }
+    const entries = Object.entries(o).map(([k, x]) => [k, unsecret(x)] as const);
+    return {
+      value: Object.fromEntries(entries.map(([k, x]) => [k, x.value])),
+      secret: entries.some(([, x]) => x.secret),
+    };
+  }
+  return { value: v, secret: false };
 }
 
 /** The directory of a `file://` backend URL; undefined for other backends. */

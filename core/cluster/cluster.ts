@@ -43,6 +43,11 @@ export type ClusterOptions = {
   onProgress?: (event: ClusterProgress) => void;
   /** How long the node may take to report Ready. */
   readyTimeoutMs?: number;
+  /**
+   * false: no Traefik on the host and none of its objects (namespace `traefik`, IngressClass
+   * `traefik`): for the platform's in-cluster layer, which brings its own. Default true.
+   */
+  ingress?: boolean;
 };
 
 export type ClusterProgress = {
@@ -208,19 +213,21 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     ),
   ]);
   const api = new KubeApi(server, pki.client('admin'));
-  const token = await timed('ingress access', ensureIngressAccess(api), () => 'ready');
-  await timed(
-    'traefik',
-    startIngress({
-      bin: bin('traefik'),
-      dir: layout.ingress,
-      apiServerUrl: server,
-      caFile: pki.caCert,
-      token,
-      port: state.ports.ingress,
-      pingPort: state.ports.ingressPing,
-    }),
-  );
+  if (o.ingress !== false) {
+    const token = await timed('ingress access', ensureIngressAccess(api), () => 'ready');
+    await timed(
+      'traefik',
+      startIngress({
+        bin: bin('traefik'),
+        dir: layout.ingress,
+        apiServerUrl: server,
+        caFile: pki.caCert,
+        token,
+        port: state.ports.ingress,
+        pingPort: state.ports.ingressPing,
+      }),
+    );
+  }
   await timed(`node ${NODE_NAME}`, waitNodeReady(api, o.readyTimeoutMs ?? 120_000), () => 'Ready');
 
   return {

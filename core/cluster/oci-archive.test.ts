@@ -68,4 +68,23 @@ describe('ociArchive', () => {
       }).manifestDigest,
     ).toBe(manifestDigest);
   });
+
+  it("puts the image's environment in its config when given one", () => {
+    const { archive } = ociArchive({
+      ref: 'localhost/test/env:1',
+      files: [{ name: 'usr/bin/tool', data: Buffer.from('binary'), mode: 0o755 }],
+      entrypoint: ['/usr/bin/tool'],
+      env: ['PATH=/usr/bin:/bin'],
+      architecture: 'amd64',
+    });
+    const out = path.join(dir, 'env-layout');
+    fs.mkdirSync(out);
+    fs.writeFileSync(path.join(dir, 'env.tar'), archive);
+    execFileSync('tar', ['-xf', path.join(dir, 'env.tar'), '-C', out]);
+    const index = JSON.parse(fs.readFileSync(path.join(out, 'index.json'), 'utf8'));
+    const blob = (digest: string) =>
+      JSON.parse(fs.readFileSync(path.join(out, 'blobs/sha256', digest.slice(7)), 'utf8'));
+    const config = blob(blob(index.manifests[0].digest).config.digest);
+    expect(config.config).toEqual({ Entrypoint: ['/usr/bin/tool'], Env: ['PATH=/usr/bin:/bin'] });
+  });
 });

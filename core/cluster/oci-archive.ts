@@ -42,6 +42,8 @@ export type ImageSpec = {
   entrypoint: string[];
   /** "uid:gid" */
   user?: string;
+  /** The image's environment, "NAME=value" (PATH for images with more than one program). */
+  env?: string[];
   /** OCI architecture name (amd64, arm64). */
   architecture: string;
 };
@@ -57,7 +59,11 @@ export function ociArchive(spec: ImageSpec): { archive: Buffer; manifestDigest: 
     JSON.stringify({
       architecture: spec.architecture,
       os: 'linux',
-      config: { Entrypoint: spec.entrypoint, ...(spec.user ? { User: spec.user } : {}) },
+      config: {
+        Entrypoint: spec.entrypoint,
+        ...(spec.user ? { User: spec.user } : {}),
+        ...(spec.env ? { Env: spec.env } : {}),
+      },
       rootfs: { type: 'layers', diff_ids: [layerDigest] },
     }),
   );

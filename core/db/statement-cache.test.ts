@@ -70,4 +70,32 @@ describe('installStatementCache: prepared statements kept per connection', () =>
       client.close();
     }
   });
+
+  it("reads a kept statement's columns once, with the same names and types as a fresh statement's", () => {
+    const db = new Database(':memory:');
+    try {
+      db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, at DATETIME)');
+      const sql = 'SELECT id, name AS label, at, COUNT(*) AS n FROM t';
+      const kept = db.prepare(sql);
+      const first = kept.columns();
+      expect(db.prepare(sql).columns()).toBe(first);
+      expect(Object.isFrozen(first)).toBe(true);
+      const fresh = new Database(':memory:');
+      try {
+        fresh.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, at DATETIME)');
+        const expected = Database.prototype.prepare.call(fresh, sql).columns();
+        expect(first.map((c) => [c.name, c.type])).toEqual(expected.map((c) => [c.name, c.type]));
+        expect(first.map((c) => [c.name, c.type])).toEqual([
+          ['id', 'INTEGER'],
+          ['label', 'TEXT'],
+          ['at', 'DATETIME'],
+          ['n', null],
+        ]);
+      } finally {
+        fresh.close();
+      }
+    } finally {
+      db.close();
+    }
+  });
 });

@@ -13,6 +13,8 @@ type Prepare = (this: Database.Database, sql: string) => Database.Statement;
  * the cache sits on libsql's `Database.prototype.prepare`, per connection (a WeakMap: it goes with
  * the connection), bounded. Sharing a statement is safe: a query runs synchronously from bind to
  * its last row (`all`/`run`), and SQLite re-prepares a statement whose schema changed.
+ * Its columns are read once too (@libsql/client asks for them twice per query, and each ask
+ * builds them anew in native code: an eighth of an API key lookup).
  * Idempotent; installed by core/db/client.ts.
  */
 export function installStatementCache(): void {
@@ -33,10 +35,25 @@ export function installStatementCache(): void {
       cache.set(sql, hit);
       return hit;
     }
-    const statement = prepare.call(this, sql);
+    const statement = keepColumns(prepare.call(this, sql));
     cache.set(sql, statement);
     if (cache.size > STATEMENTS_PER_CONNECTION) cache.delete(cache.keys().next().value as string);
     return statement;
   };
   proto[PATCHED] = true;
+}
+
+/**
+ * Makes `statement.columns()` answer from the first answer (frozen, as it is shared). A prepared
+ * statement's SQL is fixed, so are its result columns: their names and declared types; our
+ * queries name their columns (no `SELECT *`) and the schema only changes before the server opens.
+ */
+function keepColumns(statement: Database.Statement): Database.Statement {
+  const columns = statement.columns.bind(statement);
+  let kept: ReturnType<typeof columns> | undefined;
+  statement.columns = () => {
+    kept ??= Object.freeze(columns().map((c) => Object.freeze(c))) as ReturnType<typeof columns>;
+    return kept;
+  };
+  return statement;
 }

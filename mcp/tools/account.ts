@@ -1,6 +1,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { GitHubRepos } from '../../core/github/repos.ts';
+import { accountOverview } from '../../core/projects.ts';
 import { READ_ONLY, runTool, type ToolContext } from '../tool-kit.ts';
 
 const GITHUB_NOTES = {
@@ -48,34 +49,18 @@ export function registerAccountTools(server: McpServer, ctx: ToolContext, github
     },
     (_args, extra) =>
       runTool(ctx, extra, 'whoami', async (caller) => {
-        const [user, projects, gh] = await Promise.all([
-          ctx.db.user.findUniqueOrThrow({ where: { id: caller.userId }, select: { ownerName: true } }),
-          ctx.db.project.findMany({
-            where: { userId: caller.userId },
-            orderBy: { name: 'asc' },
-            select: {
-              name: true,
-              _count: {
-                select: {
-                  services: { where: { deletedAt: null } },
-                  resources: { where: { deletedAt: null } },
-                },
-              },
-            },
-          }),
+        const [account, gh] = await Promise.all([
+          accountOverview(ctx.db, caller.userId),
           github ? github.status(caller.userId) : ({ state: 'not_configured' } as const),
         ]);
+        if (!account) throw new Error(`the caller's user ${caller.userId} no longer exists`);
         const installed = gh.state === 'installed' ? gh.installation : undefined;
         return {
           email: caller.email,
           api_key: { prefix: caller.keyPrefix, name: caller.keyName },
-          projects: projects.map((p) => ({
-            name: p.name,
-            services: p._count.services,
-            resources: p._count.resources,
-          })),
+          projects: account.projects,
           git_hosts: [
-            { host: 'internal', base_url: `${ctx.publicUrl}/git`, owner: user.ownerName, default: true },
+            { host: 'internal', base_url: `${ctx.publicUrl}/git`, owner: account.ownerName, default: true },
             ...(github?.gitUrl && installed
               ? [{ host: 'github', base_url: github.gitUrl, owner: installed.accountLogin, default: false }]
               : []),

@@ -9,6 +9,7 @@ import { conflict, invalidInput, notAvailableYet, notFound } from '../../core/er
 import type { GitHubRepos } from '../../core/github/repos.ts';
 import { resolveProject } from '../../core/projects.ts';
 import type { SecretBox } from '../../core/secrets.ts';
+import { listServicePage } from '../../core/service-list.ts';
 import { ensureOwnerName } from '../../git/owner-names.ts';
 import { type ServiceState, serviceState, serviceStates } from '../../workers/deploy/service-status.ts';
 import type { DeployStarter } from '../../workers/deploy/start-deploy.ts';
@@ -155,7 +156,10 @@ const cpuName = (millis: number) =>
   Object.entries(CPU_SIZES).find(([, v]) => v === millis)?.[0] ?? String(millis / 1000);
 
 function summary(
-  s: Service & { project: { name: string }; resources?: { resource: { name: string } }[] },
+  s: Pick<Service, 'name' | 'url' | 'repoUrl' | 'branch' | 'updatedAt'> & {
+    project: { name: string };
+    resources?: { resource: { name: string } }[];
+  },
   state: ServiceState,
 ) {
   return {
@@ -564,16 +568,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
         const projectId = args.project
           ? (await resolveProject(db, caller.userId, args.project)).id
           : undefined;
-        const rows = await db.service.findMany({
-          where: { userId: caller.userId, deletedAt: null, ...(projectId ? { projectId } : {}) },
-          include: {
-            project: { select: { name: true } },
-            resources: { include: { resource: { select: { name: true } } } },
-          },
-          orderBy: { id: 'asc' },
-          take: limit + 1,
-          ...(after ? { cursor: { id: after }, skip: 1 } : {}),
-        });
+        const rows = await listServicePage(db, caller.userId, { projectId, after, take: limit + 1 });
         const states = await serviceStates(db, rows.slice(0, limit));
         return fitPage(rows, limit, 'list_services', (items, next_cursor, note) => ({
           services: items.map((s) => summary(s, states.get(s.id) as ServiceState)),

@@ -265,4 +265,50 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     });
     expect(await pulumi.isSecret(returned?.kubeconfig as pulumi.Output<string>)).toBe(true);
   });
+
+  it('on one node (singleNode): every pod on the node labelled pool=all, host network at the given addresses; cert-manager and deployer left out when asked', async () => {
+    const single = {
+      bindAddress: '127.0.0.1',
+      ports: { web: 18080, websecure: 18443, registry: 15000, buildkit: 11234 },
+      apiServer: { host: '127.0.0.1', port: 16443 },
+      stateDir: '/srv/state',
+    };
+    const { resources } = await runWithMocks(
+      platformProgram(testConfig({ singleNode: single, certManager: false, deployer: false })),
+    );
+    type HostSpec = PodSpec & { volumes?: { name: string; hostPath?: { path: string } }[] };
+    const spec = (type: string, name: string) => podSpecOf(one(resources, type, name)) as HostSpec;
+    const traefik = spec('kubernetes:apps/v1:DaemonSet', 'traefik');
+    const registry = spec('kubernetes:apps/v1:Deployment', 'registry');
+    const buildkit = spec('kubernetes:apps/v1:Deployment', 'buildkitd');
+    for (const s of [traefik, registry, buildkit]) {
+      expect(s.nodeSelector).toEqual({ 'deploy-mcp.dev/pool': 'all' });
+      expect(s.tolerations).toEqual([]);
+      expect(s.hostNetwork).toBe(true);
+    }
+    expect(traefik.containers[0]?.args).toContain('--entrypoints.web.address=127.0.0.1:18080');
+    expect(envOf(traefik)).toEqual({
+      KUBERNETES_SERVICE_HOST: '127.0.0.1',
+      KUBERNETES_SERVICE_PORT: '16443',
+    });
+    expect(envOf(registry).REGISTRY_HTTP_ADDR).toBe('127.0.0.1:15000');
+    expect(registry.volumes?.[0]?.hostPath?.path).toBe('/srv/state/registry');
+    expect(buildkit.containers[0]?.args).toContain('tcp://127.0.0.1:11234');
+    expect(buildkit.volumes?.[0]?.hostPath?.path).toBe('/srv/state/buildkit');
+    // BuildKit pushes to the plain-HTTP registry the layer was given.
+    const bkConfig = one(resources, 'kubernetes:core/v1:ConfigMap', 'buildkitd-config').inputs.data as Record<
+      string,
+      string
+    >;
+    expect(bkConfig['buildkitd.toml']).toContain('[registry."10.0.1.20:5000"]\n  http = true');
+    // No cert-manager objects, no deployer Deployments or clean-up job; the deployer's access stays.
+    expect(resources.filter((r) => r.type.startsWith('kubernetes:cert-manager.io/'))).toEqual([]);
+    expect(resources.filter((r) => r.name === 'cloudflare-api-token')).toEqual([]);
+    expect(resources.filter((r) => r.name.startsWith('deployer-') && r.type.endsWith(':Deployment'))).toEqual(
+      [],
+    );
+    expect(resources.filter((r) => r.type === 'kubernetes:batch/v1:CronJob')).toEqual([]);
+    one(resources, 'kubernetes:core/v1:ServiceAccount', 'deployer');
+    one(resources, 'kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding');
+  });
 });

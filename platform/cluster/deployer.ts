@@ -8,13 +8,17 @@ import {
   type ServiceAccountRef,
   TENANT_ROLE,
 } from '../../tenant-stacks/kubernetes/deployer-access.ts';
-import { BUILDKIT_ADDRESS } from './buildkit.ts';
 import { INGRESS_CLASS, INGRESS_NAMESPACE, onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
 export type DeployerArgs = {
   image: string;
   appsDomain: string;
   registryHost: string;
+  buildkitAddress: string;
+  /** false: only the deployer's access (for a deployer outside the cluster), no Deployments. */
+  run?: boolean;
+  /** A one-node cluster (placement on its node). */
+  singleNode?: unknown;
 };
 
 /** The Secret the SRE makes with the rest of the product's settings (database, master key, Temporal). */
@@ -32,7 +36,7 @@ export function runtimeEnv(args: DeployerArgs) {
     { name: 'DEPLOY_MCP_INGRESS_NAMESPACE', value: INGRESS_NAMESPACE },
     { name: 'DEPLOY_MCP_APPS_DOMAIN', value: args.appsDomain },
     { name: 'DEPLOY_MCP_REGISTRY', value: args.registryHost },
-    { name: 'DEPLOY_MCP_BUILDKIT_ADDRESS', value: BUILDKIT_ADDRESS },
+    { name: 'DEPLOY_MCP_BUILDKIT_ADDRESS', value: args.buildkitAddress },
     {
       name: 'DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT',
       value: `${DEPLOYER_SERVICE_ACCOUNT.namespace}/${DEPLOYER_SERVICE_ACCOUNT.name}`,
@@ -82,6 +86,7 @@ function deployerAccess(opts: pulumi.CustomResourceOptions) {
  */
 export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions): k8s.apps.v1.Deployment[] {
   const access = deployerAccess(opts);
+  if (args.run === false) return [];
   const kubeconfig = new k8s.core.v1.ConfigMap(
     'deployer-kubeconfig',
     {
@@ -103,7 +108,7 @@ export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions)
           template: {
             metadata: { labels },
             spec: {
-              ...onPool('ops'),
+              ...onPool('ops', args.singleNode),
               ...(worker
                 ? { serviceAccountName: DEPLOYER_SERVICE_ACCOUNT.name, automountServiceAccountToken: true }
                 : { automountServiceAccountToken: false }),

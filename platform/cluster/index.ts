@@ -1,9 +1,9 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import type { PlatformConfig } from '../config.ts';
-import { buildkit } from './buildkit.ts';
+import type { ClusterLayerConfig } from '../config.ts';
+import { buildkit, buildkitAddress } from './buildkit.ts';
 import { certManager } from './cert-manager.ts';
-import { deployer } from './deployer.ts';
+import { DEPLOYER_SERVICE_ACCOUNT, deployer } from './deployer.ts';
 import { INGRESS_CLASS, INGRESS_NAMESPACE, SYSTEM_NAMESPACE } from './placement.ts';
 import { registry } from './registry.ts';
 import { registryCleanup } from './registry-cleanup.ts';
@@ -16,10 +16,21 @@ export type ClusterInputs = {
   registryHost: string;
 };
 
-export type ClusterLayer = { ingressClass: string; ingressNamespace: string };
+export type ClusterLayer = {
+  ingressClass: string;
+  ingressNamespace: string;
+  /** Where the deployer builds (DEPLOY_MCP_BUILDKIT_ADDRESS). */
+  buildkitAddress: string;
+  /** The deployer's ServiceAccount, namespace/name (DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT). */
+  deployerServiceAccount: string;
+};
 
-/** Everything inside the cluster, declared through one explicit provider on the cloud layer's kubeconfig. */
-export function clusterLayer(config: PlatformConfig, cloud: ClusterInputs): ClusterLayer {
+/**
+ * Everything inside the cluster, declared through one explicit provider on the cloud layer's
+ * kubeconfig. Runs on its own too, given any kubeconfig (platform/local/stack.ts).
+ */
+export function clusterLayer(config: ClusterLayerConfig, cloud: ClusterInputs): ClusterLayer {
+  const single = config.singleNode;
   const provider = new k8s.Provider('platform-cluster', {
     kubeconfig: pulumi.secret(cloud.kubeconfig),
     enableServerSideApply: true,
@@ -29,33 +40,49 @@ export function clusterLayer(config: PlatformConfig, cloud: ClusterInputs): Clus
   );
   const opts: pulumi.CustomResourceOptions = { provider, dependsOn: namespaces };
   systemPolicies(config, opts);
-  traefik(config.images.traefik, opts);
-  certManager(
-    {
-      appsDomain: config.appsDomain,
-      acmeEmail: config.acmeEmail,
-      cloudflareToken: config.cloudflareToken,
-      manifest: config.certManagerManifest,
-    },
+  traefik(config.images.traefik, opts, single);
+  if (config.certManager !== false)
+    certManager(
+      {
+        appsDomain: config.appsDomain,
+        acmeEmail: config.acmeEmail,
+        cloudflareToken: config.cloudflareToken,
+        manifest: config.certManagerManifest,
+      },
+      opts,
+    );
+  registry(config.images.registry, opts, single);
+  buildkit(
+    { image: config.images.buildkit, replicas: config.pools.build.count, registryHost: cloud.registryHost },
     opts,
+    single,
   );
-  registry(config.images.registry, opts);
-  buildkit(config.images.buildkit, config.pools.build.count, opts);
+  const runDeployer = config.deployer !== false;
   deployer(
     {
       image: config.images.deployer,
       appsDomain: config.appsDomain,
       registryHost: cloud.registryHost,
+      buildkitAddress: buildkitAddress(single),
+      run: runDeployer,
+      singleNode: single,
     },
     opts,
   );
-  registryCleanup(
-    {
-      image: config.images.deployer,
-      registryHost: cloud.registryHost,
-      keepImagesPerService: config.keepImagesPerService,
-    },
-    opts,
-  );
-  return { ingressClass: INGRESS_CLASS, ingressNamespace: INGRESS_NAMESPACE };
+  if (runDeployer)
+    registryCleanup(
+      {
+        image: config.images.deployer,
+        registryHost: cloud.registryHost,
+        keepImagesPerService: config.keepImagesPerService,
+        singleNode: single,
+      },
+      opts,
+    );
+  return {
+    ingressClass: INGRESS_CLASS,
+    ingressNamespace: INGRESS_NAMESPACE,
+    buildkitAddress: buildkitAddress(single),
+    deployerServiceAccount: `${DEPLOYER_SERVICE_ACCOUNT.namespace}/${DEPLOYER_SERVICE_ACCOUNT.name}`,
+  };
 }

@@ -1,8 +1,12 @@
 import type { PoolName } from '../config.ts';
-import { POOL_LABEL, TAINTED_POOLS } from '../pools.ts';
+import { ALL_POOLS, POOL_LABEL, TAINTED_POOLS } from '../pools.ts';
 
-/** Pod spec fields that put a pod on a pool's nodes (tolerating its taint, where it has one). */
-export function onPool(pool: PoolName) {
+/**
+ * Pod spec fields that put a pod on a pool's nodes (tolerating its taint, where it has one); on a
+ * one-node cluster (`singleNode`), on the node labelled with every pool.
+ */
+export function onPool(pool: PoolName, singleNode?: unknown) {
+  if (singleNode) return { nodeSelector: { [POOL_LABEL]: ALL_POOLS }, tolerations: [] };
   return {
     nodeSelector: { [POOL_LABEL]: pool },
     tolerations: TAINTED_POOLS.includes(pool)

@@ -3,7 +3,13 @@ import type * as pulumi from '@pulumi/pulumi';
 import { DEPLOYER_ENV_SECRET } from './deployer.ts';
 import { onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
-export type RegistryCleanupArgs = { image: string; registryHost: string; keepImagesPerService: number };
+export type RegistryCleanupArgs = {
+  image: string;
+  registryHost: string;
+  keepImagesPerService: number;
+  /** A one-node cluster (placement on its node). */
+  singleNode?: unknown;
+};
 
 /**
  * Nightly: per service, delete all but the newest N images the product's releases name (and keep
@@ -30,7 +36,7 @@ export function registryCleanup(
               // The registry's NetworkPolicy lets pods with this label in (system-policies.ts).
               metadata: { labels: { app: 'registry-cleanup' } },
               spec: {
-                ...onPool('ops'),
+                ...onPool('ops', args.singleNode),
                 restartPolicy: 'Never',
                 automountServiceAccountToken: false,
                 containers: [

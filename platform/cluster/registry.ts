@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import type * as pulumi from '@pulumi/pulumi';
+import type { SingleNodeConfig } from '../config.ts';
 import { REGISTRY_PORT } from '../pools.ts';
 import { onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
@@ -10,7 +11,15 @@ const labels = { app: 'registry' };
  * network only (the Hetzner firewall opens it to nothing public; ansible/roles/firewall limits the
  * private side). Deletes are enabled so the clean-up job can remove old images.
  */
-export function registry(image: string, opts: pulumi.CustomResourceOptions): k8s.apps.v1.Deployment {
+export function registry(
+  image: string,
+  opts: pulumi.CustomResourceOptions,
+  single?: SingleNodeConfig,
+): k8s.apps.v1.Deployment {
+  // One node that is this machine: the host network at the configured address, so containerd,
+  // BuildKit and the product all reach it at one address.
+  const port = single ? single.ports.registry : REGISTRY_PORT;
+  const address = single ? `${single.bindAddress}:${port}` : `:${port}`;
   return new k8s.apps.v1.Deployment(
     'registry',
     {
@@ -23,22 +32,31 @@ export function registry(image: string, opts: pulumi.CustomResourceOptions): k8s
         template: {
           metadata: { labels },
           spec: {
-            ...onPool('ops'),
+            ...onPool('ops', single),
+            ...(single ? { hostNetwork: true } : {}),
             containers: [
               {
                 name: 'registry',
                 image,
-                ports: [{ name: 'registry', containerPort: REGISTRY_PORT, hostPort: REGISTRY_PORT }],
+                ports: [{ name: 'registry', containerPort: port, hostPort: port }],
                 env: [
                   { name: 'REGISTRY_STORAGE_DELETE_ENABLED', value: 'true' },
-                  { name: 'REGISTRY_HTTP_ADDR', value: `:${REGISTRY_PORT}` },
+                  { name: 'REGISTRY_HTTP_ADDR', value: address },
                 ],
-                readinessProbe: { httpGet: { path: '/v2/', port: REGISTRY_PORT } },
+                readinessProbe: {
+                  httpGet: { path: '/v2/', port, ...(single ? { host: single.bindAddress } : {}) },
+                },
                 volumeMounts: [{ name: 'data', mountPath: '/var/lib/registry' }],
               },
             ],
             volumes: [
-              { name: 'data', hostPath: { path: '/var/lib/deploy-mcp/registry', type: 'DirectoryOrCreate' } },
+              {
+                name: 'data',
+                hostPath: {
+                  path: `${single?.stateDir ?? '/var/lib/deploy-mcp'}/registry`,
+                  type: 'DirectoryOrCreate',
+                },
+              },
             ],
           },
         },

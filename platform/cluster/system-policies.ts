@@ -1,6 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import type * as pulumi from '@pulumi/pulumi';
-import type { PlatformConfig } from '../config.ts';
+import type { ClusterLayerConfig } from '../config.ts';
 import { PRIVATE_NETWORK, REGISTRY_PORT } from '../pools.ts';
 import { INGRESS_NAMESPACE, SYSTEM_NAMESPACE } from './placement.ts';
 
@@ -21,7 +21,10 @@ const app = (name: string) => ({ matchLabels: { app: name } });
  *   (ansible/roles/firewall) blocks the metadata endpoint for every pod.
  * Traefik runs on the host network, where NetworkPolicies do not apply; its namespace gets the quota.
  */
-export function systemPolicies(config: PlatformConfig, opts: pulumi.CustomResourceOptions): void {
+export function systemPolicies(
+  config: Pick<ClusterLayerConfig, 'pools'>,
+  opts: pulumi.CustomResourceOptions,
+): void {
   const quotas: [string, number][] = [
     // registry, two deployer roles, the clean-up job, one BuildKit per build node; doubled for rollouts.
     [SYSTEM_NAMESPACE, 2 * (4 + config.pools.build.count)],

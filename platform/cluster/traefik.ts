@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import type * as pulumi from '@pulumi/pulumi';
+import type { SingleNodeConfig } from '../config.ts';
 import { INGRESS_CLASS, INGRESS_NAMESPACE, onPool, WILDCARD_SECRET } from './placement.ts';
 
 const labels = { app: 'traefik' };
@@ -9,7 +10,22 @@ const labels = { app: 'traefik' };
  * Ingresses of class "traefik" and the wildcard certificate as its default. Plain objects, no
  * Helm chart (charts cannot be downloaded on the machines this is tested on).
  */
-export function traefik(image: string, opts: pulumi.CustomResourceOptions): k8s.apps.v1.DaemonSet {
+export function traefik(
+  image: string,
+  opts: pulumi.CustomResourceOptions,
+  single?: SingleNodeConfig,
+): k8s.apps.v1.DaemonSet {
+  // One node that is this machine: its own ports on the bind address, the API server where the
+  // host network reaches it (client-go's in-cluster config reads these two variables).
+  const web = single ? single.ports.web : 80;
+  const websecure = single ? single.ports.websecure : 443;
+  const bind = single ? single.bindAddress : '';
+  const apiServerEnv = single
+    ? [
+        { name: 'KUBERNETES_SERVICE_HOST', value: single.apiServer.host },
+        { name: 'KUBERNETES_SERVICE_PORT', value: String(single.apiServer.port) },
+      ]
+    : [];
   const sa = new k8s.core.v1.ServiceAccount(
     'traefik',
     { metadata: { name: 'traefik', namespace: INGRESS_NAMESPACE } },
@@ -73,7 +89,7 @@ export function traefik(image: string, opts: pulumi.CustomResourceOptions): k8s.
         template: {
           metadata: { labels },
           spec: {
-            ...onPool('run'),
+            ...onPool('run', single),
             serviceAccountName: sa.metadata.name,
             hostNetwork: true,
             dnsPolicy: 'ClusterFirstWithHostNet',
@@ -82,8 +98,8 @@ export function traefik(image: string, opts: pulumi.CustomResourceOptions): k8s.
                 name: 'traefik',
                 image,
                 args: [
-                  '--entrypoints.web.address=:80',
-                  '--entrypoints.websecure.address=:443',
+                  `--entrypoints.web.address=${bind}:${web}`,
+                  `--entrypoints.websecure.address=${bind}:${websecure}`,
                   '--ping=true',
                   '--ping.entrypoint=web',
                   '--providers.kubernetesingress=true',
@@ -91,10 +107,11 @@ export function traefik(image: string, opts: pulumi.CustomResourceOptions): k8s.
                   '--providers.file.directory=/config',
                 ],
                 ports: [
-                  { name: 'web', containerPort: 80, hostPort: 80 },
-                  { name: 'websecure', containerPort: 443, hostPort: 443 },
+                  { name: 'web', containerPort: web, hostPort: web },
+                  { name: 'websecure', containerPort: websecure, hostPort: websecure },
                 ],
-                readinessProbe: { httpGet: { path: '/ping', port: 80 } },
+                ...(apiServerEnv.length ? { env: apiServerEnv } : {}),
+                readinessProbe: { httpGet: { path: '/ping', port: web, ...(bind ? { host: bind } : {}) } },
                 securityContext: {
                   capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
                   readOnlyRootFilesystem: true,
@@ -108,7 +125,9 @@ export function traefik(image: string, opts: pulumi.CustomResourceOptions): k8s.
               },
             ],
             volumes: [
-              { name: 'certs', secret: { secretName: WILDCARD_SECRET } },
+              // Optional: Traefik serves (its own default certificate) before the first one is issued,
+              // and where no cert-manager runs.
+              { name: 'certs', secret: { secretName: WILDCARD_SECRET, optional: true } },
               { name: 'config', configMap: { name: dynamic.metadata.name } },
             ],
           },

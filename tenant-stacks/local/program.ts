@@ -33,9 +33,20 @@ export type LocalServiceSpec = {
   labels: Record<string, string>;
   /** The tenant's container network (tenantNetwork): no path to other tenants' apps. */
   network: string;
+  /**
+   * Judges the candidate inside the update (see localServiceProgram): called once its container
+   * runs; true moves the route to it and removes `active`, false leaves `active` serving.
+   */
+  gate?: ReleaseGate;
 };
 
 export { tenantNetwork } from './network.ts';
+
+/** The candidate's running container, as the gate sees it. */
+export type CandidateContainer = { containerId: string; hostPort: number };
+
+/** Decides, while the stack update runs, whether the candidate takes the route. */
+export type ReleaseGate = (candidate: CandidateContainer) => Promise<boolean>;
 
 class Container extends pulumi.dynamic.Resource {
   declare readonly containerId: pulumi.Output<string>;
@@ -71,45 +82,78 @@ class Route extends pulumi.dynamic.Resource {
 /**
  * The tenant stack program (a pure factory): containers for the active and candidate releases
  * and a route to the active one. Env values are Pulumi secrets, encrypted in the stack state.
+ *
+ * With a `gate` and a candidate, one update does the whole release: the candidate's container
+ * starts, the program waits for the gate's verdict on it (the health check, in this process),
+ * then either routes to the candidate and leaves `active` out, which the engine deletes at the
+ * end of the same update, after the route moved; or keeps `active` and its route as they were
+ * (the candidate stays until the caller's next update drops it). A candidate whose container
+ * fails to start fails the update before the gate is asked, and nothing else changes.
  */
 export function localServiceProgram(spec: LocalServiceSpec): pulumi.automation.PulumiFn {
+  const container = (release: ReleaseSpec) =>
+    new Container(`release-${release.key}`, {
+      socketPath: spec.engineSocket,
+      name: `${spec.slug}-${release.key}`,
+      image: release.image,
+      env: pulumi.secret(
+        Object.entries({ ...release.env, PORT: String(release.port) }).map(([k, v]) => `${k}=${v}`),
+      ),
+      port: release.port,
+      memoryMb: release.memoryMb,
+      nanoCpus: release.cpuMillis * 1_000_000,
+      labels: { ...spec.labels, 'deploy-mcp.release': release.key },
+      network: spec.network,
+      ...(release.mounts?.length ? { mounts: release.mounts } : {}),
+    });
+  const route = (to: Container) =>
+    new Route('route', {
+      routesDir: spec.routesDir,
+      name: spec.slug,
+      host: spec.host,
+      upstream: pulumi.interpolate`http://127.0.0.1:${to.hostPort}`,
+      ...(spec.routesApiUrl ? { apiUrl: spec.routesApiUrl } : {}),
+    });
+
+  if (spec.gate && spec.candidate) {
+    const { gate, candidate: candidateRelease } = spec;
+    return async () => {
+      const candidate = container(candidateRelease);
+      // `up` runs without a preview, so the container's outputs are known here.
+      const promoted = pulumi.runtime.isDryRun() ? false : await gate(await running(candidate));
+      const active = promoted ? candidate : spec.active && container(spec.active);
+      if (active) route(active);
+      return {
+        activeHostPort: active?.hostPort,
+        candidateHostPort: candidate.hostPort,
+        activeContainerId: active?.containerId,
+        candidateContainerId: candidate.containerId,
+        promoted,
+      };
+    };
+  }
+
   return async () => {
-    const containers: Record<string, Container> = {};
-    for (const [role, release] of [
-      ['active', spec.active],
-      ['candidate', spec.candidate],
-    ] as const) {
-      if (!release) continue;
-      containers[role] = new Container(`release-${release.key}`, {
-        socketPath: spec.engineSocket,
-        name: `${spec.slug}-${release.key}`,
-        image: release.image,
-        env: pulumi.secret(
-          Object.entries({ ...release.env, PORT: String(release.port) }).map(([k, v]) => `${k}=${v}`),
-        ),
-        port: release.port,
-        memoryMb: release.memoryMb,
-        nanoCpus: release.cpuMillis * 1_000_000,
-        labels: { ...spec.labels, 'deploy-mcp.release': release.key },
-        network: spec.network,
-        ...(release.mounts?.length ? { mounts: release.mounts } : {}),
-      });
-    }
-    const active = containers.active;
-    if (active) {
-      new Route('route', {
-        routesDir: spec.routesDir,
-        name: spec.slug,
-        host: spec.host,
-        upstream: pulumi.interpolate`http://127.0.0.1:${active.hostPort}`,
-        ...(spec.routesApiUrl ? { apiUrl: spec.routesApiUrl } : {}),
-      });
-    }
+    const active = spec.active && container(spec.active);
+    const candidate = spec.candidate && container(spec.candidate);
+    if (active) route(active);
     return {
       activeHostPort: active?.hostPort,
-      candidateHostPort: containers.candidate?.hostPort,
+      candidateHostPort: candidate?.hostPort,
       activeContainerId: active?.containerId,
-      candidateContainerId: containers.candidate?.containerId,
+      candidateContainerId: candidate?.containerId,
     };
   };
+}
+
+/**
+ * The container once the engine made it. A container that fails to start fails the update
+ * itself (the CLI ends the update; this promise then never settles, and nothing waits on it).
+ */
+function running(c: Container): Promise<CandidateContainer> {
+  return new Promise((resolve) => {
+    pulumi.all([c.containerId, c.hostPort]).apply(([containerId, hostPort]) => {
+      resolve({ containerId, hostPort });
+    });
+  });
 }

@@ -80,8 +80,12 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
   const program = (active?: ReleaseSpec, candidate?: ReleaseSpec) =>
     testServiceProgram(rt, slug, active, candidate);
 
-  /** What releaseImage does: the new release beside the current one, then promoted; then its rows. */
-  async function deploy(version: number, tag: number, appEnv: Record<string, string>) {
+  /**
+   * What releaseImage does: the new release beside the current one, then promoted; then its rows.
+   * Two updates (Kubernetes, and local stacks from before), or one (`oneUpdate`: the local
+   * runtime now, the release judged inside the update).
+   */
+  async function deploy(version: number, tag: number, appEnv: Record<string, string>, oneUpdate = false) {
     const prisma = db.prisma;
     const service = await prisma.service.findUniqueOrThrow({ where: { id: serviceId } });
     const d = await prisma.deployment.create({
@@ -103,8 +107,15 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
       memoryMb: 64,
       cpuMillis: 250,
     };
-    await runner.up(slug, program(releases.at(-1), spec));
-    await runner.up(slug, program(spec));
+    if (oneUpdate) {
+      await runner.up(
+        slug,
+        testServiceProgram(rt, slug, releases.at(-1), spec, async () => true),
+      );
+    } else {
+      await runner.up(slug, program(releases.at(-1), spec));
+      await runner.up(slug, program(spec));
+    }
     releases.push(spec);
     const release = await prisma.release.create({
       data: {
@@ -150,7 +161,7 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
     runner = tenantStackRunner(config, new SecretBox(loadMasterKey(dataDir, undefined)), db.prisma);
     await deploy(1, 1, { GREETING });
     await deploy(2, 2, { GREETING, API_TOKEN: TOKEN_V2 });
-    await deploy(3, 2, { GREETING, API_TOKEN: TOKEN_V3 });
+    await deploy(3, 2, { GREETING, API_TOKEN: TOKEN_V3 }, true);
   });
 
   afterAll(async () => {
@@ -180,23 +191,23 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
       ),
     );
     expect(out).toMatch(new RegExp(`^  v1           \\S+Z  commit 111111111111  image ${image(1)}  `, 'm'));
-    // Two updates per deploy (candidate beside the active release, then promotion), newest first.
+    // Two updates for v1 and v2 (candidate beside the active release, then promotion), one for v3
+    // (started, judged and promoted in one update, the old release deleted); newest first.
     const updates = out.split('\n').filter((l) => /^ {2}#\d+ /.test(l));
     expect(updates.map((l) => l.split('→')[1]?.trim())).toEqual([
       'serving v3',
-      'serving v2, candidate v3',
       'serving v2',
       'serving v1, candidate v2',
       'serving v1',
       'serving nothing, candidate v1',
     ]);
     expect(updates[0]).toMatch(
-      /^ {2}#6 {2}update {3}succeeded {2}\S+Z +\d+s {2}delete 1, same 2, update 1 {2}→ serving v3$/,
+      /^ {2}#5 {2}update {3}succeeded {2}\S+Z +\d+s {2}create 1, delete 1, same 1, update 1 {2}→ serving v3$/,
     );
-    expect(updates[5]).toMatch(
+    expect(updates[4]).toMatch(
       /^ {2}#1 {2}update {3}succeeded .*create 2 {2}→ serving nothing, candidate v1$/,
     );
-    expect(out).toContain('resource diff v2 → v3 (the stack states after updates #4 and #6)');
+    expect(out).toContain('resource diff v2 → v3 (the stack states after updates #4 and #5)');
   });
 
   it('reads the update history through the Automation API, writing nothing to the backend or work dirs', async () => {
@@ -224,7 +235,7 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
     expect(JSON.stringify(await runner.exportState(slug))).toContain(TOKEN_V3);
     // The runner's copies of each update's state (product database) hold no secret value.
     const kept = await db.prisma.stackUpdate.findMany({ where: { stackName: slug } });
-    expect(kept.map((k) => k.state !== null)).toEqual([true, true, true, true, true, true]);
+    expect(kept.map((k) => k.state !== null)).toEqual([true, true, true, true, true]);
     expect(JSON.stringify(kept)).toContain('env.API_TOKEN');
     for (const value of [GREETING, TOKEN_V2, TOKEN_V3]) expect(JSON.stringify(kept)).not.toContain(value);
     const { diff } = await auditJson('web', '--user', email);
@@ -298,7 +309,7 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
     ]);
     expect(report.releases[0]?.deploymentId.slice(-12)).toBe(releases[2]?.key);
     expect(report.history[0]).toEqual({
-      version: 6,
+      version: 5,
       kind: 'update',
       result: 'succeeded',
       startTime: expect.stringMatching(/Z$/),
@@ -354,7 +365,6 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
       const updates = out.split('\n').filter((l) => /^ {2}#\d+ /.test(l));
       expect(updates.map((l) => l.split('→')[1]?.trim())).toEqual([
         'serving v3',
-        'serving v2, candidate v3',
         'serving v2',
         'state not kept',
         'state not kept',
@@ -366,7 +376,7 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
       expect(out).toMatch(new RegExp(`^ {6}imageRef +"${image(1)}" → "${image(2)}"$`, 'm'));
       // v2's promotion (#4) is kept: v2 → v3 still compares stack states.
       expect(await audit('web', '--user', email)).toContain(
-        'resource diff v2 → v3 (the stack states after updates #4 and #6)',
+        'resource diff v2 → v3 (the stack states after updates #4 and #5)',
       );
     } finally {
       await db.prisma.stackUpdate.createMany({ data: dropped });
@@ -389,10 +399,10 @@ describe('deploy-mcp audit <service>: releases, stack history and the resource d
     expect(out).toContain(`stack     ${slug}  (removed)`);
     expect(out).toMatch(/^note {6}the stack was removed with the service, and its history with it/m);
     expect(out).not.toMatch(/^outputs /m);
-    expect(out).toContain('stack updates (7, newest first)');
-    expect(out).toMatch(/^ {2}#7 {2}destroy {2}succeeded .*delete \d+ {2}→ serving nothing$/m);
-    expect(out).toMatch(/^ {2}#6 {2}update {3}succeeded .*→ serving v3$/m);
-    expect(out).toContain('resource diff v2 → v3 (the stack states after updates #4 and #6)');
+    expect(out).toContain('stack updates (6, newest first)');
+    expect(out).toMatch(/^ {2}#6 {2}destroy {2}succeeded .*delete \d+ {2}→ serving nothing$/m);
+    expect(out).toMatch(/^ {2}#5 {2}update {3}succeeded .*→ serving v3$/m);
+    expect(out).toContain('resource diff v2 → v3 (the stack states after updates #4 and #5)');
     const report = await auditJson('web', '--user', email, '--from', '1', '--to', '3');
     expect(report.service).toMatchObject({ status: 'deleted', deletedAt: expect.stringMatching(/Z$/) });
     expect(report.releases).toHaveLength(3);

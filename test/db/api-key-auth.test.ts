@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ApiKeyAuthenticator, createApiKey, revokeApiKey } from '../../core/api-keys.ts';
 import { type Database, openDatabase } from '../../core/db/client.ts';
@@ -69,5 +70,46 @@ describeEachDatabase('API key authentication', (dbs) => {
     expect(await auth.authenticate(disabled.key)).toBeDefined();
     await other.prisma.user.update({ where: { id: disabled.user.id }, data: { disabledAt: new Date() } });
     expect(await auth.authenticate(disabled.key)).toBeUndefined();
+  });
+
+  it('records last_used_at at most once a minute per key, and still checks revocation on every request', async () => {
+    let clock = Date.parse('2030-01-01T00:00:00Z');
+    const clocked = new ApiKeyAuthenticator(db.prisma, undefined, () => clock);
+    const { key, prefix } = await keyFor('busy@example.com');
+    const lastUsed = async () =>
+      (await other.prisma.apiKey.findUniqueOrThrow({ where: { prefix } })).lastUsedAt?.getTime() ?? null;
+    // The write is not awaited by authenticate: wait for it, bounded.
+    const lastUsedBecomes = async (want: number) => {
+      for (let i = 0; i < 100 && (await lastUsed()) !== want; i++) await sleep(50);
+      return lastUsed();
+    };
+
+    const first = clock;
+    expect(await clocked.authenticate(key)).toBeDefined();
+    expect(await lastUsedBecomes(first)).toBe(first);
+    clock += 30_000;
+    expect(await clocked.authenticate(key)).toBeDefined();
+    await sleep(200);
+    expect(await lastUsed()).toBe(first);
+    clock += 31_000;
+    expect(await clocked.authenticate(key)).toBeDefined();
+    expect(await lastUsedBecomes(clock)).toBe(clock);
+
+    // Within the minute of the last write, a revocation elsewhere still applies at once.
+    clock += 1_000;
+    await revokeApiKey(other.prisma, prefix);
+    expect(await clocked.authenticate(key)).toBeUndefined();
+  });
+
+  it('records last_used_at for every key of a burst (written together while a write is under way)', async () => {
+    const keys = [];
+    for (let i = 0; i < 6; i++) keys.push(await keyFor(`burst${i}@example.com`));
+    const callers = await Promise.all(keys.map((k) => auth.authenticate(k.key)));
+    expect(callers.every((c) => c !== undefined)).toBe(true);
+    const prefixes = keys.map((k) => k.prefix);
+    const unrecorded = async () =>
+      other.prisma.apiKey.count({ where: { prefix: { in: prefixes }, lastUsedAt: null } });
+    for (let i = 0; i < 100 && (await unrecorded()) > 0; i++) await sleep(50);
+    expect(await unrecorded()).toBe(0);
   });
 });

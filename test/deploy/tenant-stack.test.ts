@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReleaseSpec } from '../../tenant-stacks/local/program.ts';
+import type { ReleaseGate, ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import { TenantStackRunner } from '../../tenant-stacks/runner.ts';
 import { ensureBaseImages } from '../../workers/build/base-images.ts';
 import { buildAndPush } from '../../workers/build/buildkit.ts';
@@ -123,6 +123,74 @@ describe('local tenant stack: containers and a Traefik route through Pulumi dyna
     );
     expect(err?.message.length).toBeLessThan(1000);
     expect((await viaTraefik()).body).toMatch(/^two/);
+  });
+
+  // One update per deploy (releaseImage on this runtime): the gate judges the running candidate
+  // while the update waits; its answer decides the route and whether the old release goes.
+  const gated = (active: ReleaseSpec | undefined, candidate: ReleaseSpec, gate: ReleaseGate) =>
+    testServiceProgram(rt, slug, active, candidate, gate);
+  const updates = async () => (await runner.history(slug, 100)).length;
+
+  it('gated: one update starts the candidate, waits for the gate, moves the route and removes the old release', async () => {
+    const before = await updates();
+    const seen: { candidate: string; routed: string; containers: string[] }[] = [];
+    const { outputs, summary } = await runner.up(
+      slug,
+      gated(release('r2', 'two'), release('r3', 'three'), async (c) => {
+        const own = await eventually(
+          () => httpGet(`http://127.0.0.1:${c.hostPort}/`),
+          (r) => r.status === 200,
+        );
+        seen.push({ candidate: own.body, routed: (await viaTraefik()).body, containers: containersOf(slug) });
+        return true;
+      }),
+    );
+    // While the gate judged, the candidate answered on its own port and the old release served.
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.candidate).toMatch(/^three/);
+    expect(seen[0]?.routed).toMatch(/^two/);
+    expect(seen[0]?.containers.sort()).toEqual([`${slug}-r2`, `${slug}-r3`]);
+    // After it: the route names the candidate, the old release is gone, in exactly one update.
+    expect(outputs.promoted?.value).toBe(true);
+    expect(outputs.activeHostPort?.value).toBe(outputs.candidateHostPort?.value);
+    expect(summary.resourceChanges).toMatchObject({ create: 1, update: 1, delete: 1 });
+    expect((await viaTraefik()).body).toMatch(/^three/);
+    expect(containersOf(slug)).toEqual([`${slug}-r3`]);
+    expect(await updates()).toBe(before + 1);
+  });
+
+  it('gated: a gate that says no leaves the serving release and its route; the next update drops the candidate', async () => {
+    const { outputs } = await runner.up(
+      slug,
+      gated(release('r3', 'three'), release('r4', 'four'), async () => false),
+    );
+    expect(outputs.promoted?.value).toBe(false);
+    expect((await viaTraefik()).body).toMatch(/^three/);
+    expect(containersOf(slug).sort()).toEqual([`${slug}-r3`, `${slug}-r4`]);
+    await runner.up(slug, spec(release('r3', 'three')));
+    expect(containersOf(slug)).toEqual([`${slug}-r3`]);
+    expect((await viaTraefik()).body).toMatch(/^three/);
+  });
+
+  it('gated: a candidate that cannot start fails the update before the gate is asked; nothing else changes', async () => {
+    const missing = { ...release('r5', 'five'), image: `${rt.registry.host}/t/no-such-image:1` };
+    let asked = 0;
+    const err = await runner
+      .up(
+        slug,
+        gated(release('r3', 'three'), missing, async () => {
+          asked++;
+          return true;
+        }),
+      )
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
+    expect(err?.message).toMatch(/^the stack update failed: pull \S+no-such-image:1 failed/);
+    expect(asked).toBe(0);
+    expect((await viaTraefik()).body).toMatch(/^three/);
+    expect(containersOf(slug)).toEqual([`${slug}-r3`]);
   });
 
   it('destroys everything: no container, no route, no stack', async () => {

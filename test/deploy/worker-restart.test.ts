@@ -146,7 +146,15 @@ describe('the deployer-worker is killed in the middle of a build', () => {
 
     const t = await connectTemporal(temporal.address, 'default');
     try {
-      const history = await t.client.workflow.getHandle(deployments[0]?.workflowId ?? '').fetchHistory();
+      // The deployment is active once its release is recorded; the workflow ends after its
+      // best-effort steps (image pruning), a moment later on a busy machine.
+      const handle = t.client.workflow.getHandle(deployments[0]?.workflowId ?? '');
+      await eventually(
+        () => handle.describe(),
+        (d) => d.status.name !== 'RUNNING',
+        120_000,
+      );
+      const history = await handle.fetchHistory();
       const events = history.events ?? [];
       const scheduled = events.flatMap((e) => {
         const name = e.activityTaskScheduledEventAttributes?.activityType?.name;

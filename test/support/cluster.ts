@@ -35,7 +35,7 @@ export type TestCluster = Cluster & {
  * containerd pulls from over plain HTTP (a change restarts containerd only; pods keep running).
  */
 export async function useTestCluster(
-  options: { dir?: string; registries?: string[]; ingressPort?: number } = {},
+  options: { dir?: string; registries?: string[]; ingressPort?: number; ingress?: boolean } = {},
 ): Promise<TestCluster> {
   const missing = BINARIES.filter((b) => !fs.existsSync(path.join(BIN_DIR, b)));
   if (missing.length) {
@@ -52,6 +52,7 @@ export async function useTestCluster(
       binDir: BIN_DIR,
       registries: options.registries,
       ingressPort: options.ingressPort,
+      ingress: options.ingress,
     });
   } catch (err) {
     // Leave nothing half-started behind a failed start.
@@ -110,15 +111,23 @@ export async function deployerAccess(cluster: Cluster, dir: string): Promise<Dep
     ['apply', '--server-side', '--force-conflicts', '--field-manager=deploy-mcp-test', '-f', '-'],
     JSON.stringify({ apiVersion: 'v1', kind: 'List', items }),
   );
+  const kubeconfigPath = await serviceAccountKubeconfig(cluster, DEPLOYER_SA, dir);
+  const access = { kubeconfigPath, serviceAccount: `${DEPLOYER_SA.namespace}/${DEPLOYER_SA.name}` };
+  await deployerPolicyInForce(kubeconfigPath);
+  return access;
+}
+
+/**
+ * Mints a token (6 h) for a ServiceAccount as admin and writes a kubeconfig under `dir` that
+ * acts as it, the token read from a file (as in a pod). Resolves with the kubeconfig's path.
+ */
+export async function serviceAccountKubeconfig(
+  cluster: Cluster,
+  sa: ServiceAccountRef,
+  dir: string,
+): Promise<string> {
   const token = (
-    await kubectl(cluster, [
-      'create',
-      'token',
-      DEPLOYER_SA.name,
-      '-n',
-      DEPLOYER_SA.namespace,
-      '--duration=6h',
-    ])
+    await kubectl(cluster, ['create', 'token', sa.name, '-n', sa.namespace, '--duration=6h'])
   ).trim();
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tokenFile = path.join(dir, 'deployer.token');
@@ -147,7 +156,13 @@ export async function deployerAccess(cluster: Cluster, dir: string): Promise<Dep
     }),
     { mode: 0o600 },
   );
-  const access = { kubeconfigPath, serviceAccount: `${DEPLOYER_SA.namespace}/${DEPLOYER_SA.name}` };
+  return kubeconfigPath;
+}
+
+/**
+ * Resolves once the deployer's admission policy is in force for the kubeconfig's identity.
+ */
+export async function deployerPolicyInForce(kubeconfigPath: string): Promise<void> {
   // The API server picks policies and bindings up from a watch: wait (bounded) until a
   // namespace outside tenants is refused (a server-side dry run: nothing is created).
   const deadline = Date.now() + 30_000;
@@ -161,7 +176,7 @@ export async function deployerAccess(cluster: Cluster, dir: string): Promise<Dep
       () => false,
       (err: Error) => err.message.includes('tenant namespaces'),
     );
-    if (refused) return access;
+    if (refused) return;
     if (Date.now() > deadline)
       throw new Error("the deployer's admission policy did not take effect within 30 s");
     await new Promise((r) => setTimeout(r, 500));

@@ -7,7 +7,11 @@ import { type PodmanService, startPodmanService } from '../../core/daemons/podma
 import { freePort } from '../../core/daemons/probes.ts';
 import { type Registry, startRegistry } from '../../core/daemons/registry.ts';
 import { startTraefik, type Traefik } from '../../core/daemons/traefik.ts';
-import { localServiceProgram, type ReleaseSpec } from '../../tenant-stacks/local/program.ts';
+import {
+  localServiceProgram,
+  type ReleaseGate,
+  type ReleaseSpec,
+} from '../../tenant-stacks/local/program.ts';
 import { repoRoot } from './scratch.ts';
 
 const run = promisify(execFile);
@@ -97,8 +101,10 @@ export function testServiceProgram(
   slug: string,
   active?: ReleaseSpec,
   candidate?: ReleaseSpec,
+  gate?: ReleaseGate,
 ) {
   return localServiceProgram({
+    ...(gate ? { gate } : {}),
     slug,
     host: `${slug}.localhost`,
     active,

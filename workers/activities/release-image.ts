@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import type { OutputMap } from '@pulumi/pulumi/automation/index.js';
+import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import type { ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import { IN_FLIGHT_STATUSES } from '../deploy/statuses.ts';
-import { RouteTimeoutError } from '../runtimes/runtime.ts';
+import { RouteTimeoutError, type Verdict } from '../runtimes/runtime.ts';
 import type { DeployDeps } from './deploy.ts';
 import { type DeploymentRecords, keepAlive, stopIfCancelled } from './deployment-records.ts';
 
@@ -37,17 +38,43 @@ export function releaseActivities(deps: DeployDeps, rec: DeploymentRecords) {
       stopIfCancelled();
       await runtime.ensureTenant(service.userId);
       for (const r of [serving, candidate]) if (r) await runtime.prepare(r);
-      const up = await deps.runner.up(service.stackName, runtime.program(target, serving, candidate));
-      await addPhase(deploymentId, 'stackUp', Date.now() - t0);
-
-      t0 = Date.now();
-      const verdict = await runtime.judge(target, up.outputs, candidate, {
-        timeoutMs: deps.healthTimeoutMs,
-        onWait: () => heartbeat(),
-      });
-      await addPhase(deploymentId, 'health', Date.now() - t0);
+      const judge = (outputs: OutputMap, onWait: () => void) =>
+        runtime.judge(target, outputs, candidate, { timeoutMs: deps.healthTimeoutMs, onWait });
+      let outputs: OutputMap;
+      let verdict: Verdict | undefined;
+      let promoted = false;
+      if (runtime.gatedProgram) {
+        // One stack update: the candidate starts, is judged here while the update waits, and
+        // takes the route (the old release goes) only when healthy and still wanted. The program
+        // runs outside this activity's async context, so it heartbeats through `ctx`.
+        const ctx = Context.current();
+        let judging = t0;
+        let judged = t0;
+        const up = await deps.runner.up(
+          service.stackName,
+          runtime.gatedProgram(target, serving, candidate, async (candidateOutputs) => {
+            judging = Date.now();
+            verdict = await judge(candidateOutputs, () => ctx.heartbeat());
+            judged = Date.now();
+            return verdict.healthy && !ctx.cancellationSignal.aborted;
+          }),
+        );
+        outputs = up.outputs;
+        promoted = up.outputs.promoted?.value === true;
+        await addPhase(deploymentId, 'stackUp', judging - t0);
+        await addPhase(deploymentId, 'health', judged - judging);
+        t0 = judged;
+      } else {
+        outputs = (await deps.runner.up(service.stackName, runtime.program(target, serving, candidate)))
+          .outputs;
+        await addPhase(deploymentId, 'stackUp', Date.now() - t0);
+        t0 = Date.now();
+        verdict = await judge(outputs, () => heartbeat());
+        await addPhase(deploymentId, 'health', Date.now() - t0);
+      }
+      if (!verdict) throw new Error('the release update ended without judging the new release');
       const runtimeLog = verdict.healthy
-        ? await runtime.logs(target, up.outputs, candidate, RUNTIME_LOG_LINES)
+        ? await runtime.logs(target, outputs, candidate, RUNTIME_LOG_LINES)
         : verdict.logTail;
       await db.deployment.update({
         where: { id: deploymentId },
@@ -58,12 +85,16 @@ export function releaseActivities(deps: DeployDeps, rec: DeploymentRecords) {
         throw ApplicationFailure.nonRetryable(verdict.reason, 'Unhealthy');
       }
 
-      // Promote: traffic moves to the new release and the old one goes. A superseded deployment
-      // stops here; the next stack update (or removeStrayReleases) removes its candidate.
-      stopIfCancelled();
-      t0 = Date.now();
-      if (!runtime.promotesItself)
-        await deps.runner.up(service.stackName, runtime.program(target, candidate, undefined));
+      // Promote: traffic moves to the new release and the old one goes (already done when the
+      // release update promoted it). A superseded deployment stops here; the next stack update
+      // (or removeStrayReleases) removes its candidate.
+      if (!promoted) {
+        stopIfCancelled();
+        t0 = Date.now();
+        if (runtime.gatedProgram) throw new Error('the release update did not promote a healthy release');
+        if (!runtime.promotesItself)
+          await deps.runner.up(service.stackName, runtime.program(target, candidate, undefined));
+      }
       try {
         await runtime.waitUntilRouted(target, candidate, () => heartbeat());
       } catch (err) {

@@ -2,7 +2,7 @@ import type { OutputMap } from '@pulumi/pulumi/automation/index.js';
 import type { ContainerEngine } from '../../core/container-engine.ts';
 import { lazyProgram } from '../../tenant-stacks/lazy-program.ts';
 import { tenantNetwork } from '../../tenant-stacks/local/network.ts';
-import type { ReleaseSpec } from '../../tenant-stacks/local/program.ts';
+import type { LocalServiceSpec, ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import { waitUntilServing } from '../deploy/health.ts';
 import { waitForRoute } from './route.ts';
 import type { Runtime, RuntimeService } from './runtime.ts';
@@ -36,7 +36,15 @@ export class LocalRuntime implements Runtime {
   constructor(private readonly o: LocalRuntimeOptions) {}
 
   program(service: RuntimeService, serving: ReleaseSpec | undefined, candidate: ReleaseSpec | undefined) {
-    return localServiceProgram({
+    return localServiceProgram(this.spec(service, serving, candidate));
+  }
+
+  private spec(
+    service: RuntimeService,
+    serving: ReleaseSpec | undefined,
+    candidate: ReleaseSpec | undefined,
+  ): LocalServiceSpec {
+    return {
       slug: service.stackName,
       host: this.host(service),
       active: serving,
@@ -46,6 +54,26 @@ export class LocalRuntime implements Runtime {
       routesApiUrl: this.o.routesApiUrl,
       labels: { 'deploy-mcp.service': service.id, 'deploy-mcp.user': service.userId },
       network: tenantNetwork(service.userId),
+    };
+  }
+
+  // One update per release: the gate (the health check, in this process) runs inside it. The
+  // candidate's image is pulled meanwhile, while the engine starts up: the container provider's
+  // own pull then finds it there (a failed pull here is the provider's to report).
+  gatedProgram(
+    service: RuntimeService,
+    serving: ReleaseSpec | undefined,
+    candidate: ReleaseSpec,
+    gate: (candidateOutputs: OutputMap) => Promise<boolean>,
+  ) {
+    this.o.engine.pullImage(candidate.image).catch(() => undefined);
+    return localServiceProgram({
+      ...this.spec(service, serving, candidate),
+      gate: (c) =>
+        gate({
+          candidateContainerId: { value: c.containerId, secret: false },
+          candidateHostPort: { value: c.hostPort, secret: false },
+        }),
     });
   }
 

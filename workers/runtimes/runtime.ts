@@ -21,7 +21,9 @@ export type Verdict = { healthy: true } | { healthy: false; reason: string; logT
  *
  * A deployment runs through it as: `up(program(serving, candidate))` → `judge` → when unhealthy
  * `up(program(serving))` (the candidate goes, `serving` keeps serving) → else, unless the
- * platform promotes by itself, `up(program(candidate))` → `waitUntilRouted`.
+ * platform promotes by itself, `up(program(candidate))` → `waitUntilRouted`. A runtime with
+ * `gatedProgram` judges inside the first update instead: `up(gatedProgram(serving, candidate,
+ * judge))` → when unhealthy `up(program(serving))` → else `waitUntilRouted`.
  */
 export interface Runtime {
   readonly name: 'local' | 'kubernetes';
@@ -33,6 +35,19 @@ export interface Runtime {
     service: RuntimeService,
     serving: ReleaseSpec | undefined,
     candidate: ReleaseSpec | undefined,
+  ): PulumiFn;
+  /**
+   * Optional: the program of a whole release in one stack update. The candidate starts beside
+   * `serving`; once it runs, the program asks `gate` (given the candidate's outputs, as `judge`
+   * takes them) and, when it answers true, moves traffic to the candidate and removes `serving`
+   * in the same update; otherwise `serving` keeps serving and the candidate stays until the next
+   * update. Runtimes without it release in separate updates (see above).
+   */
+  gatedProgram?(
+    service: RuntimeService,
+    serving: ReleaseSpec | undefined,
+    candidate: ReleaseSpec,
+    gate: (candidateOutputs: OutputMap) => Promise<boolean>,
   ): PulumiFn;
   /** Reads what a release's program needs from its image (e.g. its labels). Before `program`. */
   prepare(release: ReleaseSpec): Promise<void>;

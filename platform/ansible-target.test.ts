@@ -1,0 +1,206 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import {
+  ANSIBLE_DIR,
+  ANSIBLE_PLAYBOOK,
+  type PlaybookRun,
+  startTarget,
+  TARGET_TARBALL,
+  type Target,
+} from './ansible-target.ts';
+
+// The common and firewall roles applied for real, twice, to a throwaway Debian container
+// (platform/ansible-target.ts); the firewall read back from the container's own network namespace.
+// scripts/setup-ansible.sh (run by `npm test`) provides ansible-playbook and the target's root.
+
+const run = promisify(execFile);
+const ADMIN_CIDR = '203.0.113.0/24';
+
+/** Tasks (and handlers) a run reports as changed, as "role : name". */
+function changedTasks(output: string): string[] {
+  const changed: string[] = [];
+  let task = '';
+  for (const line of output.split('\n')) {
+    const m = line.match(/^(?:TASK|RUNNING HANDLER) \[(.+?)\] \*+$/);
+    if (m?.[1]) task = m[1];
+    else if (/^changed: \[target\]/.test(line) && !changed.includes(task)) changed.push(task);
+  }
+  return changed;
+}
+
+/** The filter table of a network namespace, rules only (no counters, no comments). */
+async function filterRules(pid: number): Promise<string[]> {
+  const { stdout } = await run('nsenter', [`--net=/proc/${pid}/ns/net`, 'iptables-nft-save', '-t', 'filter']);
+  return stdout.split('\n').filter((l) => l.startsWith('-A '));
+}
+
+describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
+  'ansible/ common and firewall roles on a throwaway Debian target',
+  () => {
+    let target: Target;
+    let first: PlaybookRun;
+    let second: PlaybookRun;
+    const vars = {
+      admin_cidr: ADMIN_CIDR,
+      admin_users: [] as { name: string; keys: string[] }[],
+    };
+
+    beforeAll(async () => {
+      target = await startTarget();
+      vars.admin_users = [{ name: 'sre', keys: [target.publicKey] }];
+      first = await target.apply(['common', 'firewall'], vars);
+      second = await target.apply(['common', 'firewall'], vars);
+    }, 900_000);
+
+    afterAll(async () => {
+      await target?.remove();
+    }, 120_000);
+
+    it('the first run does the work; a second run changes nothing', () => {
+      expect(first.recap, first.output).toMatchObject({ failed: 0, unreachable: 0 });
+      expect(changedTasks(first.output), first.output).toEqual(
+        expect.arrayContaining([
+          'common : Base packages',
+          'common : Sysctls',
+          'common : Admin users',
+          "common : Admin users' SSH keys",
+          "common : Admin users' sudo",
+          'common : SSH hardening (keys only, no passwords, no forwarding)',
+          'firewall : Our rules',
+          'firewall : Load firewall rules without systemd',
+        ]),
+      );
+      expect(second.recap, second.output).toEqual({
+        ok: second.recap.ok,
+        changed: 0,
+        unreachable: 0,
+        failed: 0,
+      });
+      expect(changedTasks(second.output)).toEqual([]);
+      expect(second.recap.ok).toBeGreaterThan(10);
+    });
+
+    it('loads the rules into the target network namespace only: registry, API, kubelet, metadata', async () => {
+      const targetNet = readlinkSync(`/proc/${target.pid}/ns/net`);
+      expect(targetNet).toMatch(/^net:\[\d+\]$/);
+      expect(targetNet).not.toBe(readlinkSync('/proc/self/ns/net'));
+      const rules = await filterRules(target.pid);
+      // Our chains first in INPUT and FORWARD, so nothing k3s adds later can bypass them.
+      expect(rules.filter((r) => r.startsWith('-A INPUT '))[0]).toBe('-A INPUT -j DEPLOY-MCP-INPUT');
+      expect(rules.filter((r) => r.startsWith('-A FORWARD '))[0]).toBe('-A FORWARD -j DEPLOY-MCP-FORWARD');
+      // Pods (forwarded traffic) never reach the cloud's metadata endpoint.
+      expect(rules.filter((r) => r.startsWith('-A DEPLOY-MCP-FORWARD '))).toEqual([
+        '-A DEPLOY-MCP-FORWARD -d 169.254.169.254/32 -j REJECT --reject-with icmp-port-unreachable',
+      ]);
+      // As the kernel holds them: the registry from 10.0.0.0/16 and pods only, the API also from
+      // the admin CIDR, kubelet/etcd/flannel from the private network only.
+      expect(rules.filter((r) => r.startsWith('-A DEPLOY-MCP-INPUT '))).toEqual([
+        '-A DEPLOY-MCP-INPUT -i lo -j RETURN',
+        '-A DEPLOY-MCP-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
+        '-A DEPLOY-MCP-INPUT -s 10.0.0.0/16 -p tcp -m tcp --dport 5000 -j RETURN',
+        '-A DEPLOY-MCP-INPUT -s 10.42.0.0/16 -p tcp -m tcp --dport 5000 -j RETURN',
+        '-A DEPLOY-MCP-INPUT -p tcp -m tcp --dport 5000 -j DROP',
+        '-A DEPLOY-MCP-INPUT -s 10.0.0.0/16 -p tcp -m tcp --dport 6443 -j RETURN',
+        '-A DEPLOY-MCP-INPUT -s 10.42.0.0/16 -p tcp -m tcp --dport 6443 -j RETURN',
+        `-A DEPLOY-MCP-INPUT -s ${ADMIN_CIDR} -p tcp -m tcp --dport 6443 -j RETURN`,
+        '-A DEPLOY-MCP-INPUT -p tcp -m tcp --dport 6443 -j DROP',
+        '-A DEPLOY-MCP-INPUT -s 10.42.0.0/16 -p tcp -m tcp --dport 10250 -j RETURN',
+        '-A DEPLOY-MCP-INPUT ! -s 10.0.0.0/16 -p tcp -m multiport --dports 10250,2379,2380 -j DROP',
+        '-A DEPLOY-MCP-INPUT ! -s 10.0.0.0/16 -p udp -m udp --dport 8472 -j DROP',
+      ]);
+      // Never the test machine's own firewall.
+      await expect(run('iptables-nft', ['-S', 'DEPLOY-MCP-INPUT'])).rejects.toThrow();
+    });
+
+    it('the loader the boot unit runs leaves the same rules when run again', async () => {
+      const unit = readFileSync(
+        path.join(target.rootfs, 'etc/systemd/system/deploy-mcp-firewall.service'),
+        'utf8',
+      );
+      expect(unit).toContain('ExecStart=/usr/local/sbin/deploy-mcp-firewall\n');
+      expect(statSync(path.join(target.rootfs, 'usr/local/sbin/deploy-mcp-firewall')).mode & 0o777).toBe(
+        0o755,
+      );
+      const before = await filterRules(target.pid);
+      await target.ssh('root', '/usr/local/sbin/deploy-mcp-firewall');
+      await target.ssh('root', '/usr/local/sbin/deploy-mcp-firewall');
+      expect(await filterRules(target.pid)).toEqual(before);
+    });
+
+    it('SSH: keys only (root and the admin user log in with their key, passwords are not offered)', async () => {
+      const { stdout: effective } = await target.ssh('root', '/usr/sbin/sshd -T');
+      for (const line of [
+        'permitrootlogin without-password',
+        'passwordauthentication no',
+        'kbdinteractiveauthentication no',
+        'pubkeyauthentication yes',
+        'x11forwarding no',
+        'allowagentforwarding no',
+        'allowtcpforwarding no',
+        'maxauthtries 3',
+        'logingracetime 30',
+      ])
+        expect(effective.split('\n'), line).toContain(line);
+      const { stdout: groups } = await target.ssh('sre', 'id -nG');
+      expect(groups.trim().split(' ')).toEqual(expect.arrayContaining(['sre', 'sudo']));
+      // The admin has no password: sudo without one (-n fails rather than prompting).
+      expect((await target.ssh('sre', 'sudo -n id -u')).stdout.trim()).toBe('0');
+      // The server offers public keys only (before the role, Debian's sshd also offers passwords).
+      await expect(
+        target.ssh('root', 'true', [
+          '-o',
+          'PubkeyAuthentication=no',
+          '-o',
+          'PreferredAuthentications=password,keyboard-interactive',
+        ]),
+      ).rejects.toThrow(/Permission denied \(publickey\)/);
+    });
+
+    it('sysctls, kernel modules at boot, unattended security upgrades without reboots', async () => {
+      const defaults = parse(readFileSync(path.join(ANSIBLE_DIR, 'roles/common/defaults/main.yml'), 'utf8'));
+      const written = Object.fromEntries(
+        readFileSync(path.join(target.rootfs, 'etc/sysctl.d/90-deploy-mcp.conf'), 'utf8')
+          .split('\n')
+          .filter((l) => l && !l.startsWith('#'))
+          .map((l) => l.split(' = ') as [string, string]),
+      );
+      expect(written).toEqual(
+        Object.fromEntries(Object.entries(defaults.sysctls as object).map(([k, v]) => [k, String(v)])),
+      );
+      expect(written).toMatchObject({
+        'net.ipv4.ip_forward': '1',
+        'net.bridge.bridge-nf-call-iptables': '1',
+      });
+      // Every key is one this kernel knows (read only: the machine's sysctls are not the test's to
+      // set). net.bridge.* appear once br_netfilter is loaded, which the modules file below does.
+      const bridge = existsSync('/proc/sys/net/bridge');
+      for (const key of Object.keys(written))
+        if (bridge || !key.startsWith('net.bridge.'))
+          expect(existsSync(`/proc/sys/${key.replaceAll('.', '/')}`), key).toBe(true);
+      expect(readFileSync(path.join(target.rootfs, 'etc/modules-load.d/deploy-mcp.conf'), 'utf8')).toBe(
+        'br_netfilter\noverlay\n',
+      );
+      const { stdout: apt } = await target.ssh('root', 'apt-config dump');
+      expect(apt).toContain('APT::Periodic::Unattended-Upgrade "1";');
+      expect(apt).toContain('APT::Periodic::Update-Package-Lists "1";');
+      expect(apt).toContain('Unattended-Upgrade::Automatic-Reboot "false";');
+      const packages = [
+        'unattended-upgrades',
+        'apt-listchanges',
+        'iptables',
+        'iptables-persistent',
+        'curl',
+        'sudo',
+      ];
+      const { stdout: status } = await target.ssh(
+        'root',
+        `dpkg-query -W -f '\${Status}\\n' ${packages.join(' ')}`,
+      );
+      expect(status.trim().split('\n')).toEqual(packages.map(() => 'install ok installed'));
+    });
+  },
+);
