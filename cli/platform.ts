@@ -2,7 +2,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { LocalWorkspace, type PluginInfo, PulumiCommand } from '@pulumi/pulumi/automation/index.js';
+import type { PluginInfo } from '@pulumi/pulumi/automation/index.js';
 import type { Config } from '../core/config.ts';
 import { invalidInput } from '../core/errors.ts';
 
@@ -104,6 +104,8 @@ export async function platform(config: Config, args: string[]): Promise<number> 
     );
     return 2;
   }
+  // Loaded here, not with the CLI: every other command (serve above all) runs without it.
+  const { LocalWorkspace, PulumiCommand } = await import('@pulumi/pulumi/automation/index.js');
   const pulumiCommand = await PulumiCommand.get({ root: config.toolsDir });
   const options = {
     workDir: REPO_ROOT,

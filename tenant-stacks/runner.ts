@@ -1,19 +1,24 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  ConcurrentUpdateError,
+import type {
   LocalWorkspace,
-  type LocalWorkspaceOptions,
-  type OutputMap,
+  LocalWorkspaceOptions,
+  OutputMap,
   PulumiCommand,
-  type PulumiFn,
+  PulumiFn,
   Stack,
-  StackNotFoundError,
-  type UpdateSummary,
+  UpdateSummary,
 } from '@pulumi/pulumi/automation/index.js';
 import type { AuditState } from './audit.ts';
 import { killOrphanedPlugins, locksAreStale } from './stale-locks.ts';
+
+/**
+ * The Automation API, loaded with the first stack operation: it brings all of `@pulumi/pulumi`
+ * (and TypeScript, for its closure serialization), about 100 MiB a server that runs no update
+ * need not hold.
+ */
+const automation = () => import('@pulumi/pulumi/automation/index.js');
 
 export type TenantStackRunnerOptions = {
   /** Pulumi project all tenant stacks belong to. */
@@ -150,6 +155,7 @@ export class TenantStackRunner {
     try {
       return await update();
     } catch (err) {
+      const { ConcurrentUpdateError } = await automation();
       if (!(err instanceof ConcurrentUpdateError) || !locksAreStale(err.message)) throw err;
       killOrphanedPlugins(path.join(this.options.workRoot, stackName));
       await stack.cancel();
@@ -196,7 +202,7 @@ export class TenantStackRunner {
   /** Update history, newest first (`stack.history()`); throws when the stack does not exist. */
   async history(stackName: string, pageSize = 20): Promise<UpdateSummary[]> {
     return this.readOnly(
-      async (ws) => (await Stack.select(stackName, ws)).history(pageSize, 1, false),
+      async (ws) => (await (await automation()).Stack.select(stackName, ws)).history(pageSize, 1, false),
       () => noStack(stackName),
     );
   }
@@ -204,7 +210,7 @@ export class TenantStackRunner {
   /** The stack's current state (`exportStack()`: secret values in plaintext). */
   async exportState(stackName: string): Promise<unknown> {
     return this.readOnly(
-      async (ws) => (await (await Stack.select(stackName, ws)).exportStack()).deployment,
+      async (ws) => (await (await (await automation()).Stack.select(stackName, ws)).exportStack()).deployment,
       () => noStack(stackName),
     );
   }
@@ -212,7 +218,7 @@ export class TenantStackRunner {
   /** The stack's current outputs (`stack.outputs()`); throws when the stack does not exist. */
   async outputs(stackName: string): Promise<OutputMap> {
     return this.readOnly(
-      async (ws) => (await Stack.select(stackName, ws)).outputs(),
+      async (ws) => (await (await automation()).Stack.select(stackName, ws)).outputs(),
       () => noStack(stackName),
     );
   }
@@ -236,6 +242,7 @@ export class TenantStackRunner {
   private async readOnly<T>(read: (ws: LocalWorkspace) => Promise<T>, empty: () => T): Promise<T> {
     const stateDir = fileBackendDir(this.options.backendUrl);
     if (stateDir !== undefined && !fs.existsSync(path.join(stateDir, '.pulumi'))) return empty();
+    const { LocalWorkspace } = await automation();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deploy-mcp-stack-read-'));
     try {
       return await read(
@@ -263,6 +270,7 @@ export class TenantStackRunner {
     const stateDir = fileBackendDir(o.backendUrl);
     if (stateDir !== undefined) fs.mkdirSync(stateDir, { recursive: true });
     const pulumiHome = o.pulumiHome ?? path.join(stateDir ?? o.workRoot, '.pulumi-home');
+    const { LocalWorkspace } = await automation();
     return LocalWorkspace.createOrSelectStack(
       { stackName, projectName: o.projectName, program },
       await this.workspaceOptions(path.join(o.workRoot, stackName), pulumiHome),
@@ -273,7 +281,9 @@ export class TenantStackRunner {
     const o = this.options;
     fs.mkdirSync(workDir, { recursive: true });
     fs.mkdirSync(pulumiHome, { recursive: true });
-    this.pulumiCommand ??= PulumiCommand.get(o.pulumiRoot ? { root: o.pulumiRoot } : {});
+    this.pulumiCommand ??= automation().then(({ PulumiCommand }) =>
+      PulumiCommand.get(o.pulumiRoot ? { root: o.pulumiRoot } : {}),
+    );
     return {
       workDir,
       pulumiHome,
@@ -395,6 +405,7 @@ function noStack(stackName: string): never {
 }
 
 async function selectExisting(stackName: string, ws: LocalWorkspace): Promise<Stack | undefined> {
+  const { Stack, StackNotFoundError } = await automation();
   try {
     return await Stack.select(stackName, ws);
   } catch (err) {

@@ -1,5 +1,5 @@
-import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { workflowBundle } from './workflow-bundle.ts';
 
 export type CreateWorkerOptions = {
   /** host:port of the Temporal frontend. */
@@ -15,17 +15,16 @@ export type CreateWorkerOptions = {
   maxConcurrentActivities?: number;
 };
 
-const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
-
 /** A Temporal worker. Call `run()` and `shutdown()`; `close()` releases the connection. */
 export async function createWorker(o: CreateWorkerOptions) {
+  const bundle = o.workflows ? await workflowBundle() : undefined;
   const connection = await NativeConnection.connect({ address: o.address });
   try {
     const worker = await Worker.create({
       connection,
       namespace: o.namespace,
       taskQueue: o.taskQueue,
-      ...(o.workflows ? { workflowsPath } : {}),
+      ...(bundle ? { workflowBundle: bundle } : {}),
       ...(o.activities ? { activities: o.activities } : {}),
       ...(o.identity ? { identity: o.identity } : {}),
       ...(o.maxConcurrentActivities

@@ -1,5 +1,5 @@
-import { type App, deleteApp, getApps, initializeApp } from 'firebase-admin/app';
-import { getAuth } from 'firebase-admin/auth';
+import type { App } from 'firebase-admin/app';
+import type { Auth, DecodedIdToken } from 'firebase-admin/auth';
 import { html, raw } from './html.ts';
 import { SignInRefused, userForIdentity } from './identities.ts';
 import { type SignInMethod, safeReturnTo, signInPage } from './sign-in.ts';
@@ -30,10 +30,19 @@ function pinEmulatorSetting(options: FirebaseSignInOptions) {
   }
 }
 
-/** One app per project and mode: an Auth instance keeps the emulator mode it was created in. */
-function firebaseApp(options: FirebaseSignInOptions): App {
+/**
+ * One app per project and mode: an Auth instance keeps the emulator mode it was created in.
+ * firebase-admin is loaded here, with the first sign-in through it, not with the server: it
+ * brings google-auth-library and more, which a server without Firebase sign-ins should not hold.
+ */
+async function firebaseAuth(options: FirebaseSignInOptions): Promise<{ app: App; auth: Auth }> {
+  const [{ getApps, initializeApp }, { getAuth }] = await Promise.all([
+    import('firebase-admin/app'),
+    import('firebase-admin/auth'),
+  ]);
   const name = `deploy-mcp-${options.projectId}-${options.authEmulatorHost ? 'emulator' : 'verified'}`;
-  return getApps().find((a) => a.name === name) ?? initializeApp({ projectId: options.projectId }, name);
+  const app = getApps().find((a) => a.name === name) ?? initializeApp({ projectId: options.projectId }, name);
+  return { app, auth: getAuth(app) };
 }
 
 /** Sign-in with Firebase Auth (email and password): the page gets an ID token from Firebase, we verify it. */
@@ -41,8 +50,11 @@ export function firebaseSignIn(
   options: FirebaseSignInOptions,
 ): SignInMethod & { close: () => Promise<void> } {
   pinEmulatorSetting(options);
-  const app = firebaseApp(options);
-  const auth = getAuth(app);
+  let admin: Promise<{ app: App; auth: Auth }> | undefined;
+  const firebase = () => {
+    admin ??= firebaseAuth(options);
+    return admin;
+  };
   const authOrigin = options.authEmulatorHost
     ? `http://${options.authEmulatorHost}`
     : 'https://identitytoolkit.googleapis.com';
@@ -95,11 +107,11 @@ export function firebaseSignIn(
             'This form expired or did not come from this site. Try again.',
           );
         const token = typeof body.id_token === 'string' ? body.id_token : '';
-        let decoded: Awaited<ReturnType<ReturnType<typeof getAuth>['verifyIdToken']>>;
+        let decoded: DecodedIdToken;
         try {
           if (!token || token.length > 8192) throw new Error('no token');
           pinEmulatorSetting(options);
-          decoded = await auth.verifyIdToken(token);
+          decoded = await (await firebase()).auth.verifyIdToken(token);
         } catch {
           return signInPage(ctx, req, res, 401, 'Firebase did not vouch for that sign-in. Try again.');
         }
@@ -124,6 +136,10 @@ export function firebaseSignIn(
         }
       });
     },
-    close: () => deleteApp(app),
+    close: async () => {
+      if (!admin) return;
+      const [{ app }, { deleteApp }] = await Promise.all([admin, import('firebase-admin/app')]);
+      await deleteApp(app);
+    },
   };
 }

@@ -40,16 +40,13 @@ export type LocalServiceSpec = {
   gate?: ReleaseGate;
 };
 
+export { tenantNetwork } from './network.ts';
+
 /** The candidate's running container, as the gate sees it. */
 export type CandidateContainer = { containerId: string; hostPort: number };
 
 /** Decides, while the stack update runs, whether the candidate takes the route. */
 export type ReleaseGate = (candidate: CandidateContainer) => Promise<boolean>;
-
-/** The container network of one tenant (engine-wide, so named after the user's id). */
-export function tenantNetwork(userId: string): string {
-  return `dmcp-${userId}`;
-}
 
 class Container extends pulumi.dynamic.Resource {
   declare readonly containerId: pulumi.Output<string>;

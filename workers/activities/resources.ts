@@ -16,13 +16,15 @@ import {
   tursoNames,
 } from '../../core/resources/catalog.ts';
 import type { SecretBox } from '../../core/secrets.ts';
+import { lazyProgram } from '../../tenant-stacks/lazy-program.ts';
 import type { PostgresAdmin } from '../../tenant-stacks/resources/postgres-provider.ts';
-import {
-  postgresResourceProgram,
-  sqliteResourceProgram,
-  tursoResourceProgram,
-} from '../../tenant-stacks/resources/program.ts';
 import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
+
+// Loaded with the first stack update (tenant-stacks/lazy-program.ts).
+const programs = () => import('../../tenant-stacks/resources/program.ts');
+const postgresResourceProgram = lazyProgram(async () => (await programs()).postgresResourceProgram);
+const sqliteResourceProgram = lazyProgram(async () => (await programs()).sqliteResourceProgram);
+const tursoResourceProgram = lazyProgram(async () => (await programs()).tursoResourceProgram);
 
 /** The PostgreSQL server `postgres` resources live on, as the resource activities reach it. */
 export type PostgresServer = {

@@ -3,8 +3,8 @@ import { clusterAccess, KubeClient } from '../../core/kubernetes/client.ts';
 import type { ServiceAccountRef } from '../../tenant-stacks/kubernetes/deployer-access.ts';
 import { LABELS, tenantNamespace, tenantStackName } from '../../tenant-stacks/kubernetes/names.ts';
 import type { KubernetesCluster } from '../../tenant-stacks/kubernetes/provider.ts';
-import { type IngressTls, kubernetesServiceProgram } from '../../tenant-stacks/kubernetes/service-program.ts';
-import { kubernetesTenantProgram } from '../../tenant-stacks/kubernetes/tenant-program.ts';
+import type { IngressTls } from '../../tenant-stacks/kubernetes/service-program.ts';
+import { lazyProgram } from '../../tenant-stacks/lazy-program.ts';
 import type { ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
 import { explainCrash } from '../deploy/diagnosis.ts';
@@ -12,6 +12,14 @@ import { imageLabels } from './image-labels.ts';
 import { diagnosePods, type Pod, type ReplicaSetConditions } from './pod-diagnosis.ts';
 import { waitForRoute } from './route.ts';
 import { RouteTimeoutError, type Runtime, type RuntimeService, type Verdict } from './runtime.ts';
+
+// Loaded with the first stack update (tenant-stacks/lazy-program.ts).
+const kubernetesServiceProgram = lazyProgram(
+  async () => (await import('../../tenant-stacks/kubernetes/service-program.ts')).kubernetesServiceProgram,
+);
+const kubernetesTenantProgram = lazyProgram(
+  async () => (await import('../../tenant-stacks/kubernetes/tenant-program.ts')).kubernetesTenantProgram,
+);
 
 export type KubernetesRuntimeOptions = {
   cluster: KubernetesCluster;

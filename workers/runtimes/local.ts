@@ -1,14 +1,16 @@
 import type { OutputMap } from '@pulumi/pulumi/automation/index.js';
 import type { ContainerEngine } from '../../core/container-engine.ts';
-import {
-  type LocalServiceSpec,
-  localServiceProgram,
-  type ReleaseSpec,
-  tenantNetwork,
-} from '../../tenant-stacks/local/program.ts';
+import { lazyProgram } from '../../tenant-stacks/lazy-program.ts';
+import { tenantNetwork } from '../../tenant-stacks/local/network.ts';
+import type { LocalServiceSpec, ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import { waitUntilServing } from '../deploy/health.ts';
 import { waitForRoute } from './route.ts';
 import type { Runtime, RuntimeService } from './runtime.ts';
+
+// Loaded with the first stack update (tenant-stacks/lazy-program.ts).
+const localServiceProgram = lazyProgram(
+  async () => (await import('../../tenant-stacks/local/program.ts')).localServiceProgram,
+);
 
 export type LocalRuntimeOptions = {
   engine: ContainerEngine;

@@ -1,0 +1,44 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { childEnv } from '../core/child-env.ts';
+
+const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+const bundler = fileURLToPath(new URL('./bundle-workflows.mjs', import.meta.url));
+/** Bundling takes seconds; on a busy machine far more than usual, never this long. */
+const BUNDLE_TIMEOUT_MS = 300_000;
+
+let bundled: Promise<{ code: string }> | undefined;
+
+/**
+ * The workflow bundle (workers/workflows/index.ts and what it imports), built once per process
+ * in a child process (workers/bundle-workflows.mjs): the SDK's bundler is webpack, which would
+ * otherwise stay loaded in the server for good (about 20 MiB of heap and code) to be used once.
+ */
+export function workflowBundle(): Promise<{ code: string }> {
+  bundled ??= bundleInChild().catch((err: unknown) => {
+    bundled = undefined; // the next worker tries again
+    throw err;
+  });
+  return bundled;
+}
+
+function bundleInChild(): Promise<{ code: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bundler, workflowsPath], {
+      env: childEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: BUNDLE_TIMEOUT_MS,
+    });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => {
+      err = (err + c.toString()).slice(-8000);
+    });
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve({ code: Buffer.concat(out).toString('utf8') });
+      else reject(new Error(`bundling the workflows failed (${signal ?? `exit ${code}`}): ${err.trim()}`));
+    });
+  });
+}
