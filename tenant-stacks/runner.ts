@@ -88,6 +88,30 @@ export class TenantStackRunner {
   private readonly stacks = new Map<string, Promise<Stack>>();
 
   /**
+   * The update (or destroy) of each stack this process runs or has queued last: a stack's
+   * updates run one after another here, so a clean-up that starts while a deployment's update
+   * still waits on its health check runs after it instead of failing on the stack's lock.
+   */
+  private readonly running = new Map<string, Promise<unknown>>();
+
+  /** Runs `task` after every update of `stackName` this process started before it. */
+  private serialized<T>(stackName: string, task: () => Promise<T>): Promise<T> {
+    const before = this.running.get(stackName) ?? Promise.resolve();
+    const mine = before.catch(() => undefined).then(task);
+    const tail = mine.catch(() => undefined);
+    this.running.set(stackName, tail);
+    void tail.then(() => {
+      if (this.running.get(stackName) === tail) this.running.delete(stackName);
+    });
+    return mine;
+  }
+
+  /** Resolves once no update of `stackName` this process started is running or queued. */
+  async settled(stackName: string): Promise<void> {
+    for (let p = this.running.get(stackName); p; p = this.running.get(stackName)) await p;
+  }
+
+  /**
    * Creates or updates `stackName` to match `program`; returns its outputs.
    *
    * One `pulumi up` plus two reads run in parallel after it: `stack history` (the update's
@@ -96,7 +120,15 @@ export class TenantStackRunner {
    * the history once more, one after the other (about 1 s here); the stack object is kept for
    * the next update instead of being selected again (`pulumi stack select`).
    */
-  async up(
+  up(
+    stackName: string,
+    program: PulumiFn,
+    onOutput?: (line: string) => void,
+  ): Promise<{ outputs: OutputMap; summary: UpdateSummary }> {
+    return this.serialized(stackName, () => this.upNow(stackName, program, onOutput));
+  }
+
+  private async upNow(
     stackName: string,
     program: PulumiFn,
     onOutput?: (line: string) => void,
@@ -124,7 +156,11 @@ export class TenantStackRunner {
    * Destroys every resource of `stackName` and removes the stack itself. Before the removal
    * (which deletes the backend's history) the journal gets any update record it lacks.
    */
-  async destroy(stackName: string, onOutput?: (line: string) => void): Promise<void> {
+  destroy(stackName: string, onOutput?: (line: string) => void): Promise<void> {
+    return this.serialized(stackName, () => this.destroyNow(stackName, onOutput));
+  }
+
+  private async destroyNow(stackName: string, onOutput?: (line: string) => void): Promise<void> {
     const stack = await this.stack(stackName, async () => ({}));
     const began = Date.now();
     let result: Awaited<ReturnType<Stack['destroy']>>;

@@ -59,6 +59,38 @@ describe('Pulumi Automation API (inline program, dynamic provider, file backend)
     expect(history[0]?.kind).toBe('update');
   });
 
+  it("runs one stack's updates one after another: a second started during the first waits instead of meeting its lock", async () => {
+    const before = (await runner.history('tenant-proof')).length;
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let firstRunning: () => void = () => undefined;
+    const started = new Promise<void>((resolve) => {
+      firstRunning = resolve;
+    });
+    const slow = async () => {
+      firstRunning();
+      await gate; // the first update holds the stack until the test lets it go
+      return program();
+    };
+    const first = runner.up('tenant-proof', slow);
+    await started;
+    const second = runner.up('tenant-proof', program);
+    let settled = false;
+    const waiting = runner.settled('tenant-proof').then(() => {
+      settled = true;
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(settled).toBe(false);
+    open();
+    const results = await Promise.all([first, second]);
+    expect(results.map((r) => r.summary.result)).toEqual(['succeeded', 'succeeded']);
+    await waiting;
+    expect(settled).toBe(true);
+    expect((await runner.history('tenant-proof')).length).toBe(before + 2);
+  }, 120_000);
+
   it('is destroyed: the resource and the stack are gone', async () => {
     await runner.destroy('tenant-proof');
     expect(fs.existsSync(target)).toBe(false);

@@ -7,6 +7,9 @@ import { RouteTimeoutError, type Verdict } from '../runtimes/runtime.ts';
 import type { DeployDeps } from './deploy.ts';
 import { type DeploymentRecords, keepAlive, stopIfCancelled } from './deployment-records.ts';
 
+/** Ends a gated update's judging when a newer deployment supersedes this one. */
+class SupersededWhileJudging extends Error {}
+
 /** Lines of the runtime log kept on the deployment row. */
 const RUNTIME_LOG_LINES = 200;
 
@@ -54,8 +57,19 @@ export function releaseActivities(deps: DeployDeps, rec: DeploymentRecords) {
           service.stackName,
           runtime.gatedProgram(target, serving, candidate, async (candidateOutputs) => {
             judging = Date.now();
-            verdict = await judge(candidateOutputs, () => ctx.heartbeat());
-            judged = Date.now();
+            try {
+              // A newer deployment superseded this one: the judging stops at once, so the
+              // update ends (the candidate left for the next update) and frees the stack.
+              verdict = await judge(candidateOutputs, () => {
+                ctx.heartbeat();
+                if (ctx.cancellationSignal.aborted) throw new SupersededWhileJudging();
+              });
+            } catch (err) {
+              if (err instanceof SupersededWhileJudging) return false;
+              throw err;
+            } finally {
+              judged = Date.now();
+            }
             return verdict.healthy && !ctx.cancellationSignal.aborted;
           }),
         );
@@ -72,7 +86,10 @@ export function releaseActivities(deps: DeployDeps, rec: DeploymentRecords) {
         verdict = await judge(outputs, () => heartbeat());
         await addPhase(deploymentId, 'health', Date.now() - t0);
       }
-      if (!verdict) throw new Error('the release update ended without judging the new release');
+      if (!verdict) {
+        stopIfCancelled();
+        throw new Error('the release update ended without judging the new release');
+      }
       const runtimeLog = verdict.healthy
         ? await runtime.logs(target, outputs, candidate, RUNTIME_LOG_LINES)
         : verdict.logTail;
@@ -198,6 +215,9 @@ export function releaseActivities(deps: DeployDeps, rec: DeploymentRecords) {
   async function removeStray(serviceId: string): Promise<number> {
     const service = await db.service.findUnique({ where: { id: serviceId } });
     if (!service || service.deletedAt || !service.hostLabel) return 0;
+    // An update of this stack still running here (a superseded deployment's, ending) goes first:
+    // what it started is then seen, and this update does not meet its lock.
+    await deps.runner.settled(service.stackName);
     const inFlight = await db.deployment.count({
       where: { serviceId, status: { in: IN_FLIGHT_STATUSES } },
     });
