@@ -2,6 +2,7 @@ import * as k8s from '@pulumi/kubernetes';
 import type * as pulumi from '@pulumi/pulumi';
 import {
   DEPLOYER_ROLE,
+  DEPLOYER_WORKER_POD_LABELS,
   deployerAccessManifests,
   deployerPolicy,
   inClusterKubeconfig,
@@ -96,8 +97,9 @@ export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions)
     opts,
   );
   return (['deployer-server', 'deployer-worker'] as const).map((role) => {
-    const labels = { app: role };
     const worker = role === 'deployer-worker';
+    // Tenants' ingress policies let the worker's pods in by these labels (deployer-access.ts).
+    const labels = worker ? { ...DEPLOYER_WORKER_POD_LABELS } : { app: role };
     return new k8s.apps.v1.Deployment(
       role,
       {

@@ -17,6 +17,12 @@ import { LABELS } from './names.ts';
 /** The deployer's ServiceAccount (namespace, name): the identity its pods run as. */
 export type ServiceAccountRef = { namespace: string; name: string };
 
+/**
+ * The labels of the deployer-worker's pods (platform/cluster/deployer.ts): tenants' ingress
+ * policies let them in, so the worker can ask a new release's pod its health path.
+ */
+export const DEPLOYER_WORKER_POD_LABELS = { app: 'deployer-worker' } as const;
+
 export const DEPLOYER_ROLE = 'deploy-mcp-deployer';
 export const TENANT_ROLE = 'deploy-mcp-tenant';
 /** The RoleBinding the tenant stack makes in the tenant's namespace. */

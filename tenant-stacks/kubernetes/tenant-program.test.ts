@@ -194,5 +194,15 @@ describe('kubernetesTenantProgram (pulumi.runtime.setMocks)', () => {
     expect(binding.inputs.subjects).toEqual([
       { kind: 'ServiceAccount', namespace: 'deploy-mcp-system', name: 'deployer' },
     ]);
+    // Its worker's pods may ask the tenant's pods their health path; nothing else of its namespace.
+    const policy = one(resources, 'kubernetes:networking.k8s.io/v1:NetworkPolicy', 'ingress');
+    expect((specOf(policy) as { ingress: unknown[] }).ingress).toContainEqual({
+      from: [
+        {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'deploy-mcp-system' } },
+          podSelector: { matchLabels: { app: 'deployer-worker' } },
+        },
+      ],
+    });
   });
 });

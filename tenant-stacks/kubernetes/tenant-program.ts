@@ -1,6 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import type * as pulumi from '@pulumi/pulumi';
-import { type ServiceAccountRef, tenantRoleBinding } from './deployer-access.ts';
+import { DEPLOYER_WORKER_POD_LABELS, type ServiceAccountRef, tenantRoleBinding } from './deployer-access.ts';
 import { LABELS, tenantNamespace } from './names.ts';
 import { clusterProvider, type KubernetesCluster } from './provider.ts';
 
@@ -149,6 +149,19 @@ export function kubernetesTenantProgram(spec: KubernetesTenantSpec): pulumi.auto
           ingress: [
             { from: [{ namespaceSelector: namespaceNamed(spec.ingressNamespace) }] },
             { from: [{ podSelector: {} }] },
+            // The deployer's worker asks a new release's pods their health path (runtimes/kubernetes.ts).
+            ...(spec.deployer
+              ? [
+                  {
+                    from: [
+                      {
+                        namespaceSelector: namespaceNamed(spec.deployer.namespace),
+                        podSelector: { matchLabels: { ...DEPLOYER_WORKER_POD_LABELS } },
+                      },
+                    ],
+                  },
+                ]
+              : []),
           ],
         },
       },

@@ -10,7 +10,7 @@ import { openDatabase } from '../../core/db/client.ts';
 import { tenantNamespace } from '../../tenant-stacks/kubernetes/names.ts';
 import { deployerAccess, type TestCluster, useTestCluster } from '../support/cluster.ts';
 import { agentGit, pushNewRepo } from '../support/git.ts';
-import { httpGet } from '../support/http.ts';
+import { eventually, httpGet } from '../support/http.ts';
 import { call, text } from '../support/mcp.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 import { connectAgent, type ServeProcess, startServe } from '../support/serve.ts';
@@ -244,6 +244,27 @@ describe('end to end on Kubernetes', () => {
       await sleep(1000);
     }
     expect(pods).toHaveLength(1);
+  }, 300_000);
+
+  it('a commit whose app answers 500 fails with the status line and its log, and v2 serves again', async () => {
+    const view = await push(
+      {
+        'server.js':
+          "require('node:http').createServer((_q, res) => { console.error('no DATABASE_URL'); res.statusCode = 500; res.end(); }).listen(Number(process.env.PORT));\n",
+      },
+      'answers 500',
+    );
+    expect(view.deployment?.status, JSON.stringify(view)).toBe('failed');
+    expect(view.deployment?.reason).toMatch(/^GET \/ answered "500 Internal Server Error" for 10 s/);
+    expect(view.deployment?.runtime_log.lines.join('\n')).toContain('no DATABASE_URL');
+    expect(view.status).toBe('active');
+    // The ready pod took traffic while it was judged; the serving release is applied again.
+    const body = await eventually(
+      async () => (await page(view.url ?? '')).body,
+      (b) => /^v2 hello v1/.test(b),
+      90_000,
+    );
+    expect(body).toMatch(/^v2 hello v1/);
   }, 300_000);
 
   it('rollback_service serves the first release again', async () => {

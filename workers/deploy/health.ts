@@ -80,16 +80,12 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
         );
       return fail(`the process exited with code ${code}${after}${again}`, true);
     }
-    const answer = await request(o.hostPort, path);
+    const answer = await requestStatus('127.0.0.1', o.hostPort, path);
     if (answer && answer.status < 500) return { healthy: true, waitedMs: Date.now() - started };
     if (answer) {
       failingSince ??= Date.now();
       if (Date.now() - failingSince >= errorWindowMs)
-        return fail(
-          `GET ${path} answered "${answer.line}" for ${Math.round(errorWindowMs / 1000)} s: the app starts but ` +
-            'fails to serve; its log tail below says why (or set health_check_path to a path that answers once ' +
-            'the app is ready)',
-        );
+        return fail(serverErrorReason(path, answer.line, errorWindowMs));
     } else failingSince = undefined;
     if (Date.now() - started > 3000) {
       const loopback = loopbackBind(listeningSockets(state.Pid), o.port);
@@ -110,10 +106,23 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
   return fail(explainUnreachable(silent, { sockets, port: o.port, logTail }));
 }
 
-/** The status of GET `path` on 127.0.0.1:port ("503 Service Unavailable"); undefined when nothing answers HTTP. */
-function request(port: number, path: string): Promise<{ status: number; line: string } | undefined> {
+/** Why a release fails whose health path kept answering 5xx (both runtimes say it alike). */
+export function serverErrorReason(path: string, line: string, windowMs: number): string {
+  return (
+    `GET ${path} answered "${line}" for ${Math.round(windowMs / 1000)} s: the app starts but ` +
+    'fails to serve; its log tail below says why (or set health_check_path to a path that answers once ' +
+    'the app is ready)'
+  );
+}
+
+/** The status of GET `path` on host:port ("503 Service Unavailable"); undefined when nothing answers HTTP. */
+export function requestStatus(
+  host: string,
+  port: number,
+  path: string,
+): Promise<{ status: number; line: string } | undefined> {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path, timeout: 2000 }, (res) => {
+    const req = http.get({ host, port, path, timeout: 2000 }, (res) => {
       res.resume();
       const status = res.statusCode ?? 0;
       const text = (res.statusMessage || http.STATUS_CODES[status] || '').slice(0, 100);

@@ -8,6 +8,7 @@ import { lazyProgram } from '../../tenant-stacks/lazy-program.ts';
 import type { ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import type { TenantStackRunner } from '../../tenant-stacks/runner.ts';
 import { explainCrash } from '../deploy/diagnosis.ts';
+import { requestStatus, serverErrorReason } from '../deploy/health.ts';
 import { imageLabels } from './image-labels.ts';
 import { diagnosePods, type Pod, type ReplicaSetConditions } from './pod-diagnosis.ts';
 import { waitForRoute } from './route.ts';
@@ -50,6 +51,12 @@ const GRANT_WAIT_MS = 15_000;
 /** How long the ingress controller may take to apply an endpoint change (Traefik's throttle, 2 s). */
 const INGRESS_UPDATE_MS = 2500;
 
+/** How long a ready release's health path may answer 5xx before it fails (as the local runtime). */
+const HTTP_ERROR_WINDOW_MS = 10_000;
+
+/** How long a ready pod may give the deployer no HTTP answer before the port alone decides. */
+const HTTP_SILENT_GRACE_MS = 10_000;
+
 /** Image label saying the app writes only to /tmp and HOME (workers/build/dockerfile.ts). */
 const READ_ONLY_ROOT_LABEL = 'io.deploy-mcp.read-only-root';
 
@@ -58,7 +65,8 @@ const READ_ONLY_ROOT_LABEL = 'io.deploy-mcp.read-only-root';
  * Deployment, Service and Ingress (tenant-stacks/kubernetes/). The cluster rolls a new
  * release out beside the serving one and moves traffic when it is ready (maxUnavailable 0),
  * so there is no promote update; a release that fails is rolled back by re-applying the
- * serving one. Health comes from the pods' own status, logs from the pod log API.
+ * serving one. Health comes from the pods' own status and then their health path (below 500),
+ * logs from the pod log API.
  */
 export class KubernetesRuntime implements Runtime {
   readonly name = 'kubernetes';
@@ -110,6 +118,9 @@ export class KubernetesRuntime implements Runtime {
   ): Promise<Verdict> {
     const started = Date.now();
     const ns = tenantNamespace(service.userId);
+    const path = candidate.healthPath ?? '/';
+    let failingSince: number | undefined;
+    let silentSince: number | undefined;
     while (Date.now() - started < o.timeoutMs) {
       o.onWait();
       const pods = await this.pods(service, candidate.key);
@@ -119,8 +130,33 @@ export class KubernetesRuntime implements Runtime {
         waitedMs: Date.now() - started,
         replicaSet,
       });
-      if (verdict.state === 'ready') return { healthy: true };
-      if (verdict.state === 'failed') {
+      if (verdict.state === 'ready') {
+        // Ready means the port accepts (TCP probes: kubelet's HTTP probes fail 4xx too); healthy
+        // means the health path answers below 500, asked of a ready pod directly (the tenant's
+        // NetworkPolicy lets the deployer's worker in: tenant-program.ts).
+        const ip = pods.find((p) => p.status?.containerStatuses?.every((c) => c.ready))?.status?.podIP;
+        const answer = ip ? await requestStatus(ip, candidate.port, path) : undefined;
+        const now = Date.now();
+        if (answer && answer.status < 500) return { healthy: true };
+        if (answer) {
+          silentSince = undefined;
+          failingSince ??= now;
+          if (now - failingSince >= HTTP_ERROR_WINDOW_MS) {
+            return {
+              healthy: false,
+              reason: serverErrorReason(path, answer.line, HTTP_ERROR_WINDOW_MS),
+              logTail: await this.podLogs(ns, pods, 100, false),
+            };
+          }
+        } else {
+          // The pod's port accepts (kubelet's probe) but the deployer gets no HTTP answer: a
+          // network between them it cannot cross, or an app that does not speak HTTP there. The
+          // port is then all it can judge by, as before this check.
+          failingSince = undefined;
+          silentSince ??= now;
+          if (now - silentSince >= HTTP_SILENT_GRACE_MS) return { healthy: true };
+        }
+      } else if (verdict.state === 'failed') {
         const logTail = await this.podLogs(ns, pods, 100, verdict.crashed);
         // A crash quotes the log line that says why (deploy/diagnosis.ts), as on the local runtime.
         const reason = verdict.crashed ? explainCrash(verdict.reason, logTail) : verdict.reason;

@@ -3,6 +3,7 @@ export type Pod = {
   metadata: { name: string; labels?: Record<string, string>; creationTimestamp?: string };
   status?: {
     phase?: string;
+    podIP?: string;
     conditions?: { type: string; status: string; reason?: string; message?: string }[];
     containerStatuses?: {
       name: string;
