@@ -8,6 +8,15 @@ import { ociArchive, tar } from './oci-archive.ts';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-archive-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+/** Unpacks `archive` with GNU tar into a folder of its own (named `name`); returns the folder. */
+function unpack(archive: Buffer, name: string): string {
+  const out = path.join(dir, name);
+  fs.mkdirSync(out);
+  fs.writeFileSync(path.join(dir, `${name}.tar`), archive);
+  execFileSync('tar', ['-xf', path.join(dir, `${name}.tar`), '-C', out]);
+  return out;
+}
+
 describe('tar', () => {
   it('writes an archive GNU tar reads back: names, modes, contents', () => {
     const file = path.join(dir, 'a.tar');
@@ -35,10 +44,7 @@ describe('ociArchive', () => {
       user: '65535:65535',
       architecture: 'amd64',
     });
-    const out = path.join(dir, 'layout');
-    fs.mkdirSync(out);
-    fs.writeFileSync(path.join(dir, 'image.tar'), archive);
-    execFileSync('tar', ['-xf', path.join(dir, 'image.tar'), '-C', out]);
+    const out = unpack(archive, 'layout');
     const index = JSON.parse(fs.readFileSync(path.join(out, 'index.json'), 'utf8'));
     expect(index.manifests[0].digest).toBe(manifestDigest);
     expect(index.manifests[0].annotations['io.containerd.image.name']).toBe('localhost/test/pause:1');
@@ -77,10 +83,7 @@ describe('ociArchive', () => {
       env: ['PATH=/usr/bin:/bin'],
       architecture: 'amd64',
     });
-    const out = path.join(dir, 'env-layout');
-    fs.mkdirSync(out);
-    fs.writeFileSync(path.join(dir, 'env.tar'), archive);
-    execFileSync('tar', ['-xf', path.join(dir, 'env.tar'), '-C', out]);
+    const out = unpack(archive, 'env-layout');
     const index = JSON.parse(fs.readFileSync(path.join(out, 'index.json'), 'utf8'));
     const blob = (digest: string) =>
       JSON.parse(fs.readFileSync(path.join(out, 'blobs/sha256', digest.slice(7)), 'utf8'));
