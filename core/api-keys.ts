@@ -1,5 +1,6 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from './db/client.ts';
+import { firstRow } from './db/hot-reads.ts';
 import { invalidInput, notFound } from './errors.ts';
 
 /**
@@ -24,7 +25,7 @@ export function generateApiKey(): { key: string; prefix: string; secretHash: str
 }
 
 function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  return hash('sha256', key, 'hex');
 }
 
 export type ApiKeySummary = {
@@ -78,10 +79,18 @@ type KeyRow = {
   name: string;
   prefix: string;
   secretHash: string;
-  expiresAt: Date | null;
+  /** A Date on PostgreSQL; on SQLite the ISO 8601 text Prisma stores (see expiryMs). */
+  expiresAt: Date | string | number | bigint | null;
   userId: string;
   email: string;
 };
+
+const KEY_LOOKUP = `
+  SELECT k."id", k."name", k."prefix", k."secretHash", k."expiresAt", u."id" AS "userId", u."email"
+  FROM "ApiKey" k JOIN "User" u ON u."id" = k."userId"
+  WHERE k."prefix" = ? AND k."revokedAt" IS NULL AND u."disabledAt" IS NULL
+  LIMIT 1`;
+const NO_HASH = '0'.repeat(64);
 
 /** Verifies bearer keys: one indexed read, a hash and a constant-time comparison. */
 export class ApiKeyAuthenticator {
@@ -99,20 +108,16 @@ export class ApiKeyAuthenticator {
 
   async authenticate(presented: string): Promise<Caller | undefined> {
     if (!KEY_PATTERN.test(presented)) return undefined;
-    // One statement (the key with its user), not Prisma's two: auth runs on every request. A
-    // revoked key or a disabled user matches no row (read anew each time: nothing is cached).
-    const [row] = await this.db.$queryRaw<KeyRow[]>`
-      SELECT k."id", k."name", k."prefix", k."secretHash", k."expiresAt", u."id" AS "userId", u."email"
-      FROM "ApiKey" k JOIN "User" u ON u."id" = k."userId"
-      WHERE k."prefix" = ${presented.slice(0, PREFIX_LENGTH)}
-        AND k."revokedAt" IS NULL AND u."disabledAt" IS NULL
-      LIMIT 1`;
+    // One statement (the key with its user), prepared once and run through the driver
+    // (core/db/hot-reads.ts), not Prisma's two: auth runs on every request. A revoked key or a
+    // disabled user matches no row (read anew each time: nothing is cached).
+    const row = await firstRow<KeyRow>(this.db, KEY_LOOKUP, [presented.slice(0, PREFIX_LENGTH)]);
     // Hash and compare even when no row matched, so timing does not reveal valid prefixes.
-    const expected = Buffer.from(row?.secretHash ?? '0'.repeat(64), 'hex');
-    const matches = timingSafeEqual(Buffer.from(hashKey(presented), 'hex'), expected);
+    const expected = Buffer.from(row?.secretHash ?? NO_HASH, 'hex');
+    const matches = timingSafeEqual(hash('sha256', presented, 'buffer'), expected);
     const now = this.now();
     if (!row || !matches) return undefined;
-    if (row.expiresAt && new Date(row.expiresAt).getTime() <= now) return undefined;
+    if (row.expiresAt !== null && expiryMs(row.expiresAt) <= now) return undefined;
     this.touch(row.id, now);
     return {
       userId: row.userId,
@@ -152,6 +157,13 @@ export class ApiKeyAuthenticator {
       this.writing = false;
     }
   }
+}
+
+/** An expiry as read through the driver, in ms since the epoch; unreadable counts as expired. */
+function expiryMs(value: Date | string | number | bigint): number {
+  const ms =
+    value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : Number(value);
+  return Number.isNaN(ms) ? Number.NEGATIVE_INFINITY : ms;
 }
 
 /** The audit actor of a caller: `api_key:<prefix>`, or `oauth:<client_id>` for OAuth access tokens. */

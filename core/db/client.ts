@@ -1,9 +1,11 @@
 import type { TransactionMode } from '@libsql/client';
 import { PrismaLibSql } from '@prisma/adapter-libsql';
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient as PostgresClient } from '../../prisma/generated/postgresql/client.ts';
 import { PrismaClient as SqliteClient } from '../../prisma/generated/sqlite/client.ts';
-import { isSqliteUrl, privateSqliteFile, SQLITE_BUSY_TIMEOUT_MS } from './sql-connection.ts';
+import { type HotReader, postgresHotReader, registerHotReader, sqliteHotReader } from './hot-reads.ts';
+import { isSqliteUrl, privateSqliteFile, SQLITE_BUSY_TIMEOUT_MS, sqliteFilePath } from './sql-connection.ts';
 import { installStatementCache } from './statement-cache.ts';
 
 /**
@@ -46,20 +48,40 @@ export async function openDatabase(url: string, options: { poolSize?: number } =
     const prisma = new SqliteClient({
       adapter: new PrismaLibSqlImmediate({ url, timeout: SQLITE_BUSY_TIMEOUT_MS, intMode: 'bigint' }),
     });
-    return wrap(prisma, 'sqlite');
+    const file = sqliteFilePath(url);
+    return wrap(
+      prisma,
+      'sqlite',
+      file ? sqliteHotReader(file, SQLITE_BUSY_TIMEOUT_MS) : prismaHotReader(prisma),
+    );
   }
-  const adapter = new PrismaPg({ connectionString: url, max: options.poolSize ?? 10 });
+  // The pool is ours so hot reads (core/db/hot-reads.ts) share it; close() ends it.
+  const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10 });
+  const adapter = new PrismaPg(pool);
   const prisma = new PostgresClient({ adapter }) as unknown as Db;
-  return wrap(prisma, 'postgresql');
+  return wrap(prisma, 'postgresql', postgresHotReader(pool));
 }
 
-function wrap(prisma: Db, dialect: Database['dialect']): Database {
+/** Hot reads through Prisma, for an in-memory SQLite database (no second connection sees it). */
+function prismaHotReader(prisma: Db): HotReader {
+  return {
+    firstRow: async <T>(sql: string, params: readonly unknown[]) =>
+      (await prisma.$queryRawUnsafe<T[]>(sql, ...params))[0],
+    close: async () => undefined,
+  };
+}
+
+function wrap(prisma: Db, dialect: Database['dialect'], hot: HotReader): Database {
+  registerHotReader(prisma, hot);
   return {
     prisma,
     dialect,
     ping: async () => {
       await prisma.$queryRawUnsafe('SELECT 1');
     },
-    close: () => prisma.$disconnect(),
+    close: async () => {
+      await prisma.$disconnect();
+      await hot.close();
+    },
   };
 }

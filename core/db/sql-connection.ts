@@ -37,16 +37,22 @@ export async function openSqlConnection(url: string): Promise<SqlConnection> {
 const SQLITE_PRAGMAS = ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON'];
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 
+/** The file a `file:` URL names; undefined for an in-memory database. */
+export function sqliteFilePath(url: string): string | undefined {
+  let file = url.slice('file:'.length);
+  if (file.includes('?')) file = file.slice(0, file.indexOf('?'));
+  if (file.startsWith('//')) file = decodeURIComponent(new URL(url).pathname);
+  return !file || file.includes(':memory:') ? undefined : file;
+}
+
 /**
  * Makes the SQLite database file of `url` private to the server's user before it is opened:
  * created 0600 (in a directory created 0700), an existing one (and its -wal/-shm files) set to
  * 0600. SQLite creates the -wal and -shm files with the database file's mode.
  */
 export function privateSqliteFile(url: string): void {
-  let file = url.slice('file:'.length);
-  if (file.includes('?')) file = file.slice(0, file.indexOf('?'));
-  if (file.startsWith('//')) file = decodeURIComponent(new URL(url).pathname);
-  if (!file || file.includes(':memory:')) return;
+  const file = sqliteFilePath(url);
+  if (!file) return;
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   // Created only when missing: opening and closing an existing database file would drop the
   // POSIX locks this process's connections hold on it (SQLite's WAL then breaks: SQLITE_IOERR).

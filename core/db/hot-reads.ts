@@ -1,0 +1,72 @@
+import { createHash } from 'node:crypto';
+import Database from 'libsql';
+import type pg from 'pg';
+
+/**
+ * Reads on every request's path (the API key lookup), straight through the database driver with
+ * a statement prepared once, instead of through Prisma's runtime (which costs several times the
+ * indexed read itself). Nothing is cached but the statement: each call reads the database anew.
+ *
+ * - Embedded SQLite: a connection of its own to the same file (libsql's synchronous API; a read
+ *   outside a transaction sees every commit made before it, by any process).
+ * - PostgreSQL: the pool Prisma's adapter uses too, with a named prepared statement.
+ *
+ * core/db/client.ts registers one reader per Prisma client it opens; SQL uses `?` placeholders.
+ */
+export type HotReader = {
+  firstRow<T>(sql: string, params: readonly unknown[]): Promise<T | undefined>;
+  close(): Promise<void>;
+};
+
+const readers = new WeakMap<object, HotReader>();
+
+export function registerHotReader(prisma: object, reader: HotReader): void {
+  readers.set(prisma, reader);
+}
+
+/** The first row `sql` returns on the database `prisma` was opened on (core/db/client.ts). */
+export function firstRow<T>(prisma: object, sql: string, params: readonly unknown[]): Promise<T | undefined> {
+  const reader = readers.get(prisma);
+  if (!reader) throw new Error('no hot reader for this database client: open it with openDatabase');
+  return reader.firstRow<T>(sql, params);
+}
+
+export function sqliteHotReader(file: string, busyTimeoutMs: number): HotReader {
+  const db = new Database(file, { timeout: busyTimeoutMs });
+  const statements = new Map<string, Database.Statement>();
+  return {
+    async firstRow<T>(sql: string, params: readonly unknown[]) {
+      let statement = statements.get(sql);
+      if (!statement) {
+        statement = db.prepare(sql);
+        statements.set(sql, statement);
+      }
+      return (statement.get(...(params as unknown[])) ?? undefined) as T | undefined;
+    },
+    async close() {
+      db.close();
+    },
+  };
+}
+
+export function postgresHotReader(pool: pg.Pool): HotReader {
+  const queries = new Map<string, { name: string; text: string }>();
+  return {
+    async firstRow<T>(sql: string, params: readonly unknown[]) {
+      let query = queries.get(sql);
+      if (!query) {
+        let i = 0;
+        const text = sql.replace(/\?/g, () => `$${++i}`);
+        // Named: each pooled connection prepares it once.
+        query = { name: `hot_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
+        queries.set(sql, query);
+      }
+      const result = await pool.query({ ...query, values: params as unknown[] });
+      return result.rows[0] as T | undefined;
+    },
+    // Prisma's adapter shares the pool: close once Prisma has disconnected.
+    async close() {
+      await pool.end();
+    },
+  };
+}
