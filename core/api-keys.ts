@@ -99,12 +99,16 @@ export class ApiKeyAuthenticator {
   private readonly usedSinceWrite = new Set<string>();
   private writing = false;
 
-  constructor(
-    private readonly db: Db,
-    private readonly onError: (err: unknown) => void = () => undefined,
-    /** The clock last_used_at is written with (ms since the epoch); tests move it. */
-    private readonly now: () => number = Date.now,
-  ) {}
+  private readonly db: Db;
+  private readonly onError: (err: unknown) => void;
+  /** The clock last_used_at is written with (ms since the epoch); tests move it. */
+  private readonly now: () => number;
+
+  constructor(db: Db, onError: (err: unknown) => void = () => undefined, now: () => number = Date.now) {
+    this.db = db;
+    this.onError = onError;
+    this.now = now;
+  }
 
   async authenticate(presented: string): Promise<Caller | undefined> {
     if (!KEY_PATTERN.test(presented)) return undefined;

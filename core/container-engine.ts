@@ -2,7 +2,11 @@ import http from 'node:http';
 
 /** Docker Engine API client over a unix socket (podman's compat API or Docker). */
 export class ContainerEngine {
-  constructor(private readonly socketPath: string) {}
+  private readonly socketPath: string;
+
+  constructor(socketPath: string) {
+    this.socketPath = socketPath;
+  }
 
   async ping(): Promise<boolean> {
     const res = await this.request('GET', '/_ping');
@@ -167,11 +171,11 @@ type EngineResponse = { status: number; body: string };
 
 export class EngineError extends Error {
   override name = 'EngineError';
-  constructor(
-    what: string,
-    readonly response: EngineResponse,
-  ) {
+  readonly response: EngineResponse;
+
+  constructor(what: string, response: EngineResponse) {
     super(`${what}: HTTP ${response.status}: ${engineMessage(response.body)}`);
+    this.response = response;
   }
 }
 

@@ -5,11 +5,14 @@
  */
 export class DomainError extends Error {
   override name = 'DomainError';
+  readonly code: 'invalid_input' | 'not_found' | 'conflict' | 'not_available' | 'unauthorized';
+
   constructor(
-    readonly code: 'invalid_input' | 'not_found' | 'conflict' | 'not_available' | 'unauthorized',
+    code: 'invalid_input' | 'not_found' | 'conflict' | 'not_available' | 'unauthorized',
     message: string,
   ) {
     super(message);
+    this.code = code;
   }
 }
 

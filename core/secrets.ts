@@ -8,7 +8,10 @@ import path from 'node:path';
  * so it cannot be copied onto another one.
  */
 export class SecretBox {
-  constructor(private readonly key: Buffer) {
+  private readonly key: Buffer;
+
+  constructor(key: Buffer) {
+    this.key = key;
     if (key.length !== 32) throw new Error('secret key must be 32 bytes');
   }
 

@@ -31,7 +31,11 @@ export type GitRemote = {
 
 /** Repos on our git server: creation (idempotent) and fresh, expiring remotes. */
 export class GitHosting {
-  constructor(private readonly o: GitHostingOptions) {}
+  private readonly o: GitHostingOptions;
+
+  constructor(o: GitHostingOptions) {
+    this.o = o;
+  }
 
   async createRepo(caller: Caller, name: string, description: string | undefined): Promise<GitRemote> {
     const { db, store } = this.o;

@@ -36,10 +36,13 @@ exit 0
 
 /** Bare repositories on disk: <root>/<owner>/<name>.git. */
 export class RepoStore {
-  constructor(
-    readonly root: string,
-    readonly limits: RepoLimits,
-  ) {}
+  readonly root: string;
+  readonly limits: RepoLimits;
+
+  constructor(root: string, limits: RepoLimits) {
+    this.root = root;
+    this.limits = limits;
+  }
 
   dir(owner: string, name: string): string {
     return path.join(this.root, owner, `${name}.git`);

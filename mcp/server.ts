@@ -57,10 +57,13 @@ export function createServer(ctx: ToolContext, deps: ServerDeps): McpServer {
 export class ServerPool {
   private readonly idle: McpServer[] = [];
 
-  constructor(
-    private readonly build: () => McpServer,
-    private readonly maxIdle = 64,
-  ) {}
+  private readonly build: () => McpServer;
+  private readonly maxIdle: number;
+
+  constructor(build: () => McpServer, maxIdle: number = 64) {
+    this.build = build;
+    this.maxIdle = maxIdle;
+  }
 
   take(): McpServer {
     return this.idle.pop() ?? this.build();

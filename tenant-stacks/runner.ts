@@ -80,7 +80,11 @@ export type StackReading =
 
 /** Runs tenant stacks (inline programs) on the configured backend. Only activities call `up`/`destroy`. */
 export class TenantStackRunner {
-  constructor(private readonly options: TenantStackRunnerOptions) {}
+  private readonly options: TenantStackRunnerOptions;
+
+  constructor(options: TenantStackRunnerOptions) {
+    this.options = options;
+  }
 
   private pulumiCommand: Promise<PulumiCommand> | undefined;
 

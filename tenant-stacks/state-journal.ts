@@ -8,10 +8,13 @@ import type { KeptUpdate, StackJournal, StackUpdateRecord } from './runner.ts';
  * Kept after the stack is removed, like the service's release rows.
  */
 export class DbStackJournal implements StackJournal {
-  constructor(
-    private readonly db: Db,
-    private readonly fingerprint: Fingerprint,
-  ) {}
+  private readonly db: Db;
+  private readonly fingerprint: Fingerprint;
+
+  constructor(db: Db, fingerprint: Fingerprint) {
+    this.db = db;
+    this.fingerprint = fingerprint;
+  }
 
   async record(stackName: string, update: StackUpdateRecord, deployment: unknown): Promise<void> {
     await this.db.stackUpdate.create({

@@ -34,20 +34,23 @@ export type KubeObject = {
 
 export class KubeApiError extends Error {
   override name = 'KubeApiError';
-  constructor(
-    message: string,
-    readonly status: number,
-  ) {
+  readonly status: number;
+
+  constructor(message: string, status: number) {
     super(message);
+    this.status = status;
   }
 }
 
 /** The few calls the cluster's own set-up and tear-down make to the API server, as admin. */
 export class KubeApi {
-  constructor(
-    readonly server: string,
-    private readonly tls: TlsFiles,
-  ) {}
+  readonly server: string;
+  private readonly tls: TlsFiles;
+
+  constructor(server: string, tls: TlsFiles) {
+    this.server = server;
+    this.tls = tls;
+  }
 
   async get<T = unknown>(apiPath: string): Promise<T | undefined> {
     const res = await httpsRequest(this.server + apiPath, this.tls);

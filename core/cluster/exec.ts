@@ -6,11 +6,11 @@ export const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 export class CommandError extends Error {
   override name = 'CommandError';
-  constructor(
-    message: string,
-    readonly stderr: string,
-  ) {
+  readonly stderr: string;
+
+  constructor(message: string, stderr: string) {
     super(message);
+    this.stderr = stderr;
   }
 }
 

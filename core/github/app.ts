@@ -17,11 +17,11 @@ export const MAX_TOKEN_LIFETIME_MS = 3_600_000;
 /** A GitHub API answer we act on (its HTTP status and GitHub's message, never a token). */
 export class GitHubApiError extends Error {
   override name = 'GitHubApiError';
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
+  readonly status: number;
+
+  constructor(status: number, message: string) {
     super(message);
+    this.status = status;
   }
 }
 
@@ -36,10 +36,10 @@ export class GitHubApp {
   private readonly app: App;
   private readonly Client: typeof Octokit;
 
-  constructor(
-    readonly settings: GitHubSettings,
-    privateKey: string,
-  ) {
+  readonly settings: GitHubSettings;
+
+  constructor(settings: GitHubSettings, privateKey: string) {
+    this.settings = settings;
     this.Client = Octokit.defaults({ baseUrl: settings.apiUrl });
     this.app = new App({ appId: settings.appId, privateKey, Octokit: this.Client });
   }

@@ -21,10 +21,13 @@ export type GitHubRemote = {
 
 /** GitHub repos reached through the caller's installation of our App. */
 export class GitHubRepos {
-  constructor(
-    private readonly db: Db,
-    private readonly github: GitHubApp | undefined,
-  ) {}
+  private readonly db: Db;
+  private readonly github: GitHubApp | undefined;
+
+  constructor(db: Db, github: GitHubApp | undefined) {
+    this.db = db;
+    this.github = github;
+  }
 
   /** The caller's GitHub standing (whoami). */
   status(userId: string) {

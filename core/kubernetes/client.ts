@@ -59,17 +59,21 @@ export function clusterAccess(kubeconfig: string, context?: string): ClusterAcce
 
 export class KubeError extends Error {
   override name = 'KubeError';
-  constructor(
-    message: string,
-    readonly status: number,
-  ) {
+  readonly status: number;
+
+  constructor(message: string, status: number) {
     super(message);
+    this.status = status;
   }
 }
 
 /** A small Kubernetes API client: GET JSON and text (pod logs), with bounded time. */
 export class KubeClient {
-  constructor(private readonly access: ClusterAccess) {}
+  private readonly access: ClusterAccess;
+
+  constructor(access: ClusterAccess) {
+    this.access = access;
+  }
 
   /** GET `path` as JSON; undefined when it does not exist (404). */
   async get<T>(path: string): Promise<T | undefined> {

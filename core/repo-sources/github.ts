@@ -10,10 +10,13 @@ import type { Commit, PullCredential, RepoSource, SourceRepo } from './repo-sour
  * linked to the repo's user (an unlinked or uninstalled account builds nothing more).
  */
 export class GitHubRepoSource implements RepoSource {
-  constructor(
-    private readonly db: Db,
-    private readonly github: GitHubApp,
-  ) {}
+  private readonly db: Db;
+  private readonly github: GitHubApp;
+
+  constructor(db: Db, github: GitHubApp) {
+    this.db = db;
+    this.github = github;
+  }
 
   private async readToken(repo: SourceRepo) {
     const installation = await this.github.installationOfRepo(repo.ownerName, repo.name);

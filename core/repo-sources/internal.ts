@@ -10,15 +10,23 @@ const run = promisify(execFile);
 
 /** Our own git server: repos under `root`, served at `baseUrl` with per-repo `mlg_` tokens. */
 export class InternalRepoSource implements RepoSource {
-  constructor(
-    private readonly o: {
-      db: Db;
-      /** Where the bare repos live: <root>/<owner>/<name>.git. */
-      root: string;
-      /** Base URL of the git server, e.g. http://127.0.0.1:8081/git. */
-      baseUrl: string;
-    },
-  ) {}
+  private readonly o: {
+    db: Db;
+    /** Where the bare repos live: <root>/<owner>/<name>.git. */
+    root: string;
+    /** Base URL of the git server, e.g. http://127.0.0.1:8081/git. */
+    baseUrl: string;
+  };
+
+  constructor(o: {
+    db: Db;
+    /** Where the bare repos live: <root>/<owner>/<name>.git. */
+    root: string;
+    /** Base URL of the git server, e.g. http://127.0.0.1:8081/git. */
+    baseUrl: string;
+  }) {
+    this.o = o;
+  }
 
   async commit(repo: SourceRepo, ref: string): Promise<Commit> {
     const gitDir = `${this.o.root}/${repo.ownerName}/${repo.name}.git`;

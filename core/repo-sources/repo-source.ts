@@ -23,7 +23,11 @@ export interface RepoSource {
 
 /** Picks the source of each repo by its host. */
 export class RepoSources {
-  constructor(private readonly sources: { internal: RepoSource; github?: RepoSource | undefined }) {}
+  private readonly sources: { internal: RepoSource; github?: RepoSource | undefined };
+
+  constructor(sources: { internal: RepoSource; github?: RepoSource | undefined }) {
+    this.sources = sources;
+  }
 
   for(repo: Pick<Repo, 'host'>): RepoSource {
     const source = repo.host === 'github' ? this.sources.github : this.sources.internal;

@@ -13,12 +13,16 @@ const ACCESS_TOKEN_PATTERN = /^dmo_at_[A-Za-z0-9_-]{43}$/;
  * revoked grant or token is refused on its very next request.
  */
 export class OAuthTokenAuthenticator implements Authenticator {
-  constructor(
-    private readonly db: Db,
-    /** The resource tokens must be bound to (this server's /mcp URL). */
-    private readonly resource: string,
-    private readonly now: () => Date = () => new Date(),
-  ) {}
+  private readonly db: Db;
+  /** The resource tokens must be bound to (this server's /mcp URL). */
+  private readonly resource: string;
+  private readonly now: () => Date;
+
+  constructor(db: Db, resource: string, now: () => Date = () => new Date()) {
+    this.db = db;
+    this.resource = resource;
+    this.now = now;
+  }
 
   async authenticate(presented: string): Promise<Caller | undefined> {
     if (!ACCESS_TOKEN_PATTERN.test(presented)) return undefined;
@@ -50,10 +54,13 @@ export class OAuthTokenAuthenticator implements Authenticator {
 
 /** Sends each bearer to the authenticator its prefix names (dk_live_ keys, dmo_at_ tokens). */
 export class BearerAuthenticator implements Authenticator {
-  constructor(
-    private readonly apiKeys: Authenticator,
-    private readonly accessTokens: Authenticator | undefined,
-  ) {}
+  private readonly apiKeys: Authenticator;
+  private readonly accessTokens: Authenticator | undefined;
+
+  constructor(apiKeys: Authenticator, accessTokens: Authenticator | undefined) {
+    this.apiKeys = apiKeys;
+    this.accessTokens = accessTokens;
+  }
 
   authenticate(presented: string): Promise<Caller | undefined> {
     if (presented.startsWith(ACCESS_TOKEN_PREFIX))

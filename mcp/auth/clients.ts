@@ -30,12 +30,13 @@ export const DEFAULT_REGISTRATION_LIMITS: RegistrationLimits = { perAddressPerHo
 const METADATA_TTL_MS = 60 * 60 * 1000;
 
 export class ClientError extends Error {
-  constructor(
-    readonly error: string,
-    message: string,
-    readonly status = 400,
-  ) {
+  readonly error: string;
+  readonly status: number;
+
+  constructor(error: string, message: string, status: number = 400) {
     super(message);
+    this.error = error;
+    this.status = status;
   }
 }
 

@@ -17,11 +17,14 @@ export const GRANT_TTL_MS = 90 * 24 * 60 * 60 * 1000;
 
 /** A token endpoint failure (RFC 6749 §5.2). */
 export class GrantError extends Error {
+  readonly error: 'invalid_grant' | 'invalid_request' | 'invalid_target' | 'invalid_client';
+
   constructor(
-    readonly error: 'invalid_grant' | 'invalid_request' | 'invalid_target' | 'invalid_client',
+    error: 'invalid_grant' | 'invalid_request' | 'invalid_target' | 'invalid_client',
     message: string,
   ) {
     super(message);
+    this.error = error;
   }
 }
 

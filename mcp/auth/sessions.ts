@@ -74,10 +74,13 @@ export async function endSession(db: Db, req: Request, res: Response, now: Date)
  * cookie, so it cannot produce a token that matches.
  */
 export class Csrf {
-  constructor(
-    private readonly key: string,
-    private readonly now: () => Date,
-  ) {}
+  private readonly key: string;
+  private readonly now: () => Date;
+
+  constructor(key: string, now: () => Date) {
+    this.key = key;
+    this.now = now;
+  }
 
   /** The browser's CSRF cookie, set now when it has none. */
   binding(req: Request, res: Response): string {

@@ -51,7 +51,10 @@ export class GitHubFake {
   private server: Server | undefined;
   private base = '';
 
-  private constructor(private readonly dir: string) {
+  private readonly dir: string;
+
+  private constructor(dir: string) {
+    this.dir = dir;
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     this.publicKey = publicKey;
     this.privateKeyFile = path.join(dir, 'app.pem');

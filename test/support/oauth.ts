@@ -27,7 +27,11 @@ export type FetchResult = {
 export class PageClient {
   readonly cookies = new Map<string, string>();
 
-  constructor(readonly origin: string) {}
+  readonly origin: string;
+
+  constructor(origin: string) {
+    this.origin = origin;
+  }
 
   async request(
     path: string,
@@ -183,11 +187,15 @@ export class MemoryOAuthProvider implements OAuthClientProvider {
   /** The state the SDK sent, echoed back. */
   lastState: string | undefined;
 
-  constructor(
-    readonly redirectUrl: string,
-    private readonly authorize: (url: URL) => Promise<string>,
-    readonly clientMetadataUrl?: string,
-  ) {}
+  readonly redirectUrl: string;
+  private readonly authorize: (url: URL) => Promise<string>;
+  readonly clientMetadataUrl?: string;
+
+  constructor(redirectUrl: string, authorize: (url: URL) => Promise<string>, clientMetadataUrl?: string) {
+    this.redirectUrl = redirectUrl;
+    this.authorize = authorize;
+    this.clientMetadataUrl = clientMetadataUrl;
+  }
 
   get clientMetadata(): OAuthClientMetadata {
     return {

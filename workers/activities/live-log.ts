@@ -10,13 +10,20 @@ export class LiveLog {
   private writing: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout;
 
+  private readonly save: (tail: string) => Promise<unknown>;
+  private readonly maxLines: number;
+  /** Told when a periodic write fails (the next one, or close, tries again). */
+  private readonly onError: (err: unknown) => void;
+
   constructor(
-    private readonly save: (tail: string) => Promise<unknown>,
-    private readonly maxLines: number,
+    save: (tail: string) => Promise<unknown>,
+    maxLines: number,
     everyMs = 2_000,
-    /** Told when a periodic write fails (the next one, or close, tries again). */
-    private readonly onError: (err: unknown) => void = () => undefined,
+    onError: (err: unknown) => void = () => undefined,
   ) {
+    this.save = save;
+    this.maxLines = maxLines;
+    this.onError = onError;
     this.timer = setInterval(() => {
       this.flush().catch(this.onError);
     }, everyMs);

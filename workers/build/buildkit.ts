@@ -39,12 +39,12 @@ export type BuildOptions = {
 
 export class BuildError extends Error {
   override name = 'BuildError';
-  constructor(
-    message: string,
-    /** The last lines of the build output, for the user. */
-    readonly logTail: string[],
-  ) {
+  /** The last lines of the build output, for the user. */
+  readonly logTail: string[];
+
+  constructor(message: string, logTail: string[]) {
     super(message);
+    this.logTail = logTail;
   }
 }
 

@@ -25,11 +25,15 @@ function attachedKey(attached: { resource: { id: string; credentialVersion: numb
 
 /** Starts deployments: one per service and commit, newest wins. Used by the tools and by pushes. */
 export class DeployStarter {
-  constructor(
-    private readonly db: Db,
-    private readonly temporal: Client,
-    private readonly sources: RepoSources,
-  ) {}
+  private readonly db: Db;
+  private readonly temporal: Client;
+  private readonly sources: RepoSources;
+
+  constructor(db: Db, temporal: Client, sources: RepoSources) {
+    this.db = db;
+    this.temporal = temporal;
+    this.sources = sources;
+  }
 
   /** The deployment of `commitSha` (default: the branch head) with the service's current settings; started if new. */
   async start(serviceId: string, trigger: DeployTrigger, commitSha?: string) {

@@ -46,7 +46,11 @@ export type CreateResourceInput = {
  * events, and the provisionResource/deleteResource workflows (which get ids only).
  */
 export class ResourceManager {
-  constructor(private readonly o: ResourceManagerOptions) {}
+  private readonly o: ResourceManagerOptions;
+
+  constructor(o: ResourceManagerOptions) {
+    this.o = o;
+  }
 
   /** Types this server offers, with their regions (for the tool descriptions). */
   get offered(): Partial<RegionCatalog> {

@@ -74,7 +74,10 @@ export class KubernetesRuntime implements Runtime {
   private readonly api: KubeClient;
   private readonly readOnly = new Map<string, boolean>();
 
-  constructor(private readonly o: KubernetesRuntimeOptions) {
+  private readonly o: KubernetesRuntimeOptions;
+
+  constructor(o: KubernetesRuntimeOptions) {
+    this.o = o;
     this.api = new KubeClient(clusterAccess(o.cluster.kubeconfig, o.cluster.context));
   }
 

@@ -33,7 +33,11 @@ export class LocalRuntime implements Runtime {
   readonly name = 'local';
   readonly promotesItself = false;
 
-  constructor(private readonly o: LocalRuntimeOptions) {}
+  private readonly o: LocalRuntimeOptions;
+
+  constructor(o: LocalRuntimeOptions) {
+    this.o = o;
+  }
 
   program(service: RuntimeService, serving: ReleaseSpec | undefined, candidate: ReleaseSpec | undefined) {
     return localServiceProgram(this.spec(service, serving, candidate));
