@@ -1,5 +1,5 @@
-// Loaded first by bin/deploy-mcp (`node --import`), before tsx: tsx starts its esbuild service
-// as a child process right away, and that child would inherit the server's settings (the
+// Loaded first by bin/deploy-mcp (`node --import`), before anything else: a loader (tsx, when a
+// script runs through it) may start a child process right away, inheriting the settings (the
 // master key among them). They are moved out of the environment here, before any child
 // exists, and cli/main.ts reads them from this hand-over (core/child-env.ts serverSettings).
 const settings = {};
