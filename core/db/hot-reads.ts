@@ -32,19 +32,23 @@ export function firstRow<T>(prisma: object, sql: string, params: readonly unknow
 }
 
 export function sqliteHotReader(file: string, busyTimeoutMs: number): HotReader {
-  const db = new Database(file, { timeout: busyTimeoutMs });
+  // Opened on the first read: most processes that open the database (CLI commands) never make one.
+  let db: Database.Database | undefined;
   const statements = new Map<string, Database.Statement>();
   return {
     async firstRow<T>(sql: string, params: readonly unknown[]) {
       let statement = statements.get(sql);
       if (!statement) {
+        db ??= new Database(file, { timeout: busyTimeoutMs });
         statement = db.prepare(sql);
         statements.set(sql, statement);
       }
       return (statement.get(...(params as unknown[])) ?? undefined) as T | undefined;
     },
     async close() {
-      db.close();
+      db?.close();
+      db = undefined;
+      statements.clear();
     },
   };
 }
