@@ -1,8 +1,6 @@
 import type { TransactionMode } from '@libsql/client';
 import { PrismaLibSql } from '@prisma/adapter-libsql';
-import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
-import { PrismaClient as PostgresClient } from '../../prisma/generated/postgresql/client.ts';
 import { PrismaClient as SqliteClient } from '../../prisma/generated/sqlite/client.ts';
 import { type HotReader, postgresHotReader, registerHotReader, sqliteHotReader } from './hot-reads.ts';
 import { isSqliteUrl, privateSqliteFile, SQLITE_BUSY_TIMEOUT_MS, sqliteFilePath } from './sql-connection.ts';
@@ -57,8 +55,12 @@ export async function openDatabase(url: string, options: { poolSize?: number } =
   }
   // The pool is ours so hot reads (core/db/hot-reads.ts) share it; close() ends it.
   const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10 });
-  const adapter = new PrismaPg(pool);
-  const prisma = new PostgresClient({ adapter }) as unknown as Db;
+  // Loaded only here: an embedded install never needs PostgreSQL's client (about 4 MiB).
+  const [{ PrismaPg }, { PrismaClient: PostgresClient }] = await Promise.all([
+    import('@prisma/adapter-pg'),
+    import('../../prisma/generated/postgresql/client.ts'),
+  ]);
+  const prisma = new PostgresClient({ adapter: new PrismaPg(pool) }) as unknown as Db;
   return wrap(prisma, 'postgresql', postgresHotReader(pool));
 }
 
