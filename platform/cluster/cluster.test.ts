@@ -259,6 +259,13 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     const pod = spec.jobTemplate.spec.template.spec;
     expect(pod.containers[0]?.args).toEqual(['registry', 'prune', '--keep', '7']);
     expect(envOf(pod).DEPLOY_MCP_REGISTRY).toBe('10.0.1.20:5000');
+    // The CLI parses its configuration from this env plus the SRE's Secret (a partial runtime
+    // would be refused at start), and prunes the registry the nodes pull from.
+    const config = loadConfig(
+      { ...envOf(pod), DEPLOY_MCP_DATABASE_URL: 'postgres://db.internal/deploy' },
+      '/app',
+    );
+    expect(config.runtime.external?.registryHost).toBe('10.0.1.20:5000');
   });
 
   it('outputs exactly what the kubernetes runtime is configured with, the kubeconfig as a secret', async () => {

@@ -27,10 +27,10 @@ const SECRET_LIKE = [
 
 describe.skipIf(!ready)('the deployer image (platform/local/deployer-image.ts)', () => {
   it('has four layers, reuses them when nothing changed, and no layer holds a secret, key or database', async () => {
-    // A database, a key and a .env in the working tree must not travel (they are untracked).
+    // A database, a key and a .env in the working tree (ignored by git) must not travel.
     const planted = [
       path.join(repoRoot, '.env'),
-      path.join(repoRoot, 'core', 'planted-secret.key'),
+      path.join(repoRoot, 'prisma', 'generated', 'secret.key'),
       path.join(repoRoot, 'prisma', 'generated', 'planted.db'),
     ].filter((f) => !fs.existsSync(f));
     for (const f of planted) fs.writeFileSync(f, 'DEPLOY_MCP_SECRET_KEY=not-for-images\n');

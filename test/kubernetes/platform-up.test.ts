@@ -331,6 +331,7 @@ describe('the in-cluster platform layer, up on the one-node cluster with the dep
       await db.close();
     }
     const pods = (await json(['-n', namespace, 'get', 'pods'])).items as Pod[];
+    const image = pods[0]?.spec.containers[0]?.image ?? '';
     expect(pods.map((p) => p.spec.containers[0]?.image)).toEqual([
       expect.stringMatching(new RegExp(`^127\\.0\\.0\\.1:${ports.registry}/.+@sha256:[0-9a-f]{64}$`)),
     ]);
@@ -353,6 +354,31 @@ describe('the in-cluster platform layer, up on the one-node cluster with the dep
       await sleep(1000);
     }
     expect(left.trim()).toBe('');
+
+    // The layer's registry clean-up, run now from its CronJob, works in the cluster (the deployer
+    // image, its settings and the registry on the node's loopback); the deleted service's image is
+    // gone from the registry (delete_service prunes it already; the job finds nothing left).
+    const job = `prune-now-${process.pid}`;
+    await admin(['-n', 'deploy-mcp-system', 'create', 'job', job, '--from=cronjob/registry-cleanup']);
+    const done = await eventually(
+      () => json(['-n', 'deploy-mcp-system', 'get', 'job', job]),
+      (j: { status: { succeeded?: number; failed?: number } }) => !!(j.status.succeeded || j.status.failed),
+      180_000,
+    );
+    const pruneLog = await admin(['-n', 'deploy-mcp-system', 'logs', `job/${job}`]);
+    expect(done.status.succeeded, pruneLog).toBe(1);
+    expect(pruneLog).toMatch(
+      new RegExp(`^pruned \\d+ image\\(s\\) from 127\\.0\\.0\\.1:${ports.registry},`, 'm'),
+    );
+    const digest = image.slice(image.indexOf('@') + 1);
+    const repoPath = image.slice(image.indexOf('/') + 1, image.indexOf('@'));
+    const head = await fetch(`http://${outputs.registryHost}/v2/${repoPath}/manifests/${digest}`, {
+      method: 'HEAD',
+      headers: {
+        accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json',
+      },
+    });
+    expect(head.status).toBe(404);
   }, 600_000);
 
   it('destroy leaves nothing of the layer in the cluster', async () => {
