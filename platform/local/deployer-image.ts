@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { containerdPaths, importImage } from '../../core/cluster/containerd.ts';
 import { clusterLayout } from '../../core/cluster/layout.ts';
@@ -85,6 +86,15 @@ export type DeployerImageOptions = {
 export async function deployerImage(o: DeployerImageOptions): Promise<DeployerImage> {
   const dir = path.join(o.cacheDir, 'platform-images', 'deployer');
   fs.mkdirSync(dir, { recursive: true });
+  // One build at a time per cache (test files run in parallel): another's hard links and
+  // renames change the layers' ctime under this one's tar, which then fails.
+  return withBuildLock(dir, () => buildDeployerImage(o, dir));
+}
+
+async function buildDeployerImage(o: DeployerImageOptions, dir: string): Promise<DeployerImage> {
+  // What a build that died left (this one holds the lock: nobody else writes here now).
+  for (const f of fs.readdirSync(dir))
+    if (/\.tmp$|^(stage|layout)-/.test(f)) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
   const layers: DeployerImageLayer[] = [];
   layers.push(await baseLayer(o, dir));
   layers.push(await toolsLayer(o, dir));
@@ -301,6 +311,48 @@ async function sourceLayer(o: DeployerImageOptions, dir: string): Promise<Deploy
 }
 
 // --- helpers ---
+
+/** Runs `fn` holding `<dir>/build.lock` (a directory: made atomically; a dead holder's is taken over), waiting up to 10 min. */
+async function withBuildLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const lock = path.join(dir, 'build.lock');
+  const deadline = Date.now() + 600_000;
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      fs.writeFileSync(path.join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let holder = 0; // 0: just made, its pid not written yet (or gone meanwhile: try again)
+      try {
+        holder = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8')) || 0;
+      } catch {
+        // no pid file (yet)
+      }
+      if (holder && !alive(holder)) {
+        fs.rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline)
+        throw new Error(`the deployer image build lock ${lock} is held by pid ${holder}`);
+      await sleep(250);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /**
  * A layer built once per key: `fill` puts its files in a staging dir (hard links where it can),
