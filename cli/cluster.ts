@@ -9,10 +9,12 @@ import {
 } from '../core/cluster/cluster.ts';
 import type { Config } from '../core/config.ts';
 import { invalidInput } from '../core/errors.ts';
+import { CLUSTER_PLATFORM_USAGE, clusterPlatform } from './cluster-platform.ts';
 
-export const CLUSTER_USAGE = `cluster up [--dir D] [--ingress-port P] [--registry host:port]…
+export const CLUSTER_USAGE = `cluster up [--dir D] [--ingress-port P | --no-ingress] [--registry host:port]…
   cluster down [--dir D] [--purge]
-  cluster status [--dir D]`;
+  cluster status [--dir D]
+  ${CLUSTER_PLATFORM_USAGE}`;
 
 /** Traefik's port for the cluster's Ingresses unless --ingress-port (the local runtime has 8080). */
 export const DEFAULT_CLUSTER_INGRESS_PORT = 8090;
@@ -20,9 +22,14 @@ export const DEFAULT_CLUSTER_INGRESS_PORT = 8090;
 /** `deploy-mcp cluster up|down|status`: the one-node Kubernetes cluster on loopback. */
 export async function cluster(config: Config, args: string[]): Promise<number> {
   const [action, ...rest] = args;
+  // The in-cluster layer (platform/) on this cluster: cli/cluster-platform.ts.
+  if (action === 'platform') return clusterPlatform(config, rest);
   const { values } = parseArgs({
     args: rest,
+    allowNegative: true,
     options: {
+      // --no-ingress: no host Traefik (the in-cluster layer brings its own).
+      ingress: { type: 'boolean', default: true },
       dir: { type: 'string' },
       'ingress-port': { type: 'string' },
       registry: { type: 'string', multiple: true },
@@ -48,6 +55,7 @@ export async function cluster(config: Config, args: string[]): Promise<number> {
       binDir: path.join(config.toolsDir, 'bin'),
       cacheDir: DEFAULT_CACHE_DIR,
       ingressPort,
+      ingress: values.ingress,
       registries,
       onProgress: progress,
     });
@@ -60,7 +68,8 @@ export async function cluster(config: Config, args: string[]): Promise<number> {
       `kubeconfig: ${c.kubeconfigPath} (context ${c.context}; kubectl --kubeconfig ${c.kubeconfigPath} get nodes)`,
     );
     console.log(`API server: ${c.apiServerUrl}`);
-    console.log(`ingress:    http://<host>.localhost:${c.ingressPort} (IngressClass ${c.ingressClass})`);
+    if (values.ingress)
+      console.log(`ingress:    http://<host>.localhost:${c.ingressPort} (IngressClass ${c.ingressClass})`);
     console.log(`registries: ${c.registries.join(', ') || 'none'} (plain HTTP)`);
     return 0;
   }

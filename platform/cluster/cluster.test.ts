@@ -109,8 +109,21 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     for (const role of ['deployer-server', 'deployer-worker']) {
       const spec = podSpecOf(one(resources, 'kubernetes:apps/v1:Deployment', role));
       expect(spec.containers[0]?.image).toBe('registry.example.com/deploy-mcp:1.0.0');
-      expect(spec.containers[0]?.args).toEqual(['serve', '--role', role]);
+      expect(spec.containers[0]?.args).toEqual([
+        'serve',
+        '--role',
+        role === 'deployer-server' ? 'server,worker,deployer-server' : 'deployer-worker',
+      ]);
       expect(spec.tolerations).toEqual(tolerating('ops'));
+      // Its own node-local data dir, handed to the image's user by a root init container that may only chown.
+      const s = spec as PodSpec & {
+        volumes?: { name: string; hostPath?: { path: string } }[];
+        initContainers?: { command: string[]; securityContext: { capabilities: object } }[];
+      };
+      expect(s.volumes?.find((v) => v.name === 'data')?.hostPath?.path).toBe(`/var/lib/deploy-mcp/${role}`);
+      expect(s.initContainers?.[0]?.command).toEqual(['chown', '10001:10001', '/app/.data']);
+      expect(s.initContainers?.[0]?.securityContext.capabilities).toEqual({ drop: ['ALL'], add: ['CHOWN'] });
+      expect(envOf(spec).DEPLOY_MCP_HOST).toBe('0.0.0.0');
       expect(envOf(spec)).toMatchObject({
         DEPLOY_MCP_RUNTIME: 'kubernetes',
         DEPLOY_MCP_INGRESS_CLASS: 'traefik',
@@ -220,7 +233,12 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     });
     expect(policy('deployer-server-ingress')).toMatchObject({
       ingress: [
-        { from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'traefik' } } }] },
+        {
+          from: [
+            { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'traefik' } } },
+            { podSelector: { matchLabels: { app: 'deployer-worker' } } },
+          ],
+        },
       ],
     });
     // Every pod the layer runs in deploy-mcp-system carries the label a policy names.
@@ -241,6 +259,13 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     const pod = spec.jobTemplate.spec.template.spec;
     expect(pod.containers[0]?.args).toEqual(['registry', 'prune', '--keep', '7']);
     expect(envOf(pod).DEPLOY_MCP_REGISTRY).toBe('10.0.1.20:5000');
+    // The CLI parses its configuration from this env plus the SRE's Secret (a partial runtime
+    // would be refused at start), and prunes the registry the nodes pull from.
+    const config = loadConfig(
+      { ...envOf(pod), DEPLOY_MCP_DATABASE_URL: 'postgres://db.internal/deploy' },
+      '/app',
+    );
+    expect(config.runtime.external?.registryHost).toBe('10.0.1.20:5000');
   });
 
   it('outputs exactly what the kubernetes runtime is configured with, the kubeconfig as a secret', async () => {
@@ -310,5 +335,39 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     expect(resources.filter((r) => r.type === 'kubernetes:batch/v1:CronJob')).toEqual([]);
     one(resources, 'kubernetes:core/v1:ServiceAccount', 'deployer');
     one(resources, 'kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding');
+  });
+
+  it('on one node with the deployer: its pods on the host network, the API server by its own address, state under the state dir', async () => {
+    const single = {
+      bindAddress: '127.0.0.1',
+      ports: { web: 18080, websecure: 18443, registry: 15000, buildkit: 11234 },
+      apiServer: { host: '127.0.0.1', port: 16443 },
+      stateDir: '/srv/state',
+    };
+    const { resources } = await runWithMocks(
+      platformProgram(testConfig({ singleNode: single, certManager: false })),
+    );
+    for (const role of ['deployer-server', 'deployer-worker']) {
+      const s = podSpecOf(one(resources, 'kubernetes:apps/v1:Deployment', role)) as PodSpec & {
+        hostNetwork?: boolean;
+        volumes?: { name: string; hostPath?: { path: string } }[];
+      };
+      expect(s.hostNetwork).toBe(true);
+      expect(s.nodeSelector).toEqual({ 'deploy-mcp.dev/pool': 'all' });
+      expect(s.volumes?.find((v) => v.name === 'data')?.hostPath?.path).toBe(`/srv/state/${role}`);
+      expect(envOf(s)).toMatchObject({
+        DEPLOY_MCP_HOST: '127.0.0.1',
+        DEPLOY_MCP_DATA_DIR: '/app/.data/state',
+        DEPLOY_MCP_BUILDKIT_ADDRESS: 'tcp://127.0.0.1:11234',
+      });
+    }
+    const kubeconfig = JSON.parse(
+      (
+        one(resources, 'kubernetes:core/v1:ConfigMap', 'deployer-kubeconfig').inputs.data as {
+          config: string;
+        }
+      ).config,
+    );
+    expect(kubeconfig.clusters[0].cluster.server).toBe('https://127.0.0.1:16443');
   });
 });

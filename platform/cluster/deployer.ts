@@ -9,6 +9,7 @@ import {
   type ServiceAccountRef,
   TENANT_ROLE,
 } from '../../tenant-stacks/kubernetes/deployer-access.ts';
+import type { SingleNodeConfig } from '../config.ts';
 import { INGRESS_CLASS, INGRESS_NAMESPACE, onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
 export type DeployerArgs = {
@@ -18,13 +19,28 @@ export type DeployerArgs = {
   buildkitAddress: string;
   /** false: only the deployer's access (for a deployer outside the cluster), no Deployments. */
   run?: boolean;
-  /** A one-node cluster (placement on its node). */
-  singleNode?: unknown;
+  /** A one-node cluster: placement on its node, the host network, state under its state dir. */
+  singleNode?: SingleNodeConfig;
 };
 
 /** The Secret the SRE makes with the rest of the product's settings (database, master key, Temporal). */
 export const DEPLOYER_ENV_SECRET = 'deployer-env';
 const KUBECONFIG_DIR = '/etc/deploy-mcp/kube';
+/** The uid the deployer image runs as (platform/local/deployer-image.ts). */
+export const DEPLOYER_UID = 10001;
+/**
+ * Each role's node-local state, mounted at the image's `/app/.data` (the product's data dir is
+ * `state/` in it; tenant stacks' work dirs go beside it): the server's git repositories (the
+ * worker clones them over HTTP from the server, as split roles always do) and the worker's
+ * Pulumi work dirs (its stack state too, unless DEPLOY_MCP_PULUMI_BACKEND_URL names a shared
+ * backend in `deployer-env`).
+ */
+const DATA_MOUNT = '/app/.data';
+/** What each Deployment runs: the front door (MCP, git, OAuth), the product's workflows and webhooks; builds and stack updates. */
+export const DEPLOYER_ROLES = {
+  'deployer-server': 'server,worker,deployer-server',
+  'deployer-worker': 'deployer-worker',
+} as const;
 /** The identity the deployer-worker runs as: tenants' namespaces only (deployer-access.ts). */
 export const DEPLOYER_SERVICE_ACCOUNT: ServiceAccountRef = { namespace: SYSTEM_NAMESPACE, name: 'deployer' };
 
@@ -32,6 +48,9 @@ export const DEPLOYER_SERVICE_ACCOUNT: ServiceAccountRef = { namespace: SYSTEM_N
 export function runtimeEnv(args: DeployerArgs) {
   return [
     { name: 'DEPLOY_MCP_RUNTIME', value: 'kubernetes' },
+    { name: 'DEPLOY_MCP_DATA_DIR', value: `${DATA_MOUNT}/state` },
+    // The pod network reaches the pod's address; on one node the host network's loopback only.
+    { name: 'DEPLOY_MCP_HOST', value: args.singleNode ? args.singleNode.bindAddress : '0.0.0.0' },
     { name: 'DEPLOY_MCP_KUBECONFIG', value: `${KUBECONFIG_DIR}/config` },
     { name: 'DEPLOY_MCP_INGRESS_CLASS', value: INGRESS_CLASS },
     { name: 'DEPLOY_MCP_INGRESS_NAMESPACE', value: INGRESS_NAMESPACE },
@@ -81,8 +100,8 @@ function deployerAccess(opts: pulumi.CustomResourceOptions) {
 }
 
 /**
- * deployer-server (webhooks, /healthz) and deployer-worker (builds and stack updates) on the ops
- * pool. Only the worker talks to the cluster, as the deployer ServiceAccount, with a kubeconfig
+ * deployer-server (MCP and git, the product's workflows, webhooks, /healthz: DEPLOYER_ROLES) and
+ * deployer-worker (builds and stack updates) on the ops pool. Only the worker talks to the cluster, as the deployer ServiceAccount, with a kubeconfig
  * that names the token file (it holds no credential: a ConfigMap).
  */
 export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions): k8s.apps.v1.Deployment[] {
@@ -92,7 +111,14 @@ export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions)
     'deployer-kubeconfig',
     {
       metadata: { name: 'deployer-kubeconfig', namespace: SYSTEM_NAMESPACE },
-      data: { config: inClusterKubeconfig() },
+      // On one node the kubernetes Service's address is not routed: the API server's own.
+      data: {
+        config: inClusterKubeconfig(
+          args.singleNode
+            ? `https://${args.singleNode.apiServer.host}:${args.singleNode.apiServer.port}`
+            : undefined,
+        ),
+      },
     },
     opts,
   );
@@ -106,11 +132,30 @@ export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions)
         metadata: { name: role, namespace: SYSTEM_NAMESPACE, labels },
         spec: {
           replicas: 1,
+          // One writer of a node-local data dir: never two at once.
+          strategy: { type: 'Recreate' },
           selector: { matchLabels: labels },
           template: {
             metadata: { labels },
             spec: {
               ...onPool('ops', args.singleNode),
+              // One node: Temporal, the database and the API server are on the host's loopback.
+              ...(args.singleNode ? { hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet' } : {}),
+              // The node-local dir is made by the kubelet as root: hand it to the image's user.
+              initContainers: [
+                {
+                  name: 'data-owner',
+                  image: args.image,
+                  command: ['chown', `${DEPLOYER_UID}:${DEPLOYER_UID}`, DATA_MOUNT],
+                  volumeMounts: [{ name: 'data', mountPath: DATA_MOUNT }],
+                  securityContext: {
+                    runAsUser: 0,
+                    runAsNonRoot: false,
+                    allowPrivilegeEscalation: false,
+                    capabilities: { drop: ['ALL'], add: ['CHOWN'] },
+                  },
+                },
+              ],
               ...(worker
                 ? { serviceAccountName: DEPLOYER_SERVICE_ACCOUNT.name, automountServiceAccountToken: true }
                 : { automountServiceAccountToken: false }),
@@ -118,14 +163,32 @@ export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions)
                 {
                   name: role,
                   image: args.image,
-                  args: ['serve', '--role', role],
+                  args: ['serve', '--role', DEPLOYER_ROLES[role]],
                   env: runtimeEnv(args),
                   envFrom: [{ secretRef: { name: DEPLOYER_ENV_SECRET } }],
-                  volumeMounts: [{ name: 'kubeconfig', mountPath: KUBECONFIG_DIR, readOnly: true }],
-                  securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, runAsUser: 10001 },
+                  volumeMounts: [
+                    { name: 'kubeconfig', mountPath: KUBECONFIG_DIR, readOnly: true },
+                    { name: 'data', mountPath: DATA_MOUNT },
+                  ],
+                  securityContext: {
+                    allowPrivilegeEscalation: false,
+                    runAsNonRoot: true,
+                    runAsUser: DEPLOYER_UID,
+                    runAsGroup: DEPLOYER_UID,
+                    capabilities: { drop: ['ALL'] },
+                  },
                 },
               ],
-              volumes: [{ name: 'kubeconfig', configMap: { name: kubeconfig.metadata.name } }],
+              volumes: [
+                { name: 'kubeconfig', configMap: { name: kubeconfig.metadata.name } },
+                {
+                  name: 'data',
+                  hostPath: {
+                    path: `${args.singleNode?.stateDir ?? '/var/lib/deploy-mcp'}/${role}`,
+                    type: 'DirectoryOrCreate',
+                  },
+                },
+              ],
             },
           },
         },

@@ -74,6 +74,8 @@ export function clusterLayer(config: ClusterLayerConfig, cloud: ClusterInputs): 
       {
         image: config.images.deployer,
         registryHost: cloud.registryHost,
+        buildkitAddress: buildkitAddress(single),
+        appsDomain: config.appsDomain,
         keepImagesPerService: config.keepImagesPerService,
         singleNode: single,
       },

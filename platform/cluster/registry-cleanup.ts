@@ -1,14 +1,18 @@
 import * as k8s from '@pulumi/kubernetes';
 import type * as pulumi from '@pulumi/pulumi';
-import { DEPLOYER_ENV_SECRET } from './deployer.ts';
+import type { SingleNodeConfig } from '../config.ts';
+import { DEPLOYER_ENV_SECRET, DEPLOYER_UID, runtimeEnv } from './deployer.ts';
 import { onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
 export type RegistryCleanupArgs = {
   image: string;
   registryHost: string;
+  /** The runtime's settings the CLI checks at start (the same as the deployer's). */
+  buildkitAddress: string;
+  appsDomain: string;
   keepImagesPerService: number;
-  /** A one-node cluster (placement on its node). */
-  singleNode?: unknown;
+  /** A one-node cluster: placement on its node, the host network (the registry is on its loopback). */
+  singleNode?: SingleNodeConfig;
 };
 
 /**
@@ -37,6 +41,7 @@ export function registryCleanup(
               metadata: { labels: { app: 'registry-cleanup' } },
               spec: {
                 ...onPool('ops', args.singleNode),
+                ...(args.singleNode ? { hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet' } : {}),
                 restartPolicy: 'Never',
                 automountServiceAccountToken: false,
                 containers: [
@@ -44,10 +49,21 @@ export function registryCleanup(
                     name: 'registry-cleanup',
                     image: args.image,
                     args: ['registry', 'prune', '--keep', String(args.keepImagesPerService)],
-                    env: [{ name: 'DEPLOY_MCP_REGISTRY', value: args.registryHost }],
+                    // The deployer's settings (kubernetes runtime, registry): the CLI reads the
+                    // same configuration; it needs no cluster access (no token is mounted).
+                    env: runtimeEnv(args),
                     envFrom: [{ secretRef: { name: DEPLOYER_ENV_SECRET } }],
+                    volumeMounts: [{ name: 'data', mountPath: '/app/.data' }],
+                    securityContext: {
+                      allowPrivilegeEscalation: false,
+                      runAsNonRoot: true,
+                      runAsUser: DEPLOYER_UID,
+                      runAsGroup: DEPLOYER_UID,
+                      capabilities: { drop: ['ALL'] },
+                    },
                   },
                 ],
+                volumes: [{ name: 'data', emptyDir: {} }],
               },
             },
           },

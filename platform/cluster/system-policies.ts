@@ -15,7 +15,8 @@ const app = (name: string) => ({ matchLabels: { app: name } });
  *   nodes' host network; the registry uses a host port).
  * - NetworkPolicies in deploy-mcp-system: ingress denied by default; the registry answers the
  *   nodes (containerd pulls over the private network), BuildKit and the deployer-worker (pushes)
- *   and the clean-up job; the deployer-server answers the ingress controller (webhooks).
+ *   and the clean-up job; the deployer-server answers the ingress controller (MCP, git, webhooks)
+ *   and the deployer-worker (it clones over the server's git HTTP).
  *   BuildKit's own policy (buildkit.ts) lets only the deployer-worker in. Egress stays open: the
  *   product reaches its database, Temporal, the API server and GitHub; the node firewall
  *   (ansible/roles/firewall) blocks the metadata endpoint for every pod.
@@ -66,6 +67,9 @@ export function systemPolicies(
   policy('deployer-server-ingress', {
     podSelector: app('deployer-server'),
     policyTypes: ['Ingress'],
-    ingress: [{ from: [{ namespaceSelector: byName(INGRESS_NAMESPACE) }] }],
+    // The ingress controller (MCP, git, webhooks), and the worker, which clones over the server's git HTTP.
+    ingress: [
+      { from: [{ namespaceSelector: byName(INGRESS_NAMESPACE) }, { podSelector: app('deployer-worker') }] },
+    ],
   });
 }

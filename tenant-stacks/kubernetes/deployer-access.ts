@@ -170,7 +170,7 @@ export function tenantRoleBinding(namespace: string, sa: ServiceAccountRef) {
  * Service, the projected token and CA read from their files (kubelet rotates the token). It holds
  * no credential, so it can live in a ConfigMap.
  */
-export function inClusterKubeconfig(): string {
+export function inClusterKubeconfig(server = 'https://kubernetes.default.svc'): string {
   const sa = '/var/run/secrets/kubernetes.io/serviceaccount';
   return JSON.stringify({
     apiVersion: 'v1',
@@ -178,7 +178,7 @@ export function inClusterKubeconfig(): string {
     clusters: [
       {
         name: 'in-cluster',
-        cluster: { server: 'https://kubernetes.default.svc', 'certificate-authority': `${sa}/ca.crt` },
+        cluster: { server, 'certificate-authority': `${sa}/ca.crt` },
       },
     ],
     users: [{ name: 'deployer', user: { tokenFile: `${sa}/token` } }],

@@ -8,8 +8,11 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CACHE_DIR } from '../../core/cluster/cluster.ts';
 import { freePort, tcpOpen } from '../../core/daemons/probes.ts';
+import { startTemporalDevServer, type TemporalDevServer } from '../../core/daemons/temporal.ts';
 import { openDatabase } from '../../core/db/client.ts';
+import { DEPLOYER_ENV_SECRET } from '../../platform/cluster/deployer.ts';
 import type { ClusterLayerConfig } from '../../platform/config.ts';
+import { type DeployerImage, importDeployerImage } from '../../platform/local/deployer-image.ts';
 import { importPlatformImages, type PlatformImages } from '../../platform/local/images.ts';
 import {
   type ClusterLayerOutputs,
@@ -17,20 +20,16 @@ import {
   clusterLayerStack,
 } from '../../platform/local/stack.ts';
 import { ALL_POOLS, POOL_LABEL } from '../../platform/pools.ts';
-import { parseServiceAccount } from '../../tenant-stacks/kubernetes/deployer-access.ts';
 import { tenantNamespace } from '../../tenant-stacks/kubernetes/names.ts';
-import {
-  deployerPolicyInForce,
-  kubectl,
-  serviceAccountKubeconfig,
-  type TestCluster,
-  useTestCluster,
-} from '../support/cluster.ts';
+import { ensureBaseImages } from '../../workers/build/base-images.ts';
+import { BUILD_TASK_QUEUE, DEPLOY_TASK_QUEUE } from '../../workers/task-queues.ts';
+import { kubectl, type TestCluster, useTestCluster } from '../support/cluster.ts';
 import { agentGit, pushNewRepo } from '../support/git.ts';
-import { httpGet } from '../support/http.ts';
-import { call, text } from '../support/mcp.ts';
+import { eventually, httpGet } from '../support/http.ts';
+import { call, connectClient, text } from '../support/mcp.ts';
+import { startTestPostgres, type TestPostgres } from '../support/postgres.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
-import { connectAgent, type ServeProcess, startServe } from '../support/serve.ts';
+import { CLI } from '../support/serve.ts';
 
 const exec = promisify(execFile);
 const BIN = path.join(repoRoot, '.tools/bin');
@@ -41,28 +40,59 @@ type ServiceView = {
   deployment: { status: string; reason: string | null } | null;
 };
 
+type Pod = {
+  metadata: { name: string; labels?: Record<string, string> };
+  spec: {
+    containers: { image: string }[];
+    serviceAccountName?: string;
+    automountServiceAccountToken?: boolean;
+    volumes?: { name: string; secret?: unknown; projected?: unknown }[];
+  };
+  status: { phase: string };
+};
+
 /**
  * Issue 13's in-cluster layer for real: `platform/cluster` (the same `clusterLayer` the platform
  * program runs) goes `up` through the Automation API on a one-node cluster of its own, with
- * Traefik, the registry and BuildKit images built here from the binaries setup has (nothing is
- * pulled). Then the product on this machine, configured only from the layer's outputs and acting
- * as the layer's deployer ServiceAccount, deploys an app that Traefik's DaemonSet serves, built
- * by the in-cluster BuildKit and pulled from the in-cluster registry. `destroy` leaves nothing.
- * The deployer itself does not run as pods here (no deployer image: `deployer: false`).
+ * Traefik, the registry, BuildKit and the deployer images built here from what setup has (nothing
+ * is pulled), the deployer's settings in the `deployer-env` Secret made first, as the SRE would
+ * (a PostgreSQL and a Temporal of the test's own on loopback, the master key, ports). An MCP
+ * client talks to the deployer-server pod; the deployer-worker pod, with its projected
+ * ServiceAccount token, builds node-hello through the in-cluster BuildKit into the in-cluster
+ * registry and deploys it; the layer's Traefik serves it. `destroy` leaves nothing.
  */
-describe('the in-cluster platform layer, up on the one-node cluster', () => {
+describe('the in-cluster platform layer, up on the one-node cluster with the deployer as pods', () => {
   const work = scratchDir('k8s-platform', path.join(repoRoot, '.data', 'test'));
   let cluster: TestCluster;
   let layer: ClusterLayerStack | undefined;
   let outputs: ClusterLayerOutputs;
   let images: PlatformImages;
+  let deployer: DeployerImage;
   let destroyed = false;
-  let serve: ServeProcess | undefined;
   let client: Client | undefined;
+  let temporal: TemporalDevServer | undefined;
+  let postgres: TestPostgres | undefined;
+  let databaseUrl: string;
   let ports: { web: number; websecure: number; registry: number; buildkit: number };
+  let product: { server: number; deployer: number };
   const figures: Record<string, number> = {};
-  const admin = (args: string[]) => kubectl(cluster, args);
+  const admin = (args: string[], input?: string) => kubectl(cluster, args, input);
   const json = async (args: string[]) => JSON.parse(await admin([...args, '-o', 'json']));
+  /** The deployer pods' logs, for a failure's message. */
+  const deployerLogs = async () => {
+    const out: string[] = [];
+    for (const app of ['deployer-server', 'deployer-worker'])
+      out.push(
+        `--- ${app}\n${await admin([
+          '-n',
+          'deploy-mcp-system',
+          'logs',
+          `deployment/${app}`,
+          '--tail=40',
+        ]).catch((e: Error) => e.message)}`,
+      );
+    return out.join('\n');
+  };
 
   beforeAll(async () => {
     ports = {
@@ -71,6 +101,7 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
       registry: await freePort(),
       buildkit: await freePort(),
     };
+    product = { server: await freePort(), deployer: await freePort() };
     // A cluster of its own (its objects would collide with the shared cluster's host Traefik),
     // without that Traefik: the layer brings its own. containerd pulls from the layer's registry.
     cluster = await useTestCluster({
@@ -80,6 +111,16 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
     });
     // The one node is every pool (as k3s would label it at registration), and untainted.
     await admin(['label', 'node', 'localhost', `${POOL_LABEL}=${ALL_POOLS}`, '--overwrite']);
+    // What the deployer runs against, on this machine's loopback: PostgreSQL (migrated) and Temporal.
+    postgres = await startTestPostgres();
+    databaseUrl = await postgres.createDatabase(`deploy_mcp_${process.pid}`);
+    await exec(CLI, ['migrate'], { env: { ...process.env, DEPLOY_MCP_DATABASE_URL: databaseUrl } });
+    temporal = await startTemporalDevServer({
+      bin: path.join(BIN, 'temporal'),
+      dir: path.join(work.dir, 'temporal'),
+      port: await freePort(),
+      namespace: 'default',
+    });
     let t = Date.now();
     images = await importPlatformImages({
       binDir: BIN,
@@ -87,6 +128,35 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
       clusterDir: path.join(work.dir, 'cluster'),
     });
     figures.imagesMs = Date.now() - t;
+    t = Date.now();
+    deployer = await importDeployerImage({
+      repoRoot,
+      toolsDir: path.join(repoRoot, '.tools'),
+      cacheDir: DEFAULT_CACHE_DIR,
+      clusterDir: path.join(work.dir, 'cluster'),
+    });
+    figures.deployerImageMs = Date.now() - t;
+    figures.deployerImageMiB = Math.round(deployer.layers.reduce((n, l) => n + l.size, 0) / 1048576);
+    // The SRE's Secret, before the layer's Deployments need it (the layer adopts the namespace).
+    await admin(['create', 'namespace', 'deploy-mcp-system']);
+    await admin(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: DEPLOYER_ENV_SECRET, namespace: 'deploy-mcp-system' },
+        stringData: {
+          DEPLOY_MCP_DATABASE_URL: databaseUrl,
+          DEPLOY_MCP_SECRET_KEY: randomBytes(32).toString('base64'),
+          DEPLOY_MCP_TEMPORAL_ADDRESS: temporal.address,
+          DEPLOY_MCP_PORT: String(product.server),
+          DEPLOY_MCP_DEPLOYER_PORT: String(product.deployer),
+          DEPLOY_MCP_PUBLIC_URL: `http://127.0.0.1:${product.server}`,
+          DEPLOY_MCP_INGRESS_PORT: String(ports.web),
+          DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS: '90',
+        },
+      }),
+    );
     const api = new URL(cluster.apiServerUrl);
     const config: ClusterLayerConfig = {
       pools: {
@@ -98,11 +168,11 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
       appsDomain: 'localhost',
       acmeEmail: 'sre@example.com',
       cloudflareToken: '',
-      images: { ...images, deployer: 'localhost/deploy-mcp/deployer:none' },
+      images: { ...images, deployer: deployer.ref },
       keepImagesPerService: 5,
       certManagerManifest: undefined,
       certManager: false,
-      deployer: false,
+      deployer: true,
       singleNode: {
         bindAddress: '127.0.0.1',
         ports,
@@ -120,20 +190,25 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
       awaitTimeout: '4m',
     });
     t = Date.now();
-    outputs = await layer.up();
+    try {
+      outputs = await layer.up();
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${await deployerLogs()}`);
+    }
     figures.upMs = Date.now() - t;
-  }, 420_000);
+  }, 600_000);
 
   afterAll(async () => {
     await client?.close().catch(() => undefined);
-    await serve?.stop().catch(() => undefined);
     if (layer && !destroyed) await layer.destroy().catch(() => undefined);
     await cluster?.release();
-    console.log('platform-up figures (ms):', JSON.stringify(figures));
+    await temporal?.stop().catch(() => undefined);
+    await postgres?.stop().catch(() => undefined);
+    console.log('platform-up figures:', JSON.stringify(figures));
     work.cleanup();
   }, 300_000);
 
-  it('brings Traefik, the registry and BuildKit up Ready, from images built here', async () => {
+  it('brings Traefik, the registry, BuildKit and the deployer up Ready, from images built here', async () => {
     expect(outputs).toMatchObject({
       ingressClass: 'traefik',
       ingressNamespace: 'traefik',
@@ -144,28 +219,32 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
     });
     const ds = await json(['-n', 'traefik', 'get', 'daemonset', 'traefik']);
     expect(ds.status).toMatchObject({ desiredNumberScheduled: 1, numberReady: 1 });
-    for (const name of ['registry', 'buildkitd']) {
+    for (const name of ['registry', 'buildkitd', 'deployer-server', 'deployer-worker']) {
       const d = await json(['-n', 'deploy-mcp-system', 'get', 'deployment', name]);
       expect(d.status.readyReplicas, name).toBe(1);
     }
     // Every pod runs an image imported here, never one pulled from outside.
-    const pods = (await json(['get', 'pods', '-A'])).items as {
-      spec: { containers: { image: string }[] };
-      status: { phase: string };
-    }[];
-    expect(pods.map((p) => p.status.phase)).toEqual(['Running', 'Running', 'Running']);
+    const pods = (await json(['get', 'pods', '-A'])).items as Pod[];
+    expect(pods.map((p) => p.status.phase)).toEqual(Array(5).fill('Running'));
     expect(pods.flatMap((p) => p.spec.containers.map((c) => c.image)).sort()).toEqual(
-      [images.buildkit, images.registry, images.traefik].sort(),
+      [images.buildkit, images.registry, images.traefik, deployer.ref, deployer.ref].sort(),
     );
+    // Only the worker talks to the cluster, with its projected ServiceAccount token; no Secret
+    // volume (no admin kubeconfig) in either pod, and the settings Secret holds no credential for it.
+    const app = (name: string) => pods.find((p) => p.metadata.labels?.app === name) as Pod;
+    expect(app('deployer-worker').spec.serviceAccountName).toBe('deployer');
+    expect(app('deployer-server').spec.automountServiceAccountToken).toBe(false);
+    for (const name of ['deployer-server', 'deployer-worker'])
+      expect(app(name).spec.volumes?.filter((v) => v.secret) ?? []).toEqual([]);
+    const env = await json(['-n', 'deploy-mcp-system', 'get', 'secret', DEPLOYER_ENV_SECRET]);
+    expect(Object.keys(env.data).filter((k) => /KUBE/.test(k))).toEqual([]);
 
     expect(await httpGet(`http://127.0.0.1:${ports.web}/ping`)).toEqual({ status: 200, body: 'OK' });
     expect((await httpGet(`http://${outputs.registryHost}/v2/`)).status).toBe(200);
     const { stdout } = await exec(
       path.join(BIN, 'buildctl'),
       ['--addr', outputs.buildkitAddress, 'debug', 'workers', '-v'],
-      {
-        timeout: 60_000,
-      },
+      { timeout: 60_000 },
     );
     expect(stdout).toMatch(/executor:\s*oci/);
     // Only the deployer-worker may reach BuildKit (stored; this cluster's bridge CNI enforces no policy).
@@ -181,44 +260,50 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
     expect(crds).not.toMatch(/cert-manager/);
   }, 120_000);
 
-  it("deploys an app end to end: the product on this machine, configured from the layer's outputs", async () => {
-    const sa = parseServiceAccount(outputs.deployerServiceAccount);
-    const kubeconfigPath = await serviceAccountKubeconfig(cluster, sa, path.join(work.dir, 'kube'));
-    await deployerPolicyInForce(kubeconfigPath);
-    serve = await startServe(path.join(work.dir, 'data'), {
-      ports: {
-        server: await freePort(),
-        deployer: await freePort(),
-        temporal: await freePort(),
-        registry: ports.registry,
-        ingress: ports.web,
-      },
-      env: {
-        DEPLOY_MCP_RUNTIME: 'kubernetes',
-        DEPLOY_MCP_KUBECONFIG: kubeconfigPath,
-        DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT: outputs.deployerServiceAccount,
-        DEPLOY_MCP_INGRESS_CLASS: outputs.ingressClass,
-        DEPLOY_MCP_INGRESS_NAMESPACE: outputs.ingressNamespace,
-        DEPLOY_MCP_APPS_DOMAIN: outputs.appsDomain,
-        DEPLOY_MCP_REGISTRY: outputs.registryHost,
-        DEPLOY_MCP_BUILDKIT_ADDRESS: outputs.buildkitAddress,
-        DEPLOY_MCP_HEALTH_TIMEOUT_SECONDS: '90',
-      },
+  it('deploys an app end to end through the deployer pods: MCP on deployer-server, built and deployed by deployer-worker', async () => {
+    const publicUrl = `http://127.0.0.1:${product.server}`;
+    // The server pod answers once it is connected to PostgreSQL and Temporal (bounded).
+    await eventually(
+      () => httpGet(`${publicUrl}/healthz`),
+      (r) => r.status === 200,
+      120_000,
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await deployerLogs()}`);
     });
-    client = await connectAgent(serve, 'platform@example.com');
+    // Base images are the SRE's to publish (the image carries no tarballs): from this machine's
+    // tarballs, through the in-cluster BuildKit into the in-cluster registry.
+    let t = Date.now();
+    await ensureBaseImages({
+      buildkitAddress: outputs.buildkitAddress,
+      registryHost: outputs.registryHost,
+      imagesDir: path.join(repoRoot, '.tools/images'),
+    });
+    figures.baseImagesMs = Date.now() - t;
+    // An account and a key, made on the shared database by the CLI as an operator would.
+    const cliEnv = { ...process.env, DEPLOY_MCP_DATABASE_URL: databaseUrl };
+    await exec(CLI, ['users', 'create', 'platform@example.com'], { env: cliEnv });
+    const { stdout: keyOut } = await exec(CLI, ['keys', 'create', 'platform@example.com'], { env: cliEnv });
+    client = await connectClient(`${publicUrl}/mcp`, keyOut.trim().split('\n').at(-1) ?? '');
+
     const git = agentGit(work.dir);
     const app = path.join(work.dir, 'app');
     const repo = await call(client, 'create_repo', { name: 'web' });
+    if (repo.isError) throw new Error(`${text(repo)}\n${await deployerLogs()}`);
     const remote = (repo.structuredContent as { git_remote: string }).git_remote;
+    // The deployer-server pod's own git (its node-local repos), at the public URL.
+    expect(new URL(remote)).toMatchObject({
+      host: `127.0.0.1:${product.server}`,
+      pathname: expect.stringMatching(/^\/git\//),
+    });
     fs.cpSync(path.join(repoRoot, 'test/fixtures/apps/node-hello'), app, { recursive: true });
     await pushNewRepo(git, app, remote);
-    const t = Date.now();
+    t = Date.now();
     const res = await call(client, 'create_service', {
       name: 'web',
       repo: 'web',
       env_vars: { MESSAGE: 'hello platform' },
     });
-    if (res.isError) throw new Error(`${text(res)}\n${serve.output().slice(-3000)}`);
+    if (res.isError) throw new Error(`${text(res)}\n${await deployerLogs()}`);
     let view: ServiceView | undefined;
     const deadline = Date.now() + 300_000;
     while (Date.now() < deadline) {
@@ -227,10 +312,7 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
       await sleep(1000);
     }
     figures.deployMs = Date.now() - t;
-    expect(
-      view?.deployment?.reason ?? null,
-      `${JSON.stringify(view)}\n${serve.output().slice(-3000)}`,
-    ).toBeNull();
+    if (view?.deployment?.reason) throw new Error(`${JSON.stringify(view)}\n${await deployerLogs()}`);
     expect(view?.status).toBe('active');
     expect(view?.url).toBe(`http://web-platform.localhost:${ports.web}`);
     // Served by the layer's Traefik DaemonSet (the only ingress controller of this cluster).
@@ -239,7 +321,7 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
       body: expect.stringMatching(/^hello platform \|/),
     });
     // Built by the in-cluster BuildKit into the in-cluster registry, pulled from it by the node.
-    const db = await openDatabase(`file:${path.join(work.dir, 'data', 'deploy-mcp.db')}`);
+    const db = await openDatabase(databaseUrl);
     let namespace: string;
     try {
       namespace = tenantNamespace(
@@ -248,12 +330,19 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
     } finally {
       await db.close();
     }
-    const pods = (await json(['-n', namespace, 'get', 'pods'])).items as {
-      spec: { containers: { image: string }[] };
-    }[];
+    const pods = (await json(['-n', namespace, 'get', 'pods'])).items as Pod[];
+    const image = pods[0]?.spec.containers[0]?.image ?? '';
     expect(pods.map((p) => p.spec.containers[0]?.image)).toEqual([
       expect.stringMatching(new RegExp(`^127\\.0\\.0\\.1:${ports.registry}/.+@sha256:[0-9a-f]{64}$`)),
     ]);
+    // Nothing of the product runs on this machine (only CLI commands): the builds and stack
+    // updates ran in the worker pod, the one process serving the deploy and build task queues,
+    // and the only one with a cluster credential (its ServiceAccount token, checked above).
+    const logOf = (app: string) => admin(['-n', 'deploy-mcp-system', 'logs', `deployment/${app}`]);
+    const workerLog = await logOf('deployer-worker');
+    for (const queue of [DEPLOY_TASK_QUEUE, BUILD_TASK_QUEUE])
+      expect(workerLog).toContain(`"taskQueue":"${queue}"`);
+    expect(await logOf('deployer-server')).not.toContain(`"taskQueue":"${DEPLOY_TASK_QUEUE}"`);
 
     const del = await call(client, 'delete_service', { name: 'web' });
     if (del.isError) throw new Error(text(del));
@@ -265,13 +354,36 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
       await sleep(1000);
     }
     expect(left.trim()).toBe('');
-  }, 420_000);
+
+    // The layer's registry clean-up, run now from its CronJob, works in the cluster (the deployer
+    // image, its settings and the registry on the node's loopback); the deleted service's image is
+    // gone from the registry (delete_service prunes it already; the job finds nothing left).
+    const job = `prune-now-${process.pid}`;
+    await admin(['-n', 'deploy-mcp-system', 'create', 'job', job, '--from=cronjob/registry-cleanup']);
+    const done = await eventually(
+      () => json(['-n', 'deploy-mcp-system', 'get', 'job', job]),
+      (j: { status: { succeeded?: number; failed?: number } }) => !!(j.status.succeeded || j.status.failed),
+      180_000,
+    );
+    const pruneLog = await admin(['-n', 'deploy-mcp-system', 'logs', `job/${job}`]);
+    expect(done.status.succeeded, pruneLog).toBe(1);
+    expect(pruneLog).toMatch(
+      new RegExp(`^pruned \\d+ image\\(s\\) from 127\\.0\\.0\\.1:${ports.registry},`, 'm'),
+    );
+    const digest = image.slice(image.indexOf('@') + 1);
+    const repoPath = image.slice(image.indexOf('/') + 1, image.indexOf('@'));
+    const head = await fetch(`http://${outputs.registryHost}/v2/${repoPath}/manifests/${digest}`, {
+      method: 'HEAD',
+      headers: {
+        accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json',
+      },
+    });
+    expect(head.status).toBe(404);
+  }, 600_000);
 
   it('destroy leaves nothing of the layer in the cluster', async () => {
     await client?.close();
     client = undefined;
-    await serve?.stop();
-    serve = undefined;
     const t = Date.now();
     await layer?.destroy();
     destroyed = true;
@@ -285,17 +397,18 @@ describe('the in-cluster platform layer, up on the one-node cluster', () => {
       'name',
     ]);
     expect(clusterWide).not.toMatch(/traefik|deploy-mcp/);
-    // No pod, and nothing listening on the layer's addresses (bounded wait for pods' processes).
+    // No pod, and nothing listening on the layer's or the deployer's addresses (bounded wait).
+    const addresses = [...Object.values(ports), product.server, product.deployer];
     const deadline = Date.now() + 90_000;
     let pods = 'x';
     let open: boolean[] = [];
     while (Date.now() < deadline) {
       pods = (await admin(['get', 'pods', '-A', '-o', 'name'])).trim();
-      open = await Promise.all(Object.values(ports).map((p) => tcpOpen('127.0.0.1', p, 300)));
+      open = await Promise.all(addresses.map((p) => tcpOpen('127.0.0.1', p, 300)));
       if (!pods && !open.some(Boolean)) break;
       await sleep(500);
     }
     expect(pods).toBe('');
-    expect(open).toEqual([false, false, false, false]);
+    expect(open).toEqual(addresses.map(() => false));
   }, 300_000);
 });

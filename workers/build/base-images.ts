@@ -228,10 +228,11 @@ async function npmPackExtract(spec: string, dir: string, member: string, as: str
 }
 
 async function publish(o: BaseImageOptions, spec: BaseSpec, parentRef: string): Promise<string> {
+  // A tarball is needed only to publish: one already in the registry is found by its name, so
+  // the deployer image carries the names (links) and not the tarballs (platform/local/).
   const files = Object.entries(spec.files).map(([name, file]) => {
-    const source = path.resolve(o.imagesDir, file);
-    if (!fs.existsSync(source)) throw new Error(`${source} is missing: run npm run setup`);
-    return { name, source: fs.realpathSync(source) };
+    const link = path.resolve(o.imagesDir, file);
+    return { name, link, source: fs.existsSync(link) ? fs.realpathSync(link) : linkTarget(link) };
   });
   const dockerfile = spec.dockerfile(parentRef);
   // The parent by tag alone: a tag names the same image in any registry.
@@ -248,6 +249,8 @@ async function publish(o: BaseImageOptions, spec: BaseSpec, parentRef: string): 
   const repo = `${prefix.slice(registry.length + 1)}/${spec.name}`;
   const ref = `${registry}/${repo}:${hash.digest('hex').slice(0, 16)}`;
   if (!(await manifestDigest(registry, repo, tagOf(ref)))) {
+    for (const f of files)
+      if (!fs.existsSync(f.source)) throw new Error(`${f.link} is missing: run npm run setup`);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `base-${spec.name}-`));
     try {
       for (const f of files) linkOrCopy(f.source, path.join(dir, f.name));
@@ -307,6 +310,15 @@ async function tagLatest(registry: string, repo: string, tag: string): Promise<v
 
 function tagOf(ref: string): string {
   return ref.slice(ref.lastIndexOf(':') + 1);
+}
+
+/** Where a link points, even when nothing is there (else the path itself). */
+function linkTarget(file: string): string {
+  try {
+    return path.resolve(path.dirname(file), fs.readlinkSync(file));
+  } catch {
+    return file;
+  }
 }
 
 function linkOrCopy(from: string, to: string) {
