@@ -105,15 +105,9 @@ async function buildDeployerImage(o: DeployerImageOptions, dir: string): Promise
       architecture: process.arch === 'arm64' ? 'arm64' : 'amd64',
       os: 'linux',
       config: {
-        Entrypoint: [
-          `${APP_DIR}/.tools/node/bin/node`,
-          '--max-semi-space-size=16',
-          '--import',
-          `${APP_DIR}/cli/settings-preload.mjs`,
-          '--import',
-          `${APP_DIR}/node_modules/tsx/dist/loader.mjs`,
-          `${APP_DIR}/cli/main.ts`,
-        ],
+        // The same start as `npx deploy-mcp` here (bin/deploy-mcp: Node's own type stripping,
+        // the settings preload, the memory flags): one place says how the product starts.
+        Entrypoint: [`${APP_DIR}/bin/deploy-mcp`],
         User: `${DEPLOYER_UID}:${DEPLOYER_UID}`,
         WorkingDir: APP_DIR,
         Env: [
