@@ -97,13 +97,22 @@ export async function waitUntilServing(o: HealthOptions): Promise<HealthResult> 
         );
       }
     }
-    await sleep(300);
+    await sleep(healthPollDelay(Date.now() - started));
   }
   const silent = `the app did not answer HTTP on PORT=${o.port} within ${Math.round(o.timeoutMs / 1000)} s`;
   const info = await o.engine.inspectContainer(o.containerId).catch(() => undefined);
   const logTail = await o.engine.logs(o.containerId, 100).catch(() => []);
   const sockets = info?.State.Pid ? listeningSockets(info.State.Pid) : [];
   return fail(explainUnreachable(silent, { sockets, port: o.port, logTail }));
+}
+
+/**
+ * The pause between two health checks, `elapsedMs` after the first: 100 ms while most apps
+ * start (the first 5 s; a check is an inspect and one local request), so a deploy is not up to
+ * 300 ms late to see its app answer; then 300 ms.
+ */
+export function healthPollDelay(elapsedMs: number): number {
+  return elapsedMs < 5_000 ? 100 : 300;
 }
 
 /** Why a release fails whose health path kept answering 5xx (both runtimes say it alike). */
