@@ -90,7 +90,11 @@ go_tool_fetch() {
     printf '//go:build tools\n\npackage tools\n\n'
     for pkg in "$@"; do printf 'import _ "%s"\n' "$pkg"; done
   } >"$src/tools.go"
-  (cd "$src" && GOFLAGS=-mod=mod go list -deps "$@" >/dev/null)
+  # One "go: downloading" line per module: counted, shown only when the download fails.
+  (cd "$src" && GOFLAGS=-mod=mod go list -deps "$@" >/dev/null 2>"$src/fetch.log") ||
+    { cat "$src/fetch.log" >&2 && return 1; }
+  printf '    %s modules downloaded (%ss)\n' "$(grep -c '^go: downloading' "$src/fetch.log" || true)" \
+    "$(($(date +%s) - STEP_START))"
 }
 # Builds <pkg>... from <dir>.src into <dir> (one compile at a time when GO_BUILD_LOCK names a
 # lock file: two at once on 2 cores only lose the shared build cache).

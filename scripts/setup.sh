@@ -91,7 +91,6 @@ pulumi_cli() {
       require_go "the Pulumi CLI"
       echo "    building from Go modules (cold: ~4 min on 2 cores; cached in $dir afterwards)"
       go_tool_fetch "$dir" "$PULUMI_GO_DIRECTIVE" "$PULUMI_GO_MOD" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
-      echo "    modules downloaded ($(($(date +%s) - STEP_START))s)"
       go_tool_compile "$dir" "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
         github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
     fi
@@ -113,7 +112,6 @@ buildkit() {
       echo "    building from Go modules (cold: ~2 min on 2 cores)"
       go_tool_fetch "$dir" "$BUILDKIT_GO_DIRECTIVE" "require github.com/moby/buildkit v$BUILDKIT_VERSION" \
         github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
-      echo "    modules downloaded ($(($(date +%s) - STEP_START))s)"
       go_tool_compile "$dir" "-X github.com/moby/buildkit/version.Version=v$BUILDKIT_VERSION" \
         github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
     fi
