@@ -126,6 +126,9 @@ start_job() {
     JOBS_DIR="$(mktemp -d)"
     GO_BUILD_LOCK="$JOBS_DIR/go-build.lock"
     trap stop_jobs EXIT
+    trap 'exit 129' HUP # so that Ctrl-C or a kill of setup stops the jobs too (the EXIT trap)
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     set -m # each job a process group of its own, so stopping one stops its children too
     sleep "$SETUP_JOBS_TIMEOUT" &
     JOB_IDS[$!]="(timeout)"

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,9 +11,12 @@ describe('setup: parallel jobs', () => {
   const work = scratchDir('setup-jobs');
   afterAll(() => work.cleanup());
 
-  /** Runs <body> after sourcing lib.sh, as setup.sh does (set -euo pipefail). */
+  /** <body> after sourcing lib.sh, as setup.sh does (set -euo pipefail). */
+  const scriptOf = (body: string) =>
+    `set -euo pipefail\nROOT=${JSON.stringify(repoRoot)}\nsource "$ROOT/scripts/lib.sh"\n${body}\n`;
+
   function runJobs(body: string, env: Record<string, string> = {}) {
-    const script = `set -euo pipefail\nROOT=${JSON.stringify(repoRoot)}\nsource "$ROOT/scripts/lib.sh"\n${body}\n`;
+    const script = scriptOf(body);
     const result = spawnSync('bash', ['-c', script], {
       encoding: 'utf8',
       timeout: 60_000,
@@ -80,6 +83,29 @@ echo "not reached"`,
     expect(status).toBe(1);
     expect(stderr).toContain('setup: FAILED: still running after 1s: stuck');
     expect(stderr).toContain('    | ==> stuck step\n    | still going');
+    expect(await gone(Number(fs.readFileSync(pidFile, 'utf8')))).toBe(true);
+  });
+  it('stops its jobs when setup itself is stopped (SIGTERM)', async () => {
+    const pidFile = path.join(work.dir, 'killed.pid');
+    const setup = spawn(
+      'bash',
+      [
+        '-c',
+        scriptOf(`
+slow() { step "slow step"; sleep 120 & echo $! >${JSON.stringify(pidFile)}; wait; }
+start_job slow slow
+wait_jobs`),
+      ],
+      {
+        stdio: 'ignore',
+        env: { ...process.env, DEPLOY_MCP_TOOLS_CACHE: path.join(work.dir, 'cache') },
+      },
+    );
+    const exited = new Promise<number | null>((resolve) => setup.on('exit', (code) => resolve(code)));
+    const written = () => fs.existsSync(pidFile) && /\d+\n/.test(fs.readFileSync(pidFile, 'utf8'));
+    for (let i = 0; i < 100 && !written(); i++) await sleep(100);
+    setup.kill('SIGTERM');
+    expect(await exited).toBe(143);
     expect(await gone(Number(fs.readFileSync(pidFile, 'utf8')))).toBe(true);
   });
 });
