@@ -76,6 +76,104 @@ go_tool_build() {
   rm -rf "$dir" && mv "$dir.partial" "$dir" && rm -rf "$src"
 }
 
+# go_tool_build in two halves, so setup downloads one tool's modules while another compiles.
+# go_tool_fetch writes <dir>.src and downloads only the modules the build needs (`go list -deps`;
+# `go mod tidy` also fetches the modules of every dependency's tests, twice the bytes).
+#   go_tool_fetch <dir> <go-directive> <go.mod lines (newline-separated)> <pkg>...
+go_tool_fetch() {
+  local dir="$1" go_directive="$2" mod_lines="$3"
+  shift 3
+  local src="$dir.src"
+  rm -rf "$src" "$dir.partial" && mkdir -p "$src"
+  printf 'module deploy-mcp/tools\n\ngo %s\n\n%s\n' "$go_directive" "$mod_lines" >"$src/go.mod"
+  {
+    printf '//go:build tools\n\npackage tools\n\n'
+    for pkg in "$@"; do printf 'import _ "%s"\n' "$pkg"; done
+  } >"$src/tools.go"
+  # One "go: downloading" line per module: counted, shown only when the download fails.
+  (cd "$src" && GOFLAGS=-mod=mod go list -deps "$@" >/dev/null 2>"$src/fetch.log") ||
+    { cat "$src/fetch.log" >&2 && return 1; }
+  printf '    %s modules downloaded (%ss)\n' "$(grep -c '^go: downloading' "$src/fetch.log" || true)" \
+    "$(($(date +%s) - STEP_START))"
+}
+# Builds <pkg>... from <dir>.src into <dir> (one compile at a time when GO_BUILD_LOCK names a
+# lock file: two at once on 2 cores only lose the shared build cache).
+#   go_tool_compile <dir> <ldflags> <pkg>...
+go_tool_compile() {
+  local dir="$1" ldflags="$2"
+  shift 2
+  local lock=()
+  [[ -z "${GO_BUILD_LOCK:-}" ]] || lock=(flock -w 3600 "$GO_BUILD_LOCK")
+  mkdir -p "$dir.partial"
+  (cd "$dir.src" && GOFLAGS=-mod=mod CGO_ENABLED=0 "${lock[@]}" nice -n 10 \
+    go build -trimpath -ldflags "-s -w $ldflags" -o "$dir.partial/" "$@")
+  rm -rf "$dir" && mv "$dir.partial" "$dir" && rm -rf "$dir.src"
+}
+
+# ---------------------------------------------------------------------------
+# Steps run in parallel (setup.sh). Each job's output goes to a log of its own, printed whole
+# when the job ends, so parallel output never interleaves; a failed job prints its log and fails
+# setup, and the other jobs are stopped. All of them together get SETUP_JOBS_TIMEOUT seconds.
+declare -A JOB_IDS=()
+JOBS_DIR=""
+SETUP_JOBS_TIMEOUT="${SETUP_JOBS_TIMEOUT:-3600}"
+
+#   start_job <id> <function> [<arg>...]
+start_job() {
+  local id="$1"
+  shift
+  if [[ -z "$JOBS_DIR" ]]; then
+    JOBS_DIR="$(mktemp -d)"
+    GO_BUILD_LOCK="$JOBS_DIR/go-build.lock"
+    trap stop_jobs EXIT
+    trap 'exit 129' HUP # so that Ctrl-C or a kill of setup stops the jobs too (the EXIT trap)
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    set -m # each job a process group of its own, so stopping one stops its children too
+    sleep "$SETUP_JOBS_TIMEOUT" &
+    JOB_IDS[$!]="(timeout)"
+  fi
+  ("$@") >"$JOBS_DIR/$id.log" 2>&1 &
+  JOB_IDS[$!]="$id"
+  printf '... %s: started\n' "$id"
+}
+
+# Waits for every job, printing each one's log as it ends; exits non-zero on the first failure.
+wait_jobs() {
+  local n=${#JOB_IDS[@]} i pid id code last
+  for ((i = 1; i < n; i++)); do
+    code=0
+    wait -n -p pid "${!JOB_IDS[@]}" || code=$?
+    id="${JOB_IDS[$pid]}"
+    unset "JOB_IDS[$pid]"
+    if [[ "$id" == "(timeout)" ]]; then
+      echo "setup: FAILED: still running after ${SETUP_JOBS_TIMEOUT}s: ${JOB_IDS[*]}" >&2
+      for id in "${JOB_IDS[@]}"; do sed 's/^/    | /' "$JOBS_DIR/$id.log" >&2; done
+      exit 1
+    fi
+    cat "$JOBS_DIR/$id.log"
+    if ((code)); then
+      last="$(grep '^==> ' "$JOBS_DIR/$id.log" | tail -1 | cut -c5-)"
+      echo "setup: FAILED at step '$last' (exit $code). The lines above show the error." >&2
+      exit "$code"
+    fi
+  done
+  stop_jobs
+  set +m
+}
+
+# Stops the jobs still running (each its process group), removes their logs.
+stop_jobs() {
+  local pid
+  for pid in "${!JOB_IDS[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true # reaped here, so the shell prints no job notice
+  done
+  JOB_IDS=()
+  [[ -z "$JOBS_DIR" ]] || rm -rf "$JOBS_DIR"
+  JOBS_DIR=""
+}
+
 # ---------------------------------------------------------------------------
 # Debian root filesystems (base images in setup.sh, the Ansible test target in setup-ansible.sh).
 
