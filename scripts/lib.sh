@@ -117,6 +117,8 @@ go_tool_compile() {
 declare -A JOB_IDS=()
 JOBS_DIR=""
 SETUP_JOBS_TIMEOUT="${SETUP_JOBS_TIMEOUT:-3600}"
+# Every SETUP_PROGRESS_EVERY seconds, one line per job still running: its current step and time.
+SETUP_PROGRESS_EVERY="${SETUP_PROGRESS_EVERY:-30}"
 
 #   start_job <id> <function> [<arg>...]
 start_job() {
@@ -132,26 +134,51 @@ start_job() {
     set -m # each job a process group of its own, so stopping one stops its children too
     sleep "$SETUP_JOBS_TIMEOUT" &
     JOB_IDS[$!]="(timeout)"
+    progress_lines &
+    JOB_IDS[$!]="(progress)"
   fi
-  ("$@") >"$JOBS_DIR/$id.log" 2>&1 &
+  # <id>.done marks a job ended (whatever its exit), so progress_lines stops naming it. (A trap,
+  # not `cmd && … || …`: that context would switch `set -e` off inside the job.)
+  (
+    trap ": >'$JOBS_DIR/$id.done'" EXIT
+    "$@"
+  ) >"$JOBS_DIR/$id.log" 2>&1 &
   JOB_IDS[$!]="$id"
   printf '... %s: started\n' "$id"
 }
 
+# Progress while jobs run (their logs are printed only when they end): every
+# SETUP_PROGRESS_EVERY s, "... <id>: <its current step> (<s> s)" for each job not yet done.
+# Printed under print.lock, so it never lands inside a finished job's log.
+progress_lines() {
+  local start=$SECONDS log id current
+  while sleep "$SETUP_PROGRESS_EVERY"; do
+    for log in "$JOBS_DIR"/*.log; do
+      id="$(basename "$log" .log)"
+      [[ -e "$log" && ! -e "$JOBS_DIR/$id.done" ]] || continue
+      current="$(grep '^==> ' "$log" | tail -1 | cut -c5-)"
+      flock "$JOBS_DIR/print.lock" printf '... %s: %s (%s s)\n' "$id" "${current:-starting}" "$((SECONDS - start))"
+    done
+  done
+}
+
 # Waits for every job, printing each one's log as it ends; exits non-zero on the first failure.
 wait_jobs() {
-  local n=${#JOB_IDS[@]} i pid id code last
-  for ((i = 1; i < n; i++)); do
+  local pid id code last
+  while [[ " ${JOB_IDS[*]} " == *" "[!\(]* ]]; do # a job left that is not "(timeout)"/"(progress)"
     code=0
     wait -n -p pid "${!JOB_IDS[@]}" || code=$?
     id="${JOB_IDS[$pid]}"
     unset "JOB_IDS[$pid]"
     if [[ "$id" == "(timeout)" ]]; then
-      echo "setup: FAILED: still running after ${SETUP_JOBS_TIMEOUT}s: ${JOB_IDS[*]}" >&2
-      for id in "${JOB_IDS[@]}"; do sed 's/^/    | /' "$JOBS_DIR/$id.log" >&2; done
+      local running=()
+      for id in "${JOB_IDS[@]}"; do [[ "$id" == "("* ]] || running+=("$id"); done
+      echo "setup: FAILED: still running after ${SETUP_JOBS_TIMEOUT}s: ${running[*]}" >&2
+      for id in "${running[@]}"; do sed 's/^/    | /' "$JOBS_DIR/$id.log" >&2; done
       exit 1
     fi
-    cat "$JOBS_DIR/$id.log"
+    [[ "$id" != "(progress)" ]] || continue # it never ends by itself; if it did, jobs go on
+    flock "$JOBS_DIR/print.lock" cat "$JOBS_DIR/$id.log"
     if ((code)); then
       last="$(grep '^==> ' "$JOBS_DIR/$id.log" | tail -1 | cut -c5-)"
       echo "setup: FAILED at step '$last' (exit $code). The lines above show the error." >&2

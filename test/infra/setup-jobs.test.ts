@@ -51,6 +51,27 @@ echo after`);
     expect(stdout).toMatch(/after\n$/);
   });
 
+  it('says which jobs are still running, and at which step, while they run', () => {
+    const { status, stdout } = runJobs(
+      `
+slow() { step "first"; done_step ok; step "the slow step"; sleep 2.5; done_step "slow done"; }
+quick() { step "quick step"; done_step "quick done"; }
+start_job slow slow
+start_job quick quick
+wait_jobs
+echo after`,
+      { SETUP_PROGRESS_EVERY: '1' },
+    );
+    expect(status).toBe(0);
+    // Only the job still running is named, with its current step; never inside a printed log.
+    expect(stdout).toMatch(/^\.\.\. slow: the slow step \(\d+ s\)$/m);
+    expect(stdout).not.toMatch(/^\.\.\. quick: (?!started$)/m);
+    expect(stdout).toMatch(/==> first\n {4}ok \(\d+s\)\n==> the slow step\n {4}slow done \(\d+s\)\n/);
+    // No progress line after the jobs ended.
+    expect(stdout).toMatch(/slow done \(\d+s\)\n(?:.*\n)*after\n$/);
+    expect(stdout.slice(stdout.indexOf('slow done'))).not.toMatch(/^\.\.\. /m);
+  });
+
   it('fails on a failing job, with its log and step, and stops the others', async () => {
     const pidFile = path.join(work.dir, 'slow.pid');
     const { status, stdout, stderr } = runJobs(`
