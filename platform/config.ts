@@ -97,7 +97,9 @@ export type ClusterLayerConfig = Pick<
   | 'certManager'
   | 'deployer'
   | 'singleNode'
->;
+> &
+  /** The product's own names (api., mcp., git.) are routed to the deployer-server under it; unset on one node. */
+  Partial<Pick<PlatformConfig, 'domain'>>;
 
 const DEFAULT_POOLS: Record<PoolName, PoolConfig> = {
   ctrl: { count: 1, serverType: 'cx32' },

@@ -41,3 +41,9 @@ export function privateIp(pool: PoolName, index: number): string {
 /** The registry's address as nodes and the deployer name it: the first ops node, private network only. */
 export const REGISTRY_PORT = 5000;
 export const KUBE_API_PORT = 6443;
+
+/**
+ * The product's own names under the domain: DNS records (cloud/cloudflare.ts) and the routes to
+ * the deployer-server (cluster/deployer-routes.ts): the MCP server, the webhooks and API, the git server.
+ */
+export const PRODUCT_NAMES = ['api', 'mcp', 'git'] as const;

@@ -1,10 +1,8 @@
 import * as cloudflare from '@pulumi/cloudflare';
 import type * as pulumi from '@pulumi/pulumi';
 import type { PlatformConfig } from '../config.ts';
+import { PRODUCT_NAMES } from '../pools.ts';
 import type { Node } from './servers.ts';
-
-/** The product's own names (the MCP server, the webhooks and API, the git server), under the domain. */
-export const PRODUCT_NAMES = ['api', 'mcp', 'git'] as const;
 
 /**
  * The load balancer for `*.<apps domain>`: a pool of the run nodes, checked through Traefik's

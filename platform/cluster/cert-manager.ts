@@ -1,6 +1,10 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import { INGRESS_NAMESPACE, WILDCARD_SECRET } from './placement.ts';
+import { PRODUCT_TLS_SECRET, productHosts } from './deployer-routes.ts';
+import { INGRESS_NAMESPACE, SYSTEM_NAMESPACE, WILDCARD_SECRET } from './placement.ts';
+
+/** The ClusterIssuer every platform certificate names (Let's Encrypt, DNS-01 through Cloudflare). */
+export const CLUSTER_ISSUER = 'letsencrypt';
 
 export type CertManagerArgs = {
   appsDomain: string;
@@ -8,6 +12,8 @@ export type CertManagerArgs = {
   cloudflareToken: pulumi.Input<string>;
   /** A vendored cert-manager release manifest; unset: cert-manager is installed already. */
   manifest: string | undefined;
+  /** The product's own names under it (api., mcp., git.) get a certificate too, for their Ingress. */
+  domain?: string;
 };
 
 /**
@@ -35,7 +41,7 @@ export function certManager(
     {
       apiVersion: 'cert-manager.io/v1',
       kind: 'ClusterIssuer',
-      metadata: { name: 'letsencrypt' },
+      metadata: { name: CLUSTER_ISSUER },
       spec: {
         acme: {
           server: 'https://acme-v02.api.letsencrypt.org/directory',
@@ -51,6 +57,21 @@ export function certManager(
     },
     after,
   );
+  if (args.domain)
+    new k8s.apiextensions.CustomResource(
+      'product-names',
+      {
+        apiVersion: 'cert-manager.io/v1',
+        kind: 'Certificate',
+        metadata: { name: 'product-names', namespace: SYSTEM_NAMESPACE },
+        spec: {
+          secretName: PRODUCT_TLS_SECRET,
+          dnsNames: productHosts(args.domain),
+          issuerRef: { kind: 'ClusterIssuer', name: issuer.metadata.name },
+        },
+      },
+      after,
+    );
   return new k8s.apiextensions.CustomResource(
     'apps-wildcard',
     {

@@ -58,7 +58,7 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     const { resources } = await runWithMocks(platformProgram(testConfig()));
     const custom = resources.filter((r) => r.type.startsWith('kubernetes:cert-manager.io/v1:'));
     const issuer = custom.find((r) => r.type.endsWith(':ClusterIssuer'));
-    const cert = custom.find((r) => r.type.endsWith(':Certificate'));
+    const cert = custom.find((r) => r.type.endsWith(':Certificate') && r.name === 'apps-wildcard');
     expect(issuer?.inputs.spec).toMatchObject({
       acme: {
         email: 'sre@example.com',
@@ -235,6 +235,8 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
       ingress: [
         {
           from: [
+            // Traefik on the run nodes' host network: a node's private address.
+            { ipBlock: { cidr: '10.0.0.0/16' } },
             { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'traefik' } } },
             { podSelector: { matchLabels: { app: 'deployer-worker' } } },
           ],
@@ -369,5 +371,88 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
       ).config,
     );
     expect(kubeconfig.clusters[0].cluster.server).toBe('https://127.0.0.1:16443');
+    // The product's names are not routed on one node; its ports come from the Secret.
+    expect(resources.filter((r) => r.name === 'deployer-server' && !r.type.endsWith(':Deployment'))).toEqual(
+      [],
+    );
+    expect(
+      envOf(podSpecOf(one(resources, 'kubernetes:apps/v1:Deployment', 'deployer-server'))),
+    ).not.toHaveProperty('DEPLOY_MCP_PORT');
+  });
+
+  it("routes the product's names to the deployer-server: mcp. and git. to its MCP port, api. to its webhooks, with their certificate", async () => {
+    const { resources } = await runWithMocks(platformProgram(testConfig()));
+    const service = one(resources, 'kubernetes:core/v1:Service', 'deployer-server').inputs as {
+      metadata: { namespace: string };
+      spec: { selector: object; ports: { name: string; port: number; targetPort: number }[] };
+    };
+    expect(service.metadata.namespace).toBe('deploy-mcp-system');
+    expect(service.spec.selector).toEqual({ app: 'deployer-server' });
+    expect(service.spec.ports.map((p) => [p.name, p.port, p.targetPort])).toEqual([
+      ['server', 8081, 8081],
+      ['deployer', 8082, 8082],
+    ]);
+    const ingress = one(resources, 'kubernetes:networking.k8s.io/v1:Ingress', 'deployer-server').inputs
+      .spec as {
+      ingressClassName: string;
+      tls: { hosts: string[]; secretName: string }[];
+      rules: {
+        host: string;
+        http: { paths: { backend: { service: { name: string; port: { number: number } } } }[] };
+      }[];
+    };
+    expect(ingress.ingressClassName).toBe('traefik');
+    expect(
+      Object.fromEntries(
+        ingress.rules.map((r) => [
+          r.host,
+          r.http.paths.map((p) => [p.backend.service.name, p.backend.service.port.number]),
+        ]),
+      ),
+    ).toEqual({
+      'api.deploy.example.com': [['deployer-server', 8082]],
+      'mcp.deploy.example.com': [['deployer-server', 8081]],
+      'git.deploy.example.com': [['deployer-server', 8081]],
+    });
+    const certificate = one(resources, 'kubernetes:cert-manager.io/v1:Certificate', 'product-names')
+      .inputs as {
+      metadata: { namespace: string };
+      spec: { secretName: string; dnsNames: string[]; issuerRef: { kind: string; name: string } };
+    };
+    expect(certificate.metadata.namespace).toBe('deploy-mcp-system');
+    expect(certificate.spec.dnsNames.sort()).toEqual([
+      'api.deploy.example.com',
+      'git.deploy.example.com',
+      'mcp.deploy.example.com',
+    ]);
+    expect(certificate.spec.issuerRef).toEqual({ kind: 'ClusterIssuer', name: 'letsencrypt' });
+    expect(ingress.tls).toEqual([
+      {
+        hosts: ['api.deploy.example.com', 'mcp.deploy.example.com', 'git.deploy.example.com'],
+        secretName: certificate.spec.secretName,
+      },
+    ]);
+    // The pod listens where the Service sends, says so when ready, and hands out its public address.
+    const server = podSpecOf(
+      one(resources, 'kubernetes:apps/v1:Deployment', 'deployer-server'),
+    ) as PodSpec & {
+      containers: { readinessProbe?: { httpGet: { path: string; port: number } } }[];
+    };
+    expect(server.containers[0]?.readinessProbe?.httpGet).toEqual({ path: '/healthz', port: 8081 });
+    const config = loadConfig(envOf(server));
+    expect([config.port, config.deployerPort, config.publicUrl]).toEqual([
+      8081,
+      8082,
+      'https://mcp.deploy.example.com',
+    ]);
+    // Without cert-manager, Traefik's default certificate: no tls block naming a Secret nobody issues.
+    const { resources: plain } = await runWithMocks(platformProgram(testConfig({ certManager: false })));
+    expect(
+      (
+        one(plain, 'kubernetes:networking.k8s.io/v1:Ingress', 'deployer-server').inputs.spec as {
+          tls?: unknown;
+        }
+      ).tls,
+    ).toBeUndefined();
   });
 });

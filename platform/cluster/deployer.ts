@@ -10,6 +10,7 @@ import {
   TENANT_ROLE,
 } from '../../tenant-stacks/kubernetes/deployer-access.ts';
 import type { SingleNodeConfig } from '../config.ts';
+import { DEPLOYER_PORTS, deployerRoutes, publicEnv } from './deployer-routes.ts';
 import { INGRESS_CLASS, INGRESS_NAMESPACE, onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
 export type DeployerArgs = {
@@ -21,6 +22,10 @@ export type DeployerArgs = {
   run?: boolean;
   /** A one-node cluster: placement on its node, the host network, state under its state dir. */
   singleNode?: SingleNodeConfig;
+  /** Off one node: the product's names under it reach the deployer-server (deployer-routes.ts). */
+  domain?: string;
+  /** The product names' certificate is issued (cert-manager.ts): the Ingress serves it. */
+  certificate?: boolean;
 };
 
 /** The Secret the SRE makes with the rest of the product's settings (database, master key, Temporal). */
@@ -45,7 +50,7 @@ export const DEPLOYER_ROLES = {
 export const DEPLOYER_SERVICE_ACCOUNT: ServiceAccountRef = { namespace: SYSTEM_NAMESPACE, name: 'deployer' };
 
 /** Environment both roles share: the `kubernetes` runtime, configured from this program. */
-export function runtimeEnv(args: DeployerArgs) {
+export function runtimeEnv(args: Omit<DeployerArgs, 'image'>) {
   return [
     { name: 'DEPLOY_MCP_RUNTIME', value: 'kubernetes' },
     { name: 'DEPLOY_MCP_DATA_DIR', value: `${DATA_MOUNT}/state` },
@@ -61,6 +66,8 @@ export function runtimeEnv(args: DeployerArgs) {
       name: 'DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT',
       value: `${DEPLOYER_SERVICE_ACCOUNT.namespace}/${DEPLOYER_SERVICE_ACCOUNT.name}`,
     },
+    // On one node (host network) the ports come from the Secret, clear of the machine's others.
+    ...(args.singleNode ? [] : publicEnv(args.domain)),
   ];
 }
 
@@ -122,6 +129,11 @@ export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions)
     },
     opts,
   );
+  if (!args.singleNode && args.domain)
+    deployerRoutes(
+      { domain: args.domain, tls: args.certificate === true, selector: { app: 'deployer-server' } },
+      opts,
+    );
   return (['deployer-server', 'deployer-worker'] as const).map((role) => {
     const worker = role === 'deployer-worker';
     // Tenants' ingress policies let the worker's pods in by these labels (deployer-access.ts).
@@ -170,6 +182,16 @@ export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions)
                     { name: 'kubeconfig', mountPath: KUBECONFIG_DIR, readOnly: true },
                     { name: 'data', mountPath: DATA_MOUNT },
                   ],
+                  // Ready once it answers (off one node, where its port is known here).
+                  ...(worker || args.singleNode
+                    ? {}
+                    : {
+                        readinessProbe: {
+                          httpGet: { path: '/healthz', port: DEPLOYER_PORTS.server },
+                          periodSeconds: 5,
+                          failureThreshold: 3,
+                        },
+                      }),
                   securityContext: {
                     allowPrivilegeEscalation: false,
                     runAsNonRoot: true,

@@ -48,6 +48,8 @@ export function clusterLayer(config: ClusterLayerConfig, cloud: ClusterInputs): 
         acmeEmail: config.acmeEmail,
         cloudflareToken: config.cloudflareToken,
         manifest: config.certManagerManifest,
+        // Off one node, where the product's names are routed (deployer-routes.ts).
+        ...(single ? {} : { domain: config.domain }),
       },
       opts,
     );
@@ -66,6 +68,8 @@ export function clusterLayer(config: ClusterLayerConfig, cloud: ClusterInputs): 
       buildkitAddress: buildkitAddress(single),
       run: runDeployer,
       singleNode: single,
+      domain: config.domain,
+      certificate: config.certManager !== false,
     },
     opts,
   );

@@ -67,9 +67,18 @@ export function systemPolicies(
   policy('deployer-server-ingress', {
     podSelector: app('deployer-server'),
     policyTypes: ['Ingress'],
-    // The ingress controller (MCP, git, webhooks), and the worker, which clones over the server's git HTTP.
+    // The ingress controller (MCP, git, webhooks): Traefik runs on the run nodes' host network,
+    // so its connections come from a node's private address (the ipBlock; the pod network is
+    // elsewhere, so tenants' pods are not in it), its namespace kept for a pod-network Traefik;
+    // and the worker, which clones over the server's git HTTP.
     ingress: [
-      { from: [{ namespaceSelector: byName(INGRESS_NAMESPACE) }, { podSelector: app('deployer-worker') }] },
+      {
+        from: [
+          { ipBlock: { cidr: PRIVATE_NETWORK } },
+          { namespaceSelector: byName(INGRESS_NAMESPACE) },
+          { podSelector: app('deployer-worker') },
+        ],
+      },
     ],
   });
 }
