@@ -32,7 +32,7 @@ export function tar(entries: TarEntry[]): Buffer {
   return Buffer.concat(blocks);
 }
 
-const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+export const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
 export type ImageSpec = {
   /** Full reference the image is known by once imported, e.g. localhost/deploy-mcp/pause:1. */
@@ -52,6 +52,26 @@ export type ImageSpec = {
  * A one-layer image as an OCI image layout in a tar archive, the form `ctr images import`
  * reads. Returns the archive and the manifest's digest.
  */
+/** An OCI image manifest naming `config` and its uncompressed tar layers (digest, size). */
+export function imageManifest(config: Buffer, layers: { digest: string; size: number }[]): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: sha256(config),
+        size: config.length,
+      },
+      layers: layers.map((l) => ({
+        mediaType: 'application/vnd.oci.image.layer.v1.tar',
+        digest: l.digest,
+        size: l.size,
+      })),
+    }),
+  );
+}
+
 export function ociArchive(spec: ImageSpec): { archive: Buffer; manifestDigest: string } {
   const layer = tar(spec.files);
   const layerDigest = sha256(layer);
@@ -67,20 +87,7 @@ export function ociArchive(spec: ImageSpec): { archive: Buffer; manifestDigest: 
       rootfs: { type: 'layers', diff_ids: [layerDigest] },
     }),
   );
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: sha256(config),
-        size: config.length,
-      },
-      layers: [
-        { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length },
-      ],
-    }),
-  );
+  const manifest = imageManifest(config, [{ digest: layerDigest, size: layer.length }]);
   const manifestDigest = sha256(manifest);
   const index = Buffer.from(
     JSON.stringify({

@@ -23,6 +23,14 @@ const tolerating = (pool: string) => [
   { key: 'deploy-mcp.dev/pool', operator: 'Equal', value: pool, effect: 'NoSchedule' },
 ];
 
+/** A one-node cluster's settings (singleNode), as the local layer gives them. */
+const single = {
+  bindAddress: '127.0.0.1',
+  ports: { web: 18080, websecure: 18443, registry: 15000, buildkit: 11234 },
+  apiServer: { host: '127.0.0.1', port: 16443 },
+  stateDir: '/srv/state',
+};
+
 describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
   it('declares every Kubernetes object through the explicit provider, whose kubeconfig is a secret', async () => {
     const { resources } = await runWithMocks(platformProgram(testConfig()));
@@ -294,12 +302,6 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
   });
 
   it('on one node (singleNode): every pod on the node labelled pool=all, host network at the given addresses; cert-manager and deployer left out when asked', async () => {
-    const single = {
-      bindAddress: '127.0.0.1',
-      ports: { web: 18080, websecure: 18443, registry: 15000, buildkit: 11234 },
-      apiServer: { host: '127.0.0.1', port: 16443 },
-      stateDir: '/srv/state',
-    };
     const { resources } = await runWithMocks(
       platformProgram(testConfig({ singleNode: single, certManager: false, deployer: false })),
     );
@@ -340,12 +342,6 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
   });
 
   it('on one node with the deployer: its pods on the host network, the API server by its own address, state under the state dir', async () => {
-    const single = {
-      bindAddress: '127.0.0.1',
-      ports: { web: 18080, websecure: 18443, registry: 15000, buildkit: 11234 },
-      apiServer: { host: '127.0.0.1', port: 16443 },
-      stateDir: '/srv/state',
-    };
     const { resources } = await runWithMocks(
       platformProgram(testConfig({ singleNode: single, certManager: false })),
     );

@@ -10,6 +10,7 @@ import {
   TENANT_ROLE,
 } from '../../tenant-stacks/kubernetes/deployer-access.ts';
 import type { SingleNodeConfig } from '../config.ts';
+import { DEPLOYER_UID } from '../local/deployer-image.ts';
 import { DEPLOYER_PORTS, deployerRoutes, publicEnv } from './deployer-routes.ts';
 import { INGRESS_CLASS, INGRESS_NAMESPACE, onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
@@ -31,8 +32,14 @@ export type DeployerArgs = {
 /** The Secret the SRE makes with the rest of the product's settings (database, master key, Temporal). */
 export const DEPLOYER_ENV_SECRET = 'deployer-env';
 const KUBECONFIG_DIR = '/etc/deploy-mcp/kube';
-/** The uid the deployer image runs as (platform/local/deployer-image.ts). */
-export const DEPLOYER_UID = 10001;
+/** Every container of the deployer's image (its roles, the clean-up job): that uid, no privilege. */
+export const DEPLOYER_SECURITY_CONTEXT = {
+  allowPrivilegeEscalation: false,
+  runAsNonRoot: true,
+  runAsUser: DEPLOYER_UID,
+  runAsGroup: DEPLOYER_UID,
+  capabilities: { drop: ['ALL'] },
+};
 /**
  * Each role's node-local state, mounted at the image's `/app/.data` (the product's data dir is
  * `state/` in it; tenant stacks' work dirs go beside it): the server's git repositories (the
@@ -192,13 +199,7 @@ export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions)
                           failureThreshold: 3,
                         },
                       }),
-                  securityContext: {
-                    allowPrivilegeEscalation: false,
-                    runAsNonRoot: true,
-                    runAsUser: DEPLOYER_UID,
-                    runAsGroup: DEPLOYER_UID,
-                    capabilities: { drop: ['ALL'] },
-                  },
+                  securityContext: DEPLOYER_SECURITY_CONTEXT,
                 },
               ],
               volumes: [

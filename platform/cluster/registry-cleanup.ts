@@ -1,7 +1,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import type * as pulumi from '@pulumi/pulumi';
 import type { SingleNodeConfig } from '../config.ts';
-import { DEPLOYER_ENV_SECRET, DEPLOYER_UID, runtimeEnv } from './deployer.ts';
+import { DEPLOYER_ENV_SECRET, DEPLOYER_SECURITY_CONTEXT, runtimeEnv } from './deployer.ts';
 import { onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
 export type RegistryCleanupArgs = {
@@ -54,13 +54,7 @@ export function registryCleanup(
                     env: runtimeEnv(args),
                     envFrom: [{ secretRef: { name: DEPLOYER_ENV_SECRET } }],
                     volumeMounts: [{ name: 'data', mountPath: '/app/.data' }],
-                    securityContext: {
-                      allowPrivilegeEscalation: false,
-                      runAsNonRoot: true,
-                      runAsUser: DEPLOYER_UID,
-                      runAsGroup: DEPLOYER_UID,
-                      capabilities: { drop: ['ALL'] },
-                    },
+                    securityContext: DEPLOYER_SECURITY_CONTEXT,
                   },
                 ],
                 volumes: [{ name: 'data', emptyDir: {} }],

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { containerdPaths, importImage } from '../../core/cluster/containerd.ts';
 import { clusterLayout } from '../../core/cluster/layout.ts';
+import { imageManifest, sha256 } from '../../core/cluster/oci-archive.ts';
 
 const exec = promisify(execFile);
 
@@ -120,22 +121,7 @@ async function buildDeployerImage(o: DeployerImageOptions, dir: string): Promise
       rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
     }),
   );
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: sha256(config),
-        size: config.length,
-      },
-      layers: layers.map((l) => ({
-        mediaType: 'application/vnd.oci.image.layer.v1.tar',
-        digest: l.digest,
-        size: l.size,
-      })),
-    }),
-  );
+  const manifest = imageManifest(config, layers);
   const tag = sha256(manifest).slice(7, 19);
   const ref = `localhost/deploy-mcp/deployer:${tag}`;
   const archive = path.join(dir, `deployer-${tag}.oci.tar`);
@@ -472,5 +458,3 @@ async function sharedLibraries(binary: string): Promise<string[]> {
   const { stdout } = await exec('ldd', [binary]).catch(() => ({ stdout: '' }));
   return [...stdout.matchAll(/(?:=>\s*)?(\/\S+)\s+\(0x/g)].map((m) => m[1] as string);
 }
-
-const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
