@@ -43,7 +43,7 @@ export const BUILD_SUBNET = '10.213.0.0/16';
 const execFileAsync = promisify(execFile);
 
 /** Directory of the CNI plugins (Debian: containernetworking-plugins). */
-const CNI_BIN_DIR = '/usr/lib/cni';
+export const CNI_BIN_DIR = '/usr/lib/cni';
 
 export type Buildkit = Daemon & { address: string };
 
@@ -126,26 +126,33 @@ export function cacheGcConfig(mb: number): string {
 async function buildNetwork(dir: string, subnet: string): Promise<string> {
   const conflist = path.join(dir, 'cni', 'build.conflist');
   fs.mkdirSync(path.dirname(conflist), { recursive: true });
-  fs.writeFileSync(
-    conflist,
-    JSON.stringify(
-      {
-        cniVersion: '1.0.0',
-        name: 'deploy-mcp-build',
-        plugins: [
-          {
-            type: 'ptp',
-            ipMasq: true,
-            ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
-          },
-        ],
-      },
-      null,
-      2,
-    ),
-  );
+  fs.writeFileSync(conflist, buildConflist('deploy-mcp-build', subnet));
   await ensureEgressRules({ name: 'BUILD', source: subnet });
-  return `  networkMode = "cni"\n  cniConfigPath = "${conflist}"\n  cniBinaryPath = "${CNI_BIN_DIR}"\n  cniPoolSize = 4\n`;
+  return cniWorkerConfig(conflist, CNI_BIN_DIR);
+}
+
+/** The CNI network of build steps (see buildNetwork): ptp links, addresses of `subnet`, masqueraded. */
+export function buildConflist(name: string, subnet: string): string {
+  return JSON.stringify(
+    {
+      cniVersion: '1.0.0',
+      name,
+      plugins: [
+        {
+          type: 'ptp',
+          ipMasq: true,
+          ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
+        },
+      ],
+    },
+    null,
+    2,
+  );
+}
+
+/** buildkitd.toml's [worker.oci] lines that put each step in a namespace of the conflist's network. */
+export function cniWorkerConfig(conflist: string, binDir: string): string {
+  return `  networkMode = "cni"\n  cniConfigPath = "${conflist}"\n  cniBinaryPath = "${binDir}"\n  cniPoolSize = 4\n`;
 }
 
 /**

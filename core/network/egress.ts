@@ -41,16 +41,42 @@ export type EgressPolicy = {
  * iptables-restore, and a jump is added only when missing.
  */
 export async function ensureEgressRules(policy: EgressPolicy): Promise<void> {
+  const rules = egressRules({
+    ...policy,
+    resolvers: policy.resolvers ?? systemResolvers(),
+    denied: connectedNetworks(),
+  });
+  await restore(rules.restore);
+  for (const j of rules.jumps) await ensureJump(j.table, j.chain, policy.source, j.target);
+  // Ports opened with allowHostPort stay open: their chain is consulted first.
+  if (await chainExists('filter', `${rules.input}-HOST`))
+    await ensureFirstJump(policy.source, `${rules.input}-HOST`);
+}
+
+/** A policy's rules, as data: what ensureEgressRules installs, and what a pod's script installs. */
+export type EgressRules = {
+  /** The policy's chains (mangle `forward`, filter `input`), for `iptables-restore --noflush`. */
+  restore: string;
+  /** `-s source -j target` jumps into them, from the built-in chains. */
+  jumps: { table: 'mangle' | 'filter'; chain: 'FORWARD' | 'INPUT'; target: string }[];
+  forward: string;
+  input: string;
+};
+
+/**
+ * The rules of a policy (see ensureEgressRules), given its resolvers and the ranges denied on
+ * top of DENIED_RANGES (the networks the machine sits on, a cluster's own ranges).
+ */
+export function egressRules(policy: EgressPolicy & { resolvers: string[]; denied?: string[] }): EgressRules {
   const forward = `DMCP-${policy.name}`;
   const input = `DMCP-${policy.name}-IN`;
-  const resolvers = policy.resolvers ?? systemResolvers();
-  const denied = [...new Set([...DENIED_RANGES, ...connectedNetworks()])];
-  const rules = [
+  const denied = [...new Set([...DENIED_RANGES, ...(policy.denied ?? [])])];
+  const restore = [
     '*mangle',
     `:${forward} - [0:0]`,
     // Answers on connections made towards the workloads (e.g. Traefik → an app) pass.
     `-A ${forward} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`,
-    ...resolvers.flatMap((r) =>
+    ...policy.resolvers.flatMap((r) =>
       ['udp', 'tcp'].map((proto) => `-A ${forward} -d ${r}/32 -p ${proto} --dport 53 -j RETURN`),
     ),
     ...denied.map((range) => `-A ${forward} -d ${range} -j DROP`),
@@ -63,11 +89,37 @@ export async function ensureEgressRules(policy: EgressPolicy): Promise<void> {
     'COMMIT',
     '',
   ].join('\n');
-  await restore(rules);
-  await ensureJump('mangle', 'FORWARD', policy.source, forward);
-  await ensureJump('filter', 'INPUT', policy.source, input);
-  // Ports opened with allowHostPort stay open: their chain is consulted first.
-  if (await chainExists('filter', `${input}-HOST`)) await ensureFirstJump(policy.source, `${input}-HOST`);
+  return {
+    restore,
+    jumps: [
+      { table: 'mangle', chain: 'FORWARD', target: forward },
+      { table: 'filter', chain: 'INPUT', target: input },
+    ],
+    forward,
+    input,
+  };
+}
+
+/**
+ * The same rules as a POSIX shell script (for an image without Node: the in-cluster BuildKit's
+ * init container): the chains replaced atomically, each jump added only when missing, so a pod
+ * restarted on a host network adds nothing twice.
+ */
+export function egressScript(policy: EgressPolicy & { resolvers: string[]; denied?: string[] }): string {
+  const rules = egressRules(policy);
+  return [
+    '#!/bin/sh',
+    'set -eu',
+    "iptables-restore -w 10 --noflush <<'RULES'",
+    rules.restore.trimEnd(),
+    'RULES',
+    ...rules.jumps.map(
+      (j) =>
+        `iptables -w 10 -t ${j.table} -C ${j.chain} -s ${policy.source} -j ${j.target} 2>/dev/null || ` +
+        `iptables -w 10 -t ${j.table} -I ${j.chain} 1 -s ${policy.source} -j ${j.target}`,
+    ),
+    '',
+  ].join('\n');
 }
 
 /** Most ports a policy's host chain keeps: the oldest goes first (several servers share a machine in tests). */

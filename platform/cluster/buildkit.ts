@@ -1,13 +1,42 @@
 import * as k8s from '@pulumi/kubernetes';
 import type * as pulumi from '@pulumi/pulumi';
-import { registryConfig } from '../../core/daemons/buildkit.ts';
+import { buildConflist, cniWorkerConfig, registryConfig } from '../../core/daemons/buildkit.ts';
+import { connectedNetworks, egressScript, systemResolvers } from '../../core/network/egress.ts';
 import type { SingleNodeConfig } from '../config.ts';
+import { PRIVATE_NETWORK } from '../pools.ts';
 import { onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
 const labels = { app: 'buildkitd' };
 export const BUILDKIT_PORT = 1234;
 /** The address the deployer-worker builds through. */
 export const BUILDKIT_ADDRESS = `tcp://buildkitd.${SYSTEM_NAMESPACE}:${BUILDKIT_PORT}`;
+
+/**
+ * Build steps' addresses, inside the BuildKit pod (or, on the one-node cluster, the host): a
+ * range of its own, apart from the product's own buildkitd (10.213.0.0/16) and apps (10.214/16).
+ */
+export const CLUSTER_BUILD_SUBNET = '10.215.0.0/16';
+/** The egress policy's name: chains DMCP-KBUILD (mangle FORWARD) and DMCP-KBUILD-IN (filter INPUT). */
+export const CLUSTER_BUILD_POLICY = 'KBUILD';
+/** k3s's pod and Service ranges (its defaults), denied to steps with the nodes' private network. */
+export const K3S_RANGES = ['10.42.0.0/16', '10.43.0.0/16'];
+const CONFIG_DIR = '/etc/buildkit';
+
+/**
+ * The egress rules of build steps (core/network/egress.ts, the same rules as the product's own
+ * buildkitd): no private range (the nodes' network with the registry, the pod and Service
+ * ranges), no loopback, no link-local (169.254.169.254), nothing on the host or pod itself; DNS
+ * only to the given resolvers. On one node that is this machine: its resolvers and the networks
+ * it sits on, read here, where the program runs.
+ */
+export function buildStepEgress(single?: SingleNodeConfig): string {
+  return egressScript({
+    name: CLUSTER_BUILD_POLICY,
+    source: CLUSTER_BUILD_SUBNET,
+    resolvers: single ? systemResolvers() : [],
+    denied: single ? connectedNetworks() : [PRIVATE_NETWORK, ...K3S_RANGES],
+  });
+}
 
 /** Where the deployer reaches BuildKit: its Service, or on a one-node cluster its host address. */
 export function buildkitAddress(single?: SingleNodeConfig): string {
@@ -59,7 +88,9 @@ export function buildkit(
     {
       metadata: { name: 'buildkitd-config', namespace: SYSTEM_NAMESPACE },
       data: {
-        'buildkitd.toml': `[worker.oci]\n  enabled = true\n  gc = true\n[worker.containerd]\n  enabled = false\n${registryConfig([args.registryHost], {})}`,
+        'buildkitd.toml': `[worker.oci]\n  enabled = true\n  gc = true\n${cniWorkerConfig(`${CONFIG_DIR}/build.conflist`, '/usr/lib/cni')}[worker.containerd]\n  enabled = false\n${registryConfig([args.registryHost], {})}`,
+        'build.conflist': buildConflist('deploy-mcp-cluster-build', CLUSTER_BUILD_SUBNET),
+        'egress.sh': buildStepEgress(single),
       },
     },
     opts,
@@ -77,6 +108,21 @@ export function buildkit(
             ...onPool('build', single),
             // One node that is this machine: on its host network, next to the registry it pushes to.
             ...(single ? { hostNetwork: true } : {}),
+            // Steps resolve names through the node's resolvers (the ones the egress rules admit),
+            // not the cluster DNS in the Service range, which steps may not reach.
+            dnsPolicy: 'Default',
+            // The egress rules first, by a container that may change the firewall and nothing else.
+            initContainers: [
+              {
+                name: 'egress',
+                image: args.image,
+                command: ['/bin/sh', `${CONFIG_DIR}/egress.sh`],
+                securityContext: {
+                  capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] },
+                },
+                volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }],
+              },
+            ],
             // One per build node.
             topologySpreadConstraints: [
               {
@@ -92,7 +138,7 @@ export function buildkit(
                 image: args.image,
                 args: [
                   '--config',
-                  '/etc/buildkit/buildkitd.toml',
+                  `${CONFIG_DIR}/buildkitd.toml`,
                   '--addr',
                   `tcp://${listen}`,
                   '--addr',
@@ -100,11 +146,17 @@ export function buildkit(
                 ],
                 ports: [{ name: 'buildkit', containerPort: port }],
                 readinessProbe: { tcpSocket: { port, ...(single ? { host: single.bindAddress } : {}) } },
-                // buildkitd runs builds in its own containers; the build pool's nodes run nothing else.
+                // Privileged: a rootful buildkitd (the only kind that gives steps CNI networks) runs
+                // each step with runc (mount, PID and network namespaces, overlayfs mounts, cgroups,
+                // pivot_root) and sets up the step's network (netns mounts, veth links,
+                // ip_forward, masquerading): more than any set of capabilities under the default
+                // seccomp and AppArmor profiles and the masked /proc allows. The build pool's
+                // nodes run nothing else, and the steps themselves get runc's default
+                // capabilities, not these.
                 securityContext: { privileged: true },
                 volumeMounts: [
                   { name: 'state', mountPath: '/var/lib/buildkit' },
-                  { name: 'config', mountPath: '/etc/buildkit', readOnly: true },
+                  { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
                   { name: 'tmp', mountPath: '/tmp' },
                 ],
               },

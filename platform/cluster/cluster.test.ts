@@ -112,6 +112,40 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     });
   });
 
+  it("gives BuildKit's build steps a network of their own (CNI) behind egress rules set by a NET_ADMIN-only init container", async () => {
+    const { resources } = await runWithMocks(platformProgram(testConfig()));
+    const spec = podSpecOf(one(resources, 'kubernetes:apps/v1:Deployment', 'buildkitd')) as PodSpec & {
+      dnsPolicy?: string;
+      initContainers?: { command: string[]; securityContext: unknown }[];
+    };
+    const data = one(resources, 'kubernetes:core/v1:ConfigMap', 'buildkitd-config').inputs.data as Record<
+      string,
+      string
+    >;
+    expect(data['buildkitd.toml']).toContain(
+      '  networkMode = "cni"\n  cniConfigPath = "/etc/buildkit/build.conflist"\n  cniBinaryPath = "/usr/lib/cni"\n',
+    );
+    expect(JSON.parse(data['build.conflist'] ?? '').plugins[0]).toMatchObject({
+      type: 'ptp',
+      ipMasq: true,
+      ipam: { ranges: [[{ subnet: '10.215.0.0/16' }]] },
+    });
+    const script = data['egress.sh'] ?? '';
+    // The nodes' network (the registry's), k3s's pod and Service ranges, loopback, link-local.
+    for (const range of ['10.0.0.0/16', '10.42.0.0/16', '10.43.0.0/16', '127.0.0.0/8', '169.254.0.0/16'])
+      expect(script).toContain(`-A DMCP-KBUILD -d ${range} -j DROP`);
+    expect(script).toContain('-A DMCP-KBUILD-IN -p tcp -j REJECT --reject-with tcp-reset');
+    expect(script).toContain('-t mangle -I FORWARD 1 -s 10.215.0.0/16 -j DMCP-KBUILD');
+    expect(script).toContain('-t filter -I INPUT 1 -s 10.215.0.0/16 -j DMCP-KBUILD-IN');
+    expect(spec.initContainers).toEqual([
+      expect.objectContaining({
+        command: ['/bin/sh', '/etc/buildkit/egress.sh'],
+        securityContext: { capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] } },
+      }),
+    ]);
+    expect(spec.dnsPolicy).toBe('Default');
+  });
+
   it('runs deployer-server and deployer-worker from the configured image, configured for the kubernetes runtime', async () => {
     const { resources } = await runWithMocks(platformProgram(testConfig()));
     for (const role of ['deployer-server', 'deployer-worker']) {

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { containerdPaths, importImage } from '../../core/cluster/containerd.ts';
 import { clusterLayout } from '../../core/cluster/layout.ts';
 import { ociArchive, type TarEntry } from '../../core/cluster/oci-archive.ts';
+import { CNI_BIN_DIR } from '../../core/daemons/buildkit.ts';
 
 const exec = promisify(execFile);
 
@@ -54,12 +55,36 @@ function recipes(binDir: string): ImageRecipe[] {
       binaries: [
         [path.join(binDir, 'buildkitd'), 'usr/bin/buildkitd'],
         ['/usr/sbin/runc', 'usr/bin/runc'],
+        // Build steps' network (platform/cluster/buildkit.ts): the CNI plugins the conflist
+        // names (and loopback, which BuildKit adds), and iptables for the plugin's masquerading
+        // and the egress rules' init script (dash runs it).
+        ...['ptp', 'host-local', 'loopback'].map(
+          (p) => [path.join(CNI_BIN_DIR, p), `usr/lib/cni/${p}`] as [string, string],
+        ),
+        ['/usr/sbin/xtables-nft-multi', 'usr/sbin/iptables'],
+        ['/usr/sbin/xtables-nft-multi', 'usr/sbin/iptables-restore'],
+        ...xtablesExtensions(),
+        ['/usr/bin/dash', 'bin/sh'],
       ],
       entrypoint: ['/usr/bin/buildkitd'],
-      env: ['PATH=/usr/bin:/bin'],
+      env: ['PATH=/usr/bin:/usr/sbin:/bin'],
     },
   ];
 }
+
+/** iptables' extensions (matches and targets, loaded by name), where it looks for them. */
+function xtablesExtensions(): [string, string][] {
+  const dir = fs.existsSync(XTABLES_DIR) ? XTABLES_DIR : undefined;
+  if (!dir) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.so'))
+    .sort()
+    .map((f) => [path.join(dir, f), path.join(dir, f).slice(1)]);
+}
+
+/** Debian's iptables (nf_tables backend, as this machine's) loads its extensions from here. */
+const XTABLES_DIR = `/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/xtables`;
 
 /** The shared libraries (and the loader) a dynamically linked binary needs, by their paths here. */
 async function sharedLibraries(binary: string): Promise<string[]> {
