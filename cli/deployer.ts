@@ -108,6 +108,8 @@ function appRuntime(config: Config, rt: EmbeddedRuntime, runner: TenantStackRunn
       clusterRegistry: k8s.clusterRegistry,
       registryHost: rt.registryHost,
       deployer: k8s.serviceAccount ? parseServiceAccount(k8s.serviceAccount) : undefined,
+      nodeCidr: k8s.nodeCidr,
+      podCidr: k8s.podCidr,
     });
   if (!rt.apps) throw new Error('the embedded runtime was started without podman and Traefik');
   return new LocalRuntime({

@@ -106,6 +106,22 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DEPLOY_MCP_MIN_FREE_DISK_MB: '-1' })).toThrow(/DEPLOY_MCP_MIN_FREE_DISK_MB/);
   });
 
+  it("reads the nodes' network tenants admit (DEPLOY_MCP_K8S_NODE_CIDR) and the pod network cut out of it", () => {
+    const k8s = (env: Record<string, string>) =>
+      loadConfig({ DEPLOY_MCP_RUNTIME: 'kubernetes', DEPLOY_MCP_KUBECONFIG: 'k', ...env }).runtime.kubernetes;
+    expect(k8s({ DEPLOY_MCP_K8S_NODE_CIDR: '10.0.0.0/16' })).toMatchObject({
+      nodeCidr: '10.0.0.0/16',
+      podCidr: '10.42.0.0/16',
+    });
+    expect(
+      k8s({ DEPLOY_MCP_K8S_NODE_CIDR: '10.0.0.0/8', DEPLOY_MCP_K8S_POD_CIDR: '10.244.0.0/16' }),
+    ).toMatchObject({ nodeCidr: '10.0.0.0/8', podCidr: '10.244.0.0/16' });
+    for (const bad of ['10.0.0.1/16', '10.0.0.0/33', '10.0.0.0', 'nodes'])
+      expect(() => k8s({ DEPLOY_MCP_K8S_NODE_CIDR: bad })).toThrow(/DEPLOY_MCP_K8S_NODE_CIDR/);
+    // Inside the pod network it would admit pods (other tenants'): refused.
+    expect(() => k8s({ DEPLOY_MCP_K8S_NODE_CIDR: '10.42.3.0/24' })).toThrow(/inside the pod network/);
+  });
+
   it('runs services on Kubernetes only with a kubeconfig, with the ingress defaults', () => {
     expect(loadConfig({}).runtime.kubernetes).toBeUndefined();
     expect(() => loadConfig({ DEPLOY_MCP_RUNTIME: 'kubernetes' })).toThrow(/needs DEPLOY_MCP_KUBECONFIG/);
@@ -126,6 +142,8 @@ describe('loadConfig', () => {
       clusterRegistry: 'registry.internal:5000',
       tlsSecret: undefined,
       serviceAccount: undefined,
+      nodeCidr: undefined,
+      podCidr: '10.42.0.0/16',
     });
     expect(
       loadConfig({

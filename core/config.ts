@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { MetricsAccess } from './metrics.ts';
+import { type Cidr, cidrContains, parseCidr } from './network/cidr.ts';
 
 // Settings of resources (databases; issue 11), spread into the schema below.
 const resourceSettingsSchema = {
@@ -104,6 +105,17 @@ const schema = z.object({
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be namespace/name')
     .optional(),
+  // The nodes' private network (IPv4 CIDR), admitted by tenants' ingress NetworkPolicy: a
+  // host-network ingress controller connects from node addresses. Unset: the controller's
+  // namespace only. The pod network (DEPLOY_MCP_K8S_POD_CIDR, k3s's by default) is cut out of it.
+  DEPLOY_MCP_K8S_NODE_CIDR: z
+    .string()
+    .refine((v) => parseCidr(v) !== undefined, 'must be an IPv4 CIDR such as 10.0.0.0/16')
+    .optional(),
+  DEPLOY_MCP_K8S_POD_CIDR: z
+    .string()
+    .refine((v) => parseCidr(v) !== undefined, 'must be an IPv4 CIDR such as 10.42.0.0/16')
+    .default('10.42.0.0/16'),
   DEPLOY_MCP_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).max(1_048_576).default(512),
   // Sign-in providers besides the login code (mcp/auth/): Firebase Auth, GitHub OAuth.
   DEPLOY_MCP_FIREBASE_PROJECT_ID: z
@@ -237,6 +249,10 @@ export type KubernetesSettings = {
   tlsSecret: string | undefined;
   /** The deployer's ServiceAccount ("namespace/name") when its access is the narrow one; else undefined. */
   serviceAccount: string | undefined;
+  /** The nodes' private network, admitted to tenants' pods (a host-network ingress controller); undefined: none. */
+  nodeCidr: string | undefined;
+  /** The pod network, cut out of nodeCidr. */
+  podCidr: string;
 };
 
 /** Firebase Auth and GitHub OAuth sign-in (mcp/auth/). */
@@ -416,7 +432,19 @@ function kubernetesSettings(e: z.infer<typeof schema>, cwd: string): KubernetesS
     clusterRegistry: e.DEPLOY_MCP_CLUSTER_REGISTRY,
     tlsSecret: e.DEPLOY_MCP_INGRESS_TLS_SECRET,
     serviceAccount: e.DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT,
+    ...nodeNetwork(e),
   };
+}
+
+/** DEPLOY_MCP_K8S_NODE_CIDR and the pod network cut out of it; a node network inside the pod network admits nothing. */
+function nodeNetwork(e: z.infer<typeof schema>): Pick<KubernetesSettings, 'nodeCidr' | 'podCidr'> {
+  const node = e.DEPLOY_MCP_K8S_NODE_CIDR;
+  const pods = e.DEPLOY_MCP_K8S_POD_CIDR;
+  if (node && cidrContains(parseCidr(pods) as Cidr, parseCidr(node) as Cidr))
+    throw new ConfigError(
+      `invalid configuration:\n  DEPLOY_MCP_K8S_NODE_CIDR (${node}) lies inside the pod network DEPLOY_MCP_K8S_POD_CIDR (${pods})`,
+    );
+  return { nodeCidr: node, podCidr: pods };
 }
 
 function signInSettings(e: z.infer<typeof schema>): SignInSettings {

@@ -2,6 +2,9 @@ import type { PoolName } from './config.ts';
 
 /** The private network all nodes share (Hetzner Cloud network + the Robot vSwitch). */
 export const PRIVATE_NETWORK = '10.0.0.0/16';
+/** k3s's pod network and Service range (its defaults; the k3s roles keep them). */
+export const K3S_POD_CIDR = '10.42.0.0/16';
+export const K3S_SERVICE_CIDR = '10.43.0.0/16';
 /** Cloud servers' subnet. */
 export const CLOUD_SUBNET = '10.0.1.0/24';
 /** Dedicated (Robot) servers' subnet, reached through the vSwitch (VLAN, MTU 1400: ansible/roles/vswitch). */

@@ -10,6 +10,9 @@ export type PlatformOutputs = {
   ingressNamespace: string;
   appsDomain: string;
   registryHost: string;
+  /** DEPLOY_MCP_K8S_NODE_CIDR and DEPLOY_MCP_K8S_POD_CIDR: tenants admit the host-network Traefik from the nodes. */
+  nodeCidr: string | undefined;
+  podCidr: string | undefined;
 };
 
 /** The whole cluster as one program: the cloud layer, then the in-cluster layer on its kubeconfig. */
@@ -23,6 +26,8 @@ export function platformProgram(config: PlatformConfig): () => Promise<PlatformO
       ingressNamespace: cluster.ingressNamespace,
       appsDomain: config.appsDomain,
       registryHost: cloud.registryHost,
+      nodeCidr: cluster.nodeCidr,
+      podCidr: cluster.podCidr,
     };
   };
 }

@@ -3,7 +3,7 @@ import type * as pulumi from '@pulumi/pulumi';
 import { buildConflist, cniWorkerConfig, registryConfig } from '../../core/daemons/buildkit.ts';
 import { connectedNetworks, egressScript, systemResolvers } from '../../core/network/egress.ts';
 import type { SingleNodeConfig } from '../config.ts';
-import { PRIVATE_NETWORK } from '../pools.ts';
+import { K3S_POD_CIDR, K3S_SERVICE_CIDR, PRIVATE_NETWORK } from '../pools.ts';
 import { onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
 const labels = { app: 'buildkitd' };
@@ -18,8 +18,6 @@ export const BUILDKIT_ADDRESS = `tcp://buildkitd.${SYSTEM_NAMESPACE}:${BUILDKIT_
 export const CLUSTER_BUILD_SUBNET = '10.215.0.0/16';
 /** The egress policy's name: chains DMCP-KBUILD (mangle FORWARD) and DMCP-KBUILD-IN (filter INPUT). */
 export const CLUSTER_BUILD_POLICY = 'KBUILD';
-/** k3s's pod and Service ranges (its defaults), denied to steps with the nodes' private network. */
-export const K3S_RANGES = ['10.42.0.0/16', '10.43.0.0/16'];
 const CONFIG_DIR = '/etc/buildkit';
 
 /**
@@ -34,7 +32,7 @@ export function buildStepEgress(single?: SingleNodeConfig): string {
     name: CLUSTER_BUILD_POLICY,
     source: CLUSTER_BUILD_SUBNET,
     resolvers: single ? systemResolvers() : [],
-    denied: single ? connectedNetworks() : [PRIVATE_NETWORK, ...K3S_RANGES],
+    denied: single ? connectedNetworks() : [PRIVATE_NETWORK, K3S_POD_CIDR, K3S_SERVICE_CIDR],
   });
 }
 

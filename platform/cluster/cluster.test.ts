@@ -233,6 +233,9 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
       ingressClass: 'traefik',
       ingressNamespace: 'traefik',
       serviceAccount: 'deploy-mcp-system/deployer',
+      // Tenants admit the host-network Traefik from the nodes, never the pods.
+      nodeCidr: '10.0.0.0/16',
+      podCidr: '10.42.0.0/16',
     });
     expect(runtime.external).toEqual({
       buildkitAddress: 'tcp://buildkitd.deploy-mcp-system:1234',
@@ -324,6 +327,8 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
       'ingressClass',
       'ingressNamespace',
       'kubeconfig',
+      'nodeCidr',
+      'podCidr',
       'registryHost',
     ]);
     expect(outputs).toMatchObject({
@@ -331,6 +336,9 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
       ingressNamespace: 'traefik',
       appsDomain: 'apps.example.com',
       registryHost: '10.0.1.20:5000',
+      // Where the host-network Traefik connects from (the nodes), and the pods cut out of it.
+      nodeCidr: '10.0.0.0/16',
+      podCidr: '10.42.0.0/16',
     });
     expect(await pulumi.isSecret(returned?.kubeconfig as pulumi.Output<string>)).toBe(true);
   });
@@ -392,6 +400,8 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
         DEPLOY_MCP_DATA_DIR: '/app/.data/state',
         DEPLOY_MCP_BUILDKIT_ADDRESS: 'tcp://127.0.0.1:11234',
       });
+      // One node: Traefik connects from the host itself, no node network to admit.
+      expect(envOf(s).DEPLOY_MCP_K8S_NODE_CIDR).toBeUndefined();
     }
     const kubeconfig = JSON.parse(
       (

@@ -11,6 +11,7 @@ import {
 } from '../../tenant-stacks/kubernetes/deployer-access.ts';
 import type { SingleNodeConfig } from '../config.ts';
 import { DEPLOYER_UID } from '../local/deployer-image.ts';
+import { K3S_POD_CIDR, PRIVATE_NETWORK } from '../pools.ts';
 import { DEPLOYER_PORTS, deployerRoutes, publicEnv } from './deployer-routes.ts';
 import { INGRESS_CLASS, INGRESS_NAMESPACE, onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
@@ -73,6 +74,13 @@ export function runtimeEnv(args: Omit<DeployerArgs, 'image'>) {
       name: 'DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT',
       value: `${DEPLOYER_SERVICE_ACCOUNT.namespace}/${DEPLOYER_SERVICE_ACCOUNT.name}`,
     },
+    // Tenants' pods admit the host-network Traefik from the nodes' addresses (not the pods').
+    ...(args.singleNode
+      ? []
+      : [
+          { name: 'DEPLOY_MCP_K8S_NODE_CIDR', value: PRIVATE_NETWORK },
+          { name: 'DEPLOY_MCP_K8S_POD_CIDR', value: K3S_POD_CIDR },
+        ]),
     // On one node (host network) the ports come from the Secret, clear of the machine's others.
     ...(args.singleNode ? [] : publicEnv(args.domain)),
   ];

@@ -1,6 +1,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { ClusterLayerConfig } from '../config.ts';
+import { K3S_POD_CIDR, PRIVATE_NETWORK } from '../pools.ts';
 import { buildkit, buildkitAddress } from './buildkit.ts';
 import { certManager } from './cert-manager.ts';
 import { DEPLOYER_SERVICE_ACCOUNT, deployer } from './deployer.ts';
@@ -23,6 +24,12 @@ export type ClusterLayer = {
   buildkitAddress: string;
   /** The deployer's ServiceAccount, namespace/name (DEPLOY_MCP_KUBERNETES_SERVICE_ACCOUNT). */
   deployerServiceAccount: string;
+  /**
+   * The nodes' private network and the pod network cut out of it (DEPLOY_MCP_K8S_NODE_CIDR and
+   * _POD_CIDR): tenants' pods admit the host-network Traefik from it. None on one node.
+   */
+  nodeCidr: string | undefined;
+  podCidr: string | undefined;
 };
 
 /**
@@ -90,5 +97,7 @@ export function clusterLayer(config: ClusterLayerConfig, cloud: ClusterInputs): 
     ingressNamespace: INGRESS_NAMESPACE,
     buildkitAddress: buildkitAddress(single),
     deployerServiceAccount: `${DEPLOYER_SERVICE_ACCOUNT.namespace}/${DEPLOYER_SERVICE_ACCOUNT.name}`,
+    nodeCidr: single ? undefined : PRIVATE_NETWORK,
+    podCidr: single ? undefined : K3S_POD_CIDR,
   };
 }

@@ -17,6 +17,9 @@ export type ClusterLayerOutputs = {
   registryHost: string;
   buildkitAddress: string;
   deployerServiceAccount: string;
+  /** Unset on one node (see ClusterLayer). */
+  nodeCidr?: string;
+  podCidr?: string;
 };
 
 export type ClusterLayerStackOptions = {
@@ -72,6 +75,8 @@ export async function clusterLayerStack(o: ClusterLayerStackOptions): Promise<Cl
       registryHost,
       buildkitAddress: layer.buildkitAddress,
       deployerServiceAccount: layer.deployerServiceAccount,
+      nodeCidr: layer.nodeCidr,
+      podCidr: layer.podCidr,
     };
   };
   const state = path.join(o.dir, 'state');

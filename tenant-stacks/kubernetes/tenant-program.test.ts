@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { tenantNamespace, tenantStackName } from './names.ts';
 import { isSecret, MOCK_PROVIDER_ID, one, type Registered, runWithMocks } from './pulumi-mocks.ts';
-import { type KubernetesTenantSpec, kubernetesTenantProgram } from './tenant-program.ts';
+import { type KubernetesTenantSpec, kubernetesTenantProgram, nodeIngressPeer } from './tenant-program.ts';
 
 const userId = 'cm5x8q2k40000abcdxyz12345';
 const kubeconfig = 'apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {token: s3cr3t}}]\n';
@@ -103,6 +103,33 @@ describe('kubernetesTenantProgram (pulumi.runtime.setMocks)', () => {
         { from: [{ podSelector: {} }] },
       ],
     });
+  });
+
+  it("admits the nodes' private network (a host-network ingress controller) when given, less the pod network inside it", async () => {
+    const ingressOf = async (spec: Partial<KubernetesTenantSpec>) => {
+      const { resources } = await runWithMocks(kubernetesTenantProgram({ ...baseSpec, ...spec }));
+      return (
+        specOf(one(resources, 'kubernetes:networking.k8s.io/v1:NetworkPolicy', 'ingress')) as {
+          ingress: { from: unknown[] }[];
+        }
+      ).ingress;
+    };
+    const namespaceOnly = await ingressOf({});
+    // Outside the pod network (the platform's 10.0.0.0/16, k3s's pods at 10.42.0.0/16): as given.
+    expect(await ingressOf({ nodeCidr: '10.0.0.0/16' })).toEqual([
+      namespaceOnly[0],
+      { from: [{ ipBlock: { cidr: '10.0.0.0/16' } }] },
+      ...namespaceOnly.slice(1),
+    ]);
+    // A node network that holds the pod network: the pods are cut out, so no tenant's pod matches.
+    expect((await ingressOf({ nodeCidr: '10.0.0.0/8', podCidr: '10.244.0.0/16' }))[1]).toEqual({
+      from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.244.0.0/16'] } }],
+    });
+    expect((await ingressOf({ nodeCidr: '10.0.0.0/8' }))[1]).toEqual({
+      from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.42.0.0/16'] } }],
+    });
+    expect(() => nodeIngressPeer('10.42.1.0/24')).toThrow(/inside the pod network/);
+    expect(() => nodeIngressPeer('10.0.0.1/16')).toThrow(/not an IPv4 CIDR/);
   });
 
   it('lets egress reach cluster DNS, the tenant and the internet, but no private range or the metadata endpoint', async () => {

@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import type * as pulumi from '@pulumi/pulumi';
+import { cidrContains, parseCidr } from '../../core/network/cidr.ts';
 import { DEPLOYER_WORKER_POD_LABELS, type ServiceAccountRef, tenantRoleBinding } from './deployer-access.ts';
 import { LABELS, tenantNamespace } from './names.ts';
 import { clusterProvider, type KubernetesCluster } from './provider.ts';
@@ -57,7 +58,32 @@ export type KubernetesTenantSpec = {
    * deployer-access.ts: the namespace gets a RoleBinding granting it the tenant role there.
    */
   deployer?: ServiceAccountRef | undefined;
+  /**
+   * The nodes' private network (CIDR), admitted too: an ingress controller on the host network
+   * (the platform's Traefik DaemonSet) connects from node addresses, not from pods of its
+   * namespace. Undefined: the namespace only.
+   */
+  nodeCidr?: string | undefined;
+  /** The pod network, cut out of nodeCidr when it lies inside it (default k3s's, 10.42.0.0/16). */
+  podCidr?: string | undefined;
 };
+
+/** k3s's default pod network. */
+export const DEFAULT_POD_CIDR = '10.42.0.0/16';
+
+/**
+ * The ingress peer of the nodes' addresses: `nodeCidr` less the pod network, so tenants' pods
+ * (other tenants among them) never match it. Throws when the pod network covers all of it.
+ */
+export function nodeIngressPeer(nodeCidr: string, podCidr = DEFAULT_POD_CIDR) {
+  const node = parseCidr(nodeCidr);
+  const pods = parseCidr(podCidr);
+  if (!node) throw new Error(`not an IPv4 CIDR: ${nodeCidr}`);
+  if (!pods) throw new Error(`not an IPv4 CIDR: ${podCidr}`);
+  if (cidrContains(pods, node))
+    throw new Error(`the node network ${nodeCidr} lies inside the pod network ${podCidr}`);
+  return { ipBlock: { cidr: nodeCidr, ...(cidrContains(node, pods) ? { except: [podCidr] } : {}) } };
+}
 
 /** Where tenants' apps may not connect: private ranges (the cluster's own) and the metadata endpoint. */
 export const EGRESS_DENIED_CIDRS = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.169.254/32'];
@@ -148,6 +174,8 @@ export function kubernetesTenantProgram(spec: KubernetesTenantSpec): pulumi.auto
           policyTypes: ['Ingress'],
           ingress: [
             { from: [{ namespaceSelector: namespaceNamed(spec.ingressNamespace) }] },
+            // A host-network ingress controller, from the nodes' addresses.
+            ...(spec.nodeCidr ? [{ from: [nodeIngressPeer(spec.nodeCidr, spec.podCidr)] }] : []),
             { from: [{ podSelector: {} }] },
             // The deployer's worker asks a new release's pods their health path (runtimes/kubernetes.ts).
             ...(spec.deployer

@@ -43,6 +43,10 @@ export type KubernetesRuntimeOptions = {
    * tenant namespace binds it the tenant role, and a tenant is ready once that grant applies.
    */
   deployer?: ServiceAccountRef | undefined;
+  /** The nodes' private network, admitted to tenants' pods (a host-network ingress controller). */
+  nodeCidr?: string | undefined;
+  /** The pod network, cut out of nodeCidr. */
+  podCidr?: string | undefined;
 };
 
 /** How long a new tenant namespace's RoleBinding may take to reach the API server's authorizer. */
@@ -239,6 +243,8 @@ export class KubernetesRuntime implements Runtime {
         userId,
         ingressNamespace: this.o.ingressNamespace,
         deployer: this.o.deployer,
+        nodeCidr: this.o.nodeCidr,
+        podCidr: this.o.podCidr,
       }),
     );
     // RBAC applies a new RoleBinding shortly after it is stored: the service's stack needs it.
