@@ -1,0 +1,303 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_CACHE_DIR } from '../../core/cluster/cluster.ts';
+import { freePort, tcpOpen } from '../../core/daemons/probes.ts';
+import { CLUSTER_BUILD_POLICY, CLUSTER_BUILD_SUBNET } from '../../platform/cluster/buildkit.ts';
+import type { ClusterLayerConfig } from '../../platform/config.ts';
+import { importPlatformImages } from '../../platform/local/images.ts';
+import {
+  type ClusterLayerOutputs,
+  type ClusterLayerStack,
+  clusterLayerStack,
+} from '../../platform/local/stack.ts';
+import { ALL_POOLS, POOL_LABEL } from '../../platform/pools.ts';
+import { kubectl, type TestCluster, useTestCluster } from '../support/cluster.ts';
+import { repoRoot, scratchDir } from '../support/scratch.ts';
+
+const exec = promisify(execFile);
+const BIN = path.join(repoRoot, '.tools/bin');
+
+/**
+ * The step's probe (bash's /dev/tcp, each attempt bounded by `timeout`): one line per target,
+ * `<name> REACHED|BLOCKED`; "gateway" is the step's default gateway, read from its routing table.
+ */
+const SUBNET_PREFIX = CLUSTER_BUILD_SUBNET.split('.').slice(0, 2).join('.');
+const PROBE = `#!/bin/bash
+g=
+while read -r _ dest gw _; do [ "$dest" = 00000000 ] && g=$gw; done < /proc/net/route
+gateway=$(printf '%d.%d.%d.%d' 0x\${g:6:2} 0x\${g:4:2} 0x\${g:2:2} 0x\${g:0:2})
+echo "GATEWAY $gateway" > /out/result
+for t in "$@"; do
+  name=\${t%%=*}; addr=\${t#*=}; host=\${addr%:*}; port=\${addr##*:}
+  if [ "$host" = gateway ]; then
+    # Only a gateway of the step range, i.e. the host's end of the step's link; never one outside.
+    case $gateway in ${SUBNET_PREFIX}.*) host=$gateway ;; *) echo "$name SKIPPED" >> /out/result; continue ;; esac
+  fi
+  if timeout 10 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null; then r=REACHED; else r=BLOCKED; fi
+  echo "$name $r" >> /out/result
+done
+`;
+
+/** bash and timeout with their shared libraries, as a root filesystem for a FROM scratch stage. */
+async function probeRootfs(dir: string) {
+  const files = ['/bin/bash', '/usr/bin/timeout'];
+  for (const bin of [...files]) {
+    const { stdout } = await exec('ldd', [bin]);
+    files.push(...[...stdout.matchAll(/(?:=>\s*)?(\/\S+)\s+\(0x/g)].map((m) => m[1] as string));
+  }
+  for (const f of new Set(files)) {
+    const to = path.join(dir, f);
+    fs.mkdirSync(path.dirname(to), { recursive: true });
+    fs.copyFileSync(fs.realpathSync(f), to);
+    fs.chmodSync(to, 0o755);
+  }
+  fs.writeFileSync(path.join(dir, 'probe.sh'), PROBE, { mode: 0o755 });
+  fs.mkdirSync(path.join(dir, 'out'));
+  fs.writeFileSync(path.join(dir, 'out', '.keep'), '');
+}
+
+/** A TCP listener of the test's own that counts the connections it accepts. */
+async function listener(host: string): Promise<{ port: number; accepted: () => number; close: () => void }> {
+  let count = 0;
+  const server = net.createServer((s) => {
+    count++;
+    s.end();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, resolve);
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accepted: () => count,
+    close: () => server.close(),
+  };
+}
+
+/**
+ * Issue 13: build steps of the in-cluster BuildKit are contained like the product's own. On a
+ * one-node cluster of its own, the layer (no deployer) goes up; a build through its BuildKit
+ * runs a step that tries listeners the test made on the host's loopback and on the node's
+ * address, the step's gateway (the host), the registry's and BuildKit's ports: all refused. The
+ * same step reaches a listener at an address outside every denied range, in a network
+ * namespace the test makes after the layer is up (a stand-in for the public internet that
+ * never leaves the machine). The rules towards the rest (169.254.0.0/16, private ranges) are
+ * read, not probed.
+ */
+describe('build steps of the in-cluster BuildKit, in network namespaces of their own', () => {
+  const work = scratchDir('k8s-buildnet', path.join(repoRoot, '.data', 'test'));
+  const ns = `dmcp-bn-${process.pid}`;
+  const veth = `dbn${process.pid % 100000}`;
+  // Documentation range (RFC 5737): in no denied range, routed only to the test's namespace here.
+  const outside = { host: '198.51.100.1', peer: '198.51.100.2' };
+  let cluster: TestCluster;
+  let layer: ClusterLayerStack | undefined;
+  let outputs: ClusterLayerOutputs;
+  let ports: { web: number; websecure: number; registry: number; buildkit: number };
+  let outsideServer: ChildProcess | undefined;
+  const listeners: Awaited<ReturnType<typeof listener>>[] = [];
+  const figures: Record<string, number> = {};
+  const admin = (args: string[]) => kubectl(cluster, args);
+
+  beforeAll(async () => {
+    ports = {
+      web: await freePort(),
+      websecure: await freePort(),
+      registry: await freePort(),
+      buildkit: await freePort(),
+    };
+    cluster = await useTestCluster({
+      dir: path.join(work.dir, 'cluster'),
+      registries: [`127.0.0.1:${ports.registry}`],
+      ingress: false,
+    });
+    await admin(['label', 'node', 'localhost', `${POOL_LABEL}=${ALL_POOLS}`, '--overwrite']);
+    const images = await importPlatformImages({
+      binDir: BIN,
+      cacheDir: DEFAULT_CACHE_DIR,
+      clusterDir: path.join(work.dir, 'cluster'),
+    });
+    const api = new URL(cluster.apiServerUrl);
+    const config: ClusterLayerConfig = {
+      pools: {
+        ctrl: { count: 1, serverType: 'local' },
+        ops: { count: 1, serverType: 'local' },
+        build: { count: 1, serverType: 'local' },
+        run: { count: 1, serverType: 'local' },
+      },
+      appsDomain: 'localhost',
+      acmeEmail: 'sre@example.com',
+      cloudflareToken: '',
+      images: { ...images, deployer: 'unused' },
+      keepImagesPerService: 5,
+      certManagerManifest: undefined,
+      certManager: false,
+      deployer: false,
+      singleNode: {
+        bindAddress: '127.0.0.1',
+        ports,
+        apiServer: { host: api.hostname, port: Number(api.port) },
+        stateDir: path.join(work.dir, 'node-state'),
+      },
+    };
+    layer = await clusterLayerStack({
+      config,
+      kubeconfig: fs.readFileSync(cluster.kubeconfigPath, 'utf8'),
+      stackName: 'local',
+      dir: path.join(work.dir, 'layer'),
+      passphrase: randomBytes(24).toString('hex'),
+      pulumiRoot: path.join(repoRoot, '.tools'),
+      awaitTimeout: '4m',
+    });
+    const t = Date.now();
+    outputs = await layer.up();
+    figures.upMs = Date.now() - t;
+    // The allowed side, made after `up` (the layer denies the networks the node sits on then).
+    await exec('ip', ['netns', 'add', ns]);
+    await exec('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', `${veth}p`]);
+    await exec('ip', ['link', 'set', `${veth}p`, 'netns', ns]);
+    await exec('ip', ['addr', 'add', `${outside.host}/30`, 'dev', veth]);
+    await exec('ip', ['link', 'set', veth, 'up']);
+    await exec('ip', ['-n', ns, 'addr', 'add', `${outside.peer}/30`, 'dev', `${veth}p`]);
+    await exec('ip', ['-n', ns, 'link', 'set', `${veth}p`, 'up']);
+    await exec('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  }, 600_000);
+
+  afterAll(async () => {
+    for (const l of listeners) l.close();
+    if (outsideServer?.pid) process.kill(outsideServer.pid);
+    await exec('ip', ['link', 'del', veth]).catch(() => undefined);
+    await exec('ip', ['netns', 'del', ns]).catch(() => undefined);
+    if (layer) await layer.destroy().catch(() => undefined);
+    await cluster?.release();
+    // The layer's rules on this host (its BuildKit ran on the host network): jumps, then chains.
+    const chain = `DMCP-${CLUSTER_BUILD_POLICY}`;
+    for (const [table, builtin, target] of [
+      ['mangle', 'FORWARD', chain],
+      ['filter', 'INPUT', `${chain}-IN`],
+    ] as const) {
+      await exec('iptables', ['-t', table, '-D', builtin, '-s', CLUSTER_BUILD_SUBNET, '-j', target]).catch(
+        () => undefined,
+      );
+      await exec('iptables', ['-t', table, '-F', target]).catch(() => undefined);
+      await exec('iptables', ['-t', table, '-X', target]).catch(() => undefined);
+    }
+    console.log('build-network figures:', JSON.stringify(figures));
+    work.cleanup();
+  }, 300_000);
+
+  it('a step reaches none of the host, the node, the registry or BuildKit, and does reach an address outside the denied ranges', async () => {
+    const loopback = await listener('127.0.0.1');
+    const anyAddress = await listener('0.0.0.0');
+    listeners.push(loopback, anyAddress);
+    // The node's own address: the source of its default route (no packet is sent to find it).
+    const { stdout: route } = await exec('ip', ['-4', 'route', 'get', '192.0.2.200']);
+    const nodeAddress = route.match(/\bsrc (\S+)/)?.[1] ?? '';
+    expect(nodeAddress).not.toBe('');
+    // The allowed listener, in the test's namespace (bounded wait until it listens).
+    const outsidePort = await freePort();
+    outsideServer = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        '-e',
+        `require('node:net').createServer((s) => s.end()).listen(${outsidePort}, '${outside.peer}')`,
+      ],
+      { stdio: 'ignore' },
+    );
+    for (let i = 0; i < 100 && !(await tcpOpen(outside.peer, outsidePort, 300)); i++) await sleep(100);
+    expect(await tcpOpen(outside.peer, outsidePort, 1000)).toBe(true);
+
+    const targets = {
+      loopback: `127.0.0.1:${loopback.port}`,
+      node: `${nodeAddress}:${anyAddress.port}`,
+      gateway: `gateway:${anyAddress.port}`,
+      registry: `127.0.0.1:${ports.registry}`,
+      buildkit: `127.0.0.1:${ports.buildkit}`,
+      outside: `${outside.peer}:${outsidePort}`,
+    };
+    const context = path.join(work.dir, 'context');
+    await probeRootfs(path.join(context, 'rootfs'));
+    fs.writeFileSync(
+      path.join(context, 'Dockerfile'),
+      [
+        'FROM scratch AS probe',
+        'COPY rootfs/ /',
+        'ARG NONCE',
+        `RUN ["/bin/bash", "/probe.sh", ${Object.entries(targets)
+          .map(([k, v]) => JSON.stringify(`${k}=${v}`))
+          .join(', ')}]`,
+        'FROM scratch',
+        'COPY --from=probe /out/ /',
+        '',
+      ].join('\n'),
+    );
+    const out = path.join(work.dir, 'out');
+    const t = Date.now();
+    await exec(
+      path.join(BIN, 'buildctl'),
+      [
+        '--addr',
+        outputs.buildkitAddress,
+        'build',
+        '--frontend',
+        'dockerfile.v0',
+        '--local',
+        `context=${context}`,
+        '--local',
+        `dockerfile=${context}`,
+        '--opt',
+        `build-arg:NONCE=${randomBytes(8).toString('hex')}`,
+        '--output',
+        `type=local,dest=${out}`,
+      ],
+      { timeout: 240_000 },
+    );
+    figures.buildMs = Date.now() - t;
+    const result = fs.readFileSync(path.join(out, 'result'), 'utf8').trim().split('\n');
+    // The step's own network: its gateway is the host end of its link, in the step range.
+    const gateway = result[0]?.replace(/^GATEWAY /, '') ?? '';
+    expect(gateway.startsWith(`${SUBNET_PREFIX}.`), result.join('\n')).toBe(true);
+    expect(Object.fromEntries(result.slice(1).map((l) => l.split(' ')))).toEqual({
+      loopback: 'BLOCKED',
+      node: 'BLOCKED',
+      gateway: 'BLOCKED',
+      registry: 'BLOCKED',
+      buildkit: 'BLOCKED',
+      outside: 'REACHED',
+    });
+    // Nothing got through to the host's listeners.
+    expect([loopback.accepted(), anyAddress.accepted()]).toEqual([0, 0]);
+  }, 300_000);
+
+  it('the egress rules on the node deny the private, loopback and link-local ranges (read, not probed), each jump once', async () => {
+    const chain = `DMCP-${CLUSTER_BUILD_POLICY}`;
+    const { stdout: forward } = await exec('iptables', ['-t', 'mangle', '-S', chain]);
+    for (const range of ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '127.0.0.0/8'])
+      expect(forward).toContain(`-A ${chain} -d ${range} -j DROP`);
+    const { stdout: input } = await exec('iptables', ['-S', `${chain}-IN`]);
+    expect(input).toContain(`-A ${chain}-IN -p tcp -j REJECT --reject-with tcp-reset`);
+    const jumps = async (table: string, builtin: string, target: string) =>
+      (await exec('iptables', ['-t', table, '-S', builtin])).stdout
+        .split('\n')
+        .filter((l) => l === `-A ${builtin} -s ${CLUSTER_BUILD_SUBNET} -j ${target}`).length;
+    expect(await jumps('mangle', 'FORWARD', chain)).toBe(1);
+    expect(await jumps('filter', 'INPUT', `${chain}-IN`)).toBe(1);
+    // The init container that set them may change the firewall and nothing else.
+    const pod = JSON.parse(
+      await admin(['-n', 'deploy-mcp-system', 'get', 'pods', '-l', 'app=buildkitd', '-o', 'json']),
+    ).items[0];
+    expect(pod.spec.initContainers.map((c: { securityContext: unknown }) => c.securityContext)).toEqual([
+      { capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] } },
+    ]);
+  }, 60_000);
+});
