@@ -1,8 +1,12 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { connectedNetworks, systemResolvers } from './egress.ts';
+import { connectedNetworks, egressScript, systemResolvers } from './egress.ts';
+
+const exec = promisify(execFile);
 
 const file = (text: string) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'egress-'));
@@ -31,5 +35,37 @@ describe('egress inputs', () => {
     );
     expect(systemResolvers(conf)).toEqual(['10.255.255.53', '192.0.2.53']);
     expect(systemResolvers('/nonexistent')).toEqual([]);
+  });
+});
+
+describe('egressScript (for an image without Node)', () => {
+  it('installs the chains and their jumps in a network namespace, and a second run adds no jump', async () => {
+    const ns = `dmcp-egress-${process.pid}`;
+    const script = egressScript({
+      name: 'TEST',
+      source: '10.250.0.0/16',
+      resolvers: ['192.0.2.53'],
+      denied: ['198.51.100.0/24'],
+    });
+    await exec('ip', ['netns', 'add', ns]);
+    try {
+      const inNs = (cmd: string, args: string[]) => exec('ip', ['netns', 'exec', ns, cmd, ...args]);
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'egress-')), 'egress.sh');
+      fs.writeFileSync(file, script);
+      await inNs('sh', [file]);
+      await inNs('sh', [file]);
+      const forward = (await inNs('iptables', ['-t', 'mangle', '-S'])).stdout.split('\n');
+      const filter = (await inNs('iptables', ['-S'])).stdout.split('\n');
+      expect(forward.filter((l) => l === '-A FORWARD -s 10.250.0.0/16 -j DMCP-TEST')).toHaveLength(1);
+      expect(filter.filter((l) => l === '-A INPUT -s 10.250.0.0/16 -j DMCP-TEST-IN')).toHaveLength(1);
+      for (const range of ['10.0.0.0/8', '169.254.0.0/16', '127.0.0.0/8', '198.51.100.0/24'])
+        expect(forward).toContain(`-A DMCP-TEST -d ${range} -j DROP`);
+      expect(forward).toContain('-A DMCP-TEST -d 192.0.2.53/32 -p udp -m udp --dport 53 -j RETURN');
+      expect(filter).toContain('-A DMCP-TEST-IN -p tcp -j REJECT --reject-with tcp-reset');
+      // Nothing of it on this machine's own firewall.
+      expect((await exec('iptables', ['-t', 'mangle', '-S'])).stdout).not.toContain('DMCP-TEST');
+    } finally {
+      await exec('ip', ['netns', 'del', ns]);
+    }
   });
 });
