@@ -37,7 +37,9 @@ http:
 /**
  * What each image holds, from binaries `npm run setup` and `setup:kubernetes` already put on the
  * machine: Traefik and buildkitd from the tools cache (static Go binaries), the registry and runc
- * from Debian's packages (docker-registry, runc) with the shared libraries they load. Each
+ * from Debian's packages (docker-registry, runc) with the shared libraries they load; BuildKit's
+ * also the CNI plugins, iptables and dash its steps' network needs (Debian's
+ * containernetworking-plugins, iptables, dash). Each
  * behaves as its upstream image does (same entrypoint, same paths), so the layer's objects are
  * the ones production runs with the upstream images.
  */

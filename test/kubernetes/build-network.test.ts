@@ -2,6 +2,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -104,6 +105,27 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
   const listeners: Awaited<ReturnType<typeof listener>>[] = [];
   const figures: Record<string, number> = {};
   const admin = (args: string[]) => kubectl(cluster, args);
+  /** A build of `context`'s Dockerfile through the layer's BuildKit, its result in `out` (uncached: a fresh NONCE). */
+  const build = (context: string, out: string) =>
+    exec(
+      path.join(BIN, 'buildctl'),
+      [
+        '--addr',
+        outputs.buildkitAddress,
+        'build',
+        '--frontend',
+        'dockerfile.v0',
+        '--local',
+        `context=${context}`,
+        '--local',
+        `dockerfile=${context}`,
+        '--opt',
+        `build-arg:NONCE=${randomBytes(8).toString('hex')}`,
+        '--output',
+        `type=local,dest=${out}`,
+      ],
+      { timeout: 240_000 },
+    );
 
   beforeAll(async () => {
     ports = {
@@ -196,9 +218,17 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
     const loopback = await listener('127.0.0.1');
     const anyAddress = await listener('0.0.0.0');
     listeners.push(loopback, anyAddress);
-    // The node's own address: the source of its default route (no packet is sent to find it).
-    const { stdout: route } = await exec('ip', ['-4', 'route', 'get', '192.0.2.200']);
-    const nodeAddress = route.match(/\bsrc (\S+)/)?.[1] ?? '';
+    // The node's own address: the source of its default route (no packet is sent to find it),
+    // else any address of its own outside loopback.
+    const { stdout: route } = await exec('ip', ['-4', 'route', 'get', '192.0.2.200']).catch(() => ({
+      stdout: '',
+    }));
+    const nodeAddress =
+      route.match(/\bsrc (\S+)/)?.[1] ??
+      Object.values(os.networkInterfaces())
+        .flat()
+        .find((a) => a && a.family === 'IPv4' && !a.internal)?.address ??
+      '';
     expect(nodeAddress).not.toBe('');
     // The allowed listener, in the test's namespace (bounded wait until it listens).
     const outsidePort = await freePort();
@@ -243,25 +273,7 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
     );
     const out = path.join(work.dir, 'out');
     const t = Date.now();
-    await exec(
-      path.join(BIN, 'buildctl'),
-      [
-        '--addr',
-        outputs.buildkitAddress,
-        'build',
-        '--frontend',
-        'dockerfile.v0',
-        '--local',
-        `context=${context}`,
-        '--local',
-        `dockerfile=${context}`,
-        '--opt',
-        `build-arg:NONCE=${randomBytes(8).toString('hex')}`,
-        '--output',
-        `type=local,dest=${out}`,
-      ],
-      { timeout: 240_000 },
-    );
+    await build(context, out);
     figures.buildMs = Date.now() - t;
     const result = fs.readFileSync(path.join(out, 'result'), 'utf8').trim().split('\n');
     // The step's own network: its gateway is the host end of its link, in the step range.
@@ -277,6 +289,37 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
     });
     // Nothing got through to the host's listeners.
     expect([loopback.accepted(), anyAddress.accepted()]).toEqual([0, 0]);
+  }, 300_000);
+
+  it('runs each of several steps in a namespace of the step range (and times them)', async () => {
+    const context = path.join(work.dir, 'context-steps');
+    await probeRootfs(path.join(context, 'rootfs'));
+    const steps = 5;
+    fs.writeFileSync(
+      path.join(context, 'Dockerfile'),
+      [
+        'FROM scratch AS steps',
+        'COPY rootfs/ /',
+        'ARG NONCE',
+        // Each step appends its gateway (the host end of its own link) to the result.
+        ...Array.from(
+          { length: steps },
+          () =>
+            'RUN ["/bin/bash", "/probe.sh"]\nRUN ["/bin/bash", "-c", "echo \\"$(</out/result)\\" >> /out/all"]',
+        ),
+        'FROM scratch',
+        'COPY --from=steps /out/ /',
+        '',
+      ].join('\n'),
+    );
+    const out = path.join(work.dir, 'out-steps');
+    const t = Date.now();
+    await build(context, out);
+    figures.stepsBuildMs = Date.now() - t;
+    const gateways = fs.readFileSync(path.join(out, 'all'), 'utf8').trim().split('\n');
+    expect(gateways).toHaveLength(steps);
+    for (const g of gateways)
+      expect(g, gateways.join('\n')).toMatch(new RegExp(`^GATEWAY ${SUBNET_PREFIX.replace('.', '\\.')}\\.`));
   }, 300_000);
 
   it('the egress rules on the node deny the private, loopback and link-local ranges (read, not probed), each jump once', async () => {
