@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { Context as activityContext } from '@temporalio/activity';
 import type { Config } from '../core/config.ts';
 import { ContainerEngine } from '../core/container-engine.ts';
 import type { OnDemandDaemons } from '../core/daemons/on-demand.ts';
@@ -109,7 +110,16 @@ function leasedActivities<T extends Record<string, unknown>>(
   const leased: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(activities))
     leased[name] =
-      typeof fn === 'function' ? (...args: unknown[]) => daemons.use(() => fn.apply(activities, args)) : fn;
+      typeof fn === 'function'
+        ? async (...args: unknown[]) => {
+            const release = await heartbeatWhile(daemons.acquire());
+            try {
+              return await fn.apply(activities, args);
+            } finally {
+              release();
+            }
+          }
+        : fn;
   const sweep = activities.sweepStrayReleases;
   if (typeof sweep === 'function') {
     daemons.onStart = async () => {
@@ -119,6 +129,27 @@ function leasedActivities<T extends Record<string, unknown>>(
     leased.sweepStrayReleases = async () => 0;
   }
   return leased as T;
+}
+
+/**
+ * Heartbeats every 5 s while `p` is pending (the daemons starting, the registry's garbage
+ * collection first) when called in an activity: a slow start must not pass for a dead worker
+ * (the activities' heartbeat timeout is 20 s).
+ */
+async function heartbeatWhile<T>(p: Promise<T>): Promise<T> {
+  let inActivity = true;
+  try {
+    activityContext.current();
+  } catch {
+    inActivity = false; // called outside an activity (e.g. by the server itself)
+  }
+  if (!inActivity) return p;
+  const timer = setInterval(() => activityContext.current().heartbeat(), 5_000);
+  try {
+    return await p;
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 /** Where the deployer runs services: the Kubernetes cluster configured, else podman + Traefik here. */
