@@ -9,7 +9,6 @@ import { invalidInput } from '../core/errors.ts';
 import type { ClusterLayerConfig } from '../platform/config.ts';
 import { importDeployerImage } from '../platform/local/deployer-image.ts';
 import { importPlatformImages } from '../platform/local/images.ts';
-import { clusterLayerStack } from '../platform/local/stack.ts';
 import { ALL_POOLS, POOL_LABEL } from '../platform/pools.ts';
 
 const exec = promisify(execFile);
@@ -144,6 +143,9 @@ export async function clusterPlatform(config: Config, args: string[]): Promise<n
       stateDir: path.join(stateDir, 'node-state'),
     },
   };
+  // Loaded here, not with the CLI: Pulumi and its Kubernetes SDK cost every `serve` about
+  // 100 MiB of memory (bench memory) for a command it never runs.
+  const { clusterLayerStack } = await import('../platform/local/stack.ts');
   const layer = await clusterLayerStack({
     config: layerConfig,
     kubeconfig,

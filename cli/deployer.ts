@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { Context as activityContext } from '@temporalio/activity';
 import type { Config } from '../core/config.ts';
 import { ContainerEngine } from '../core/container-engine.ts';
+import type { OnDemandDaemons } from '../core/daemons/on-demand.ts';
 import type { Db } from '../core/db/client.ts';
 import type { Logger } from '../core/log.ts';
 import type { RepoSources } from '../core/repo-sources/repo-source.ts';
@@ -40,7 +42,7 @@ export async function createDeployerActivities(
   if (external) deps.log.info({ registry: external.registryHost }, 'using the configured runtime');
   let baseImages: Promise<BaseImages> | undefined;
   const baseImagePrefix = config.runtime.baseImagePrefix ?? `${rt.registryHost}/deploy-mcp`;
-  return createDeployActivities({
+  const activities = createDeployActivities({
     db: deps.db,
     secrets: deps.secrets,
     runner,
@@ -91,6 +93,63 @@ export async function createDeployerActivities(
     keepReleases: config.disk.keepReleases,
     resources: await resourceServers(config, rt, onStop),
   });
+  return rt.daemons ? leasedActivities(activities, rt.daemons, deps.log) : activities;
+}
+
+/**
+ * With the registry, buildkitd and podman on demand: every activity runs holding a lease on
+ * them (started first if they are not running), so none stops under a build or deploy. The
+ * sweep of stray releases runs after each start instead of at the server's (where it would
+ * start them for nothing); the server's call answers 0 until then.
+ */
+function leasedActivities<T extends Record<string, unknown>>(
+  activities: T,
+  daemons: OnDemandDaemons,
+  log: Logger,
+): T {
+  const leased: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(activities))
+    leased[name] =
+      typeof fn === 'function'
+        ? async (...args: unknown[]) => {
+            const release = await heartbeatWhile(daemons.acquire());
+            try {
+              return await fn.apply(activities, args);
+            } finally {
+              release();
+            }
+          }
+        : fn;
+  const sweep = activities.sweepStrayReleases;
+  if (typeof sweep === 'function') {
+    daemons.onStart = async () => {
+      const removed = (await sweep.apply(activities)) as number;
+      if (removed) log.info({ removed }, 'removed containers of releases that do not serve');
+    };
+    leased.sweepStrayReleases = async () => 0;
+  }
+  return leased as T;
+}
+
+/**
+ * Heartbeats every 5 s while `p` is pending (the daemons starting, the registry's garbage
+ * collection first) when called in an activity: a slow start must not pass for a dead worker
+ * (the activities' heartbeat timeout is 20 s).
+ */
+async function heartbeatWhile<T>(p: Promise<T>): Promise<T> {
+  let inActivity = true;
+  try {
+    activityContext.current();
+  } catch {
+    inActivity = false; // called outside an activity (e.g. by the server itself)
+  }
+  if (!inActivity) return p;
+  const timer = setInterval(() => activityContext.current().heartbeat(), 5_000);
+  try {
+    return await p;
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 /** Where the deployer runs services: the Kubernetes cluster configured, else podman + Traefik here. */

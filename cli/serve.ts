@@ -27,7 +27,7 @@ import { createDeployerApp } from '../workers/deployer-app.ts';
 import { ResourceManager } from '../workers/resources/manager.ts';
 import { installTemporalRuntime } from '../workers/runtime.ts';
 import { BUILD_TASK_QUEUE, DEPLOY_TASK_QUEUE, PRODUCT_TASK_QUEUE } from '../workers/task-queues.ts';
-import { createWorker } from '../workers/worker.ts';
+import { connectWorkers, createWorker } from '../workers/worker.ts';
 import { createDeployerActivities } from './deployer.ts';
 import { offeredResources } from './resources.ts';
 
@@ -123,9 +123,16 @@ export async function serve(config: Config, roles: Role[], log: Logger): Promise
       ['deployer-worker', DEPLOY_TASK_QUEUE, false, deployActivities],
       ['deployer-worker', BUILD_TASK_QUEUE, false, buildQueue, config.runtime.maxBuilds],
     ];
+    // One Temporal connection shared by this process's workers (closed after the last one stops).
+    let workerConnection: Awaited<ReturnType<typeof connectWorkers>> | undefined;
     for (const [r, taskQueue, workflows, activities, maxConcurrentActivities] of workers) {
       if (!has(r)) continue;
+      if (!workerConnection) {
+        workerConnection = await connectWorkers(temporalAddress);
+        onStop('worker connection', workerConnection.close);
+      }
       const { worker, close } = await createWorker({
+        connection: workerConnection.connection,
         address: temporalAddress,
         namespace: config.temporal.namespace,
         taskQueue,

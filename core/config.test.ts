@@ -215,3 +215,14 @@ describe('loadConfig: who may read /metrics', () => {
     expect(() => loadConfig({ DEPLOY_MCP_METRICS: 'yes' })).toThrow(/DEPLOY_MCP_METRICS/);
   });
 });
+
+describe('loadConfig: the build daemons on demand', () => {
+  it('stop after 10 idle minutes by default; 0 keeps them up; out of range is refused', () => {
+    expect(loadConfig({}).daemons).toEqual({ idleStopMs: 600_000 });
+    expect(loadConfig({ DEPLOY_MCP_DAEMONS_IDLE_SECONDS: '0' }).daemons).toEqual({ idleStopMs: 0 });
+    expect(loadConfig({ DEPLOY_MCP_DAEMONS_IDLE_SECONDS: '30' }).daemons).toEqual({ idleStopMs: 30_000 });
+    expect(() => loadConfig({ DEPLOY_MCP_DAEMONS_IDLE_SECONDS: '-1' })).toThrow(
+      /DEPLOY_MCP_DAEMONS_IDLE_SECONDS/,
+    );
+  });
+});

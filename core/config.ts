@@ -139,6 +139,8 @@ const schema = z.object({
   DEPLOY_MCP_GITHUB_GIT_URL: z.url().default('https://github.com'),
   // Disk bounds: BuildKit's cache cap and the release images the registry keeps per service.
   DEPLOY_MCP_BUILD_CACHE_MB: z.coerce.number().int().min(256).max(10_485_760).default(10_240),
+  // Embedded registry, buildkitd and podman: stopped after this long without a build or deploy; 0: always up.
+  DEPLOY_MCP_DAEMONS_IDLE_SECONDS: z.coerce.number().int().min(0).max(604_800).default(600),
   DEPLOY_MCP_KEEP_RELEASES: z.coerce.number().int().min(1).max(1000).default(10),
   ...resourceSettingsSchema,
   ...metricsSettingsSchema,
@@ -214,6 +216,11 @@ export type Config = {
     buildCacheMb: number;
     /** Images of the newest this-many releases of each live service stay in the registry (the serving one always). */
     keepReleases: number;
+  };
+  /** The embedded build and deploy daemons (registry, buildkitd, podman) started on demand. */
+  daemons: {
+    /** They stop after this long without a build or deploy (ms); 0: started with the server, always up. */
+    idleStopMs: number;
   };
   /** The GitHub App; undefined when none is configured (host "github" is then refused). */
   github: GitHubSettings | undefined;
@@ -357,6 +364,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       buildCacheMb: e.DEPLOY_MCP_BUILD_CACHE_MB,
       keepReleases: e.DEPLOY_MCP_KEEP_RELEASES,
     },
+    daemons: { idleStopMs: e.DEPLOY_MCP_DAEMONS_IDLE_SECONDS * 1000 },
     github: githubSettings(e, cwd),
     githubWebhookSecret: e.DEPLOY_MCP_GITHUB_WEBHOOK_SECRET,
     metrics: metricsAccess(e),

@@ -13,12 +13,28 @@ export type CreateWorkerOptions = {
   identity?: string;
   /** Activities this worker runs at once (the build queue's DEPLOY_MCP_MAX_BUILDS); default the SDK's. */
   maxConcurrentActivities?: number;
+  /**
+   * A connection the caller owns and shares among its workers (`connectWorkers`); `close()`
+   * then leaves it open. Default: a connection of the worker's own.
+   */
+  connection?: NativeConnection;
 };
+
+/**
+ * One connection for all the workers of a process (instead of one each: each is a gRPC channel
+ * with its own buffers in Temporal's core). `close()` once every worker has stopped.
+ */
+export async function connectWorkers(address: string) {
+  const connection = await NativeConnection.connect({ address });
+  return { connection, close: () => connection.close() };
+}
 
 /** A Temporal worker. Call `run()` and `shutdown()`; `close()` releases the connection. */
 export async function createWorker(o: CreateWorkerOptions) {
   const bundle = o.workflows ? await workflowBundle() : undefined;
-  const connection = await NativeConnection.connect({ address: o.address });
+  const shared = o.connection;
+  const connection = shared ?? (await NativeConnection.connect({ address: o.address }));
+  const close = shared ? async () => undefined : () => connection.close();
   try {
     const worker = await Worker.create({
       connection,
@@ -31,9 +47,9 @@ export async function createWorker(o: CreateWorkerOptions) {
         ? { maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities }
         : {}),
     });
-    return { worker, close: () => connection.close() };
+    return { worker, close };
   } catch (err) {
-    await connection.close();
+    await close();
     throw err;
   }
 }

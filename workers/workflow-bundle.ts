@@ -15,9 +15,11 @@ let bundled: Promise<{ code: string }> | undefined;
  * otherwise stay loaded in the server for good (about 20 MiB of heap and code) to be used once.
  */
 export function workflowBundle(): Promise<{ code: string }> {
-  bundled ??= bundleInChild().catch((err: unknown) => {
-    bundled = undefined; // the next worker tries again
-    throw err;
+  // Shared by the callers while it is being built, then forgotten: the worker that asked holds
+  // it (a process has one workflow worker), and the code string (about 1.6 MiB) is not kept
+  // for a second that never comes. A failed build is retried by the next caller.
+  bundled ??= bundleInChild().finally(() => {
+    bundled = undefined;
   });
   return bundled;
 }
