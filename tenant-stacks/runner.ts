@@ -20,6 +20,13 @@ import { killOrphanedPlugins, locksAreStale } from './stale-locks.ts';
  */
 const automation = () => import('@pulumi/pulumi/automation/index.js');
 
+/**
+ * The folder holding our `pulumi-resource-pulumi-nodejs`, the dynamic-provider plugin's launcher
+ * (provider-plugin/README.md): each stack's project names it (Pulumi.yaml `plugins.providers`),
+ * so the engine starts it instead of the one on PATH.
+ */
+export const PROVIDER_PLUGIN_DIR = path.join(import.meta.dirname, 'provider-plugin');
+
 export type TenantStackRunnerOptions = {
   /** Pulumi project all tenant stacks belong to. */
   projectName: string;
@@ -332,6 +339,8 @@ export class TenantStackRunner {
         name: o.projectName,
         runtime: 'nodejs',
         backend: { url: o.backendUrl },
+        // Pulumi.yaml's `plugins` (not in the SDK's ProjectSettings type; written out as given).
+        ...{ plugins: { providers: [{ name: 'pulumi-nodejs', path: PROVIDER_PLUGIN_DIR }] } },
       },
       envVars: {
         PULUMI_BACKEND_URL: o.backendUrl,
