@@ -1,6 +1,6 @@
 // Pulumi's dynamic-provider plugin (`pulumi-nodejs`), started as Pulumi's own launcher starts it
 // but without loading what a provider never calls: see README.md beside this file.
-import { createRequire, enableCompileCache, registerHooks } from 'node:module';
+import { createRequire, registerHooks } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
