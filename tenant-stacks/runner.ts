@@ -48,6 +48,11 @@ export type TenantStackRunnerOptions = {
   pulumiRoot?: string;
   /** Keeps each update's record and the state it left, for audits; none: nothing is kept. */
   journal?: StackJournal;
+  /**
+   * Which launcher starts the dynamic-provider plugin: ours (`provider-plugin/`, the default) or
+   * Pulumi's, found on PATH (`npm run bench -- provider` compares them).
+   */
+  providerPlugin?: 'ours' | 'pulumi';
 };
 
 /** An update as the backend's history records it (message, environment and config left out). */
@@ -340,7 +345,9 @@ export class TenantStackRunner {
         runtime: 'nodejs',
         backend: { url: o.backendUrl },
         // Pulumi.yaml's `plugins` (not in the SDK's ProjectSettings type; written out as given).
-        ...{ plugins: { providers: [{ name: 'pulumi-nodejs', path: PROVIDER_PLUGIN_DIR }] } },
+        ...(o.providerPlugin === 'pulumi'
+          ? {}
+          : { plugins: { providers: [{ name: 'pulumi-nodejs', path: PROVIDER_PLUGIN_DIR }] } }),
       },
       envVars: {
         PULUMI_BACKEND_URL: o.backendUrl,
