@@ -1,5 +1,5 @@
 // npm run bench: performance figures, printed (targets live here, never in test assertions).
-// `npm run bench -- deploy` (or mcp, memory, git, databases, concurrency, apps) runs one group;
+// `npm run bench -- deploy` (or mcp, memory, git, databases, concurrency, provider, apps) runs one group;
 // `npm run bench -- deploy local` (or `kubernetes`) runs the deploy figures on that runtime only.
 import { benchApps } from './apps.ts';
 import { benchConcurrency } from './concurrency.ts';
@@ -8,6 +8,7 @@ import { benchDeploy } from './deploy.ts';
 import { benchGit } from './git.ts';
 import { benchMcp } from './mcp.ts';
 import { benchMemory } from './memory.ts';
+import { benchProviderStart } from './provider-start.ts';
 
 const groups = {
   mcp: benchMcp,
@@ -16,6 +17,7 @@ const groups = {
   deploy: () => benchDeploy(only.filter((a) => a === 'local' || a === 'kubernetes')),
   databases: benchDatabases,
   concurrency: benchConcurrency,
+  provider: benchProviderStart,
 };
 const only = process.argv.slice(2);
 for (const [name, run] of Object.entries(groups)) if (only.length === 0 || only.includes(name)) await run();

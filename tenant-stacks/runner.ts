@@ -20,6 +20,13 @@ import { killOrphanedPlugins, locksAreStale } from './stale-locks.ts';
  */
 const automation = () => import('@pulumi/pulumi/automation/index.js');
 
+/**
+ * The folder holding our `pulumi-resource-pulumi-nodejs`, the dynamic-provider plugin's launcher
+ * (provider-plugin/README.md): each stack's project names it (Pulumi.yaml `plugins.providers`),
+ * so the engine starts it instead of the one on PATH.
+ */
+export const PROVIDER_PLUGIN_DIR = path.join(import.meta.dirname, 'provider-plugin');
+
 export type TenantStackRunnerOptions = {
   /** Pulumi project all tenant stacks belong to. */
   projectName: string;
@@ -41,6 +48,11 @@ export type TenantStackRunnerOptions = {
   pulumiRoot?: string;
   /** Keeps each update's record and the state it left, for audits; none: nothing is kept. */
   journal?: StackJournal;
+  /**
+   * Which launcher starts the dynamic-provider plugin: ours (`provider-plugin/`, the default) or
+   * Pulumi's, found on PATH (`npm run bench -- provider` compares them).
+   */
+  providerPlugin?: 'ours' | 'pulumi';
 };
 
 /** An update as the backend's history records it (message, environment and config left out). */
@@ -332,6 +344,10 @@ export class TenantStackRunner {
         name: o.projectName,
         runtime: 'nodejs',
         backend: { url: o.backendUrl },
+        // Pulumi.yaml's `plugins` (not in the SDK's ProjectSettings type; written out as given).
+        ...(o.providerPlugin === 'pulumi'
+          ? {}
+          : { plugins: { providers: [{ name: 'pulumi-nodejs', path: PROVIDER_PLUGIN_DIR }] } }),
       },
       envVars: {
         PULUMI_BACKEND_URL: o.backendUrl,

@@ -51,25 +51,31 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
         req.on('error', reject);
         req.end(payload);
       });
-    // "repo@sha256:…" (a pinned release) or "repo:tag"; the API takes either as tag.
-    const at = inputs.image.includes('@') ? inputs.image.indexOf('@') : inputs.image.lastIndexOf(':');
-    const pull = await call(
-      'POST',
-      `/images/create?fromImage=${encodeURIComponent(inputs.image.slice(0, at))}&tag=${encodeURIComponent(inputs.image.slice(at + 1))}`,
-    );
-    const pullError = pull.text.split('\n').find((l) => l.includes('"error"'));
-    if (pull.status !== 200 || pullError) {
-      let why = pull.text.slice(0, 300);
-      try {
-        why = (JSON.parse(pullError ?? '') as { error: string }).error;
-      } catch {}
-      throw new Error(`pull ${inputs.image} failed: ${why}`);
+    const inspectImage = () => call('GET', `/images/${encodeURIComponent(inputs.image)}/json`);
+    // "repo@sha256:…" (a pinned release) or "repo:tag"; the API takes either as tag. A pinned
+    // image already here is that very image (its digest names its content): no pull, which
+    // would ask the registry for its manifest again (0.05-0.15 s). A tag is always pulled.
+    const pinned = inputs.image.includes('@');
+    let inspected = pinned ? await inspectImage() : undefined;
+    if (inspected?.status !== 200) {
+      const at = pinned ? inputs.image.indexOf('@') : inputs.image.lastIndexOf(':');
+      const pull = await call(
+        'POST',
+        `/images/create?fromImage=${encodeURIComponent(inputs.image.slice(0, at))}&tag=${encodeURIComponent(inputs.image.slice(at + 1))}`,
+      );
+      const pullError = pull.text.split('\n').find((l) => l.includes('"error"'));
+      if (pull.status !== 200 || pullError) {
+        let why = pull.text.slice(0, 300);
+        try {
+          why = (JSON.parse(pullError ?? '') as { error: string }).error;
+        } catch {}
+        throw new Error(`pull ${inputs.image} failed: ${why}`);
+      }
+      inspected = await inspectImage();
     }
     await call('DELETE', `/containers/${encodeURIComponent(inputs.name)}?force=true`); // leftover of a failed run
     // Images built by our packs say their app writes only to /tmp and HOME (see dockerfile.ts).
-    const image = JSON.parse(
-      (await call('GET', `/images/${encodeURIComponent(inputs.image)}/json`)).text,
-    ) as {
+    const image = JSON.parse(inspected.text) as {
       Config?: { Labels?: Record<string, string> | null; User?: string };
     };
     const readOnlyRoot = image.Config?.Labels?.['io.deploy-mcp.read-only-root'] === 'true';

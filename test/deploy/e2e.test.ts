@@ -370,7 +370,7 @@ describe('end to end: repo → push → create_service → live URL → push →
     expect(text(await call(client, 'get_service', { name: 'web' }))).toMatch(/not found/);
     expect(await userContainers()).toEqual([]);
     // Retired images leave the node too (the registry keeps them for rollbacks).
-    const images = (await exec('podman', ['images', '--format', '{{.Repository}}'])).stdout;
+    const images = await podmanImages();
     expect(images.split('\n').filter((r) => r.startsWith(`127.0.0.1:${serve.ports.registry}/`))).toEqual([]);
     const routes = fs.readdirSync(path.join(work.dir, 'data/traefik/routes'));
     expect(routes).toEqual([]);
@@ -378,3 +378,19 @@ describe('end to end: repo → push → create_service → live URL → push →
     expect(stacks.filter((f) => f.endsWith('.json') && f.includes('stacks'))).toEqual([]);
   });
 });
+
+/**
+ * The repositories of the node's images (`podman images`, the machine's store). An image another
+ * process removes while podman lists fails the listing ("image not known"): asked again, a few
+ * times.
+ */
+async function podmanImages(): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await exec('podman', ['images', '--format', '{{.Repository}}'])).stdout;
+    } catch (err) {
+      if (attempt >= 5 || !/image not known/.test(String((err as { stderr?: string }).stderr))) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../core/daemons/probes.ts';
 import type { ReleaseGate, ReleaseSpec } from '../../tenant-stacks/local/program.ts';
 import { TenantStackRunner } from '../../tenant-stacks/runner.ts';
 import { ensureBaseImages } from '../../workers/build/base-images.ts';
@@ -191,6 +193,44 @@ describe('local tenant stack: containers and a Traefik route through Pulumi dyna
     expect(asked).toBe(0);
     expect((await viaTraefik()).body).toMatch(/^three/);
     expect(containersOf(slug)).toEqual([`${slug}-r3`]);
+  });
+
+  it('a pinned image already on the node starts without a pull: its registry is not asked', async () => {
+    const engine = (method: string, api: string) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = http.request({ socketPath: rt.podman.socketPath, method, path: api }, (res) => {
+          let text = '';
+          res.on('data', (c) => {
+            text += c;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const repo = image.slice(0, image.lastIndexOf(':'));
+    expect((await engine('POST', `/images/create?fromImage=${encodeURIComponent(repo)}&tag=1`)).status).toBe(
+      200,
+    );
+    const local = JSON.parse((await engine('GET', `/images/${encodeURIComponent(image)}/json`)).text) as {
+      RepoDigests: string[];
+    };
+    const digest = local.RepoDigests.find((d) => d.startsWith(`${rt.registry.host}/`))?.split('@')[1];
+    if (!digest) throw new Error(`no digest of ${image}: ${local.RepoDigests.join(', ')}`);
+    // The same image under a registry where nothing listens: a pull of it could only fail.
+    const offline = `127.0.0.1:${await freePort()}/t/offline-${process.pid}`;
+    const tagged = await engine('POST', `/images/${encodeURIComponent(image)}/tag?repo=${offline}&tag=1`);
+    expect(tagged.status).toBe(201);
+    const pinned = { ...release('r6', 'six'), image: `${offline}@${digest}` };
+    const { outputs } = await runner.up(slug, spec(release('r3', 'three'), pinned));
+    const res = await eventually(
+      () => httpGet(`http://127.0.0.1:${outputs.candidateHostPort?.value as number}/`),
+      (r) => r.status === 200,
+    );
+    expect(res.body).toMatch(/^six/);
+    await runner.up(slug, spec(release('r3', 'three')));
+    expect(containersOf(slug)).toEqual([`${slug}-r3`]);
+    await engine('DELETE', `/images/${encodeURIComponent(`${offline}:1`)}`);
   });
 
   it('destroys everything: no container, no route, no stack', async () => {
