@@ -84,4 +84,42 @@ fi
 link_tool "$dir/pulumi-resource-kubernetes" pulumi-resource-kubernetes
 done_step "built, v$PULUMI_KUBERNETES_VERSION"
 
+# ---------------------------------------------------------------------------
+CERT_MANAGER_BINARIES=(controller webhook cainjector)
+step "cert-manager v$CERT_MANAGER_VERSION (${CERT_MANAGER_BINARIES[*]}, CRDs)"
+dir="$CACHE/cert-manager-$CERT_MANAGER_VERSION"
+have_all=1
+for b in "${CERT_MANAGER_BINARIES[@]}"; do [[ -x "$dir/$b" ]] || have_all=0; done
+[[ -s "$dir/crds/cert-manager.io_certificates.yaml" ]] || have_all=0
+if ((!have_all)); then
+  require_go "cert-manager"
+  echo "    building from Go modules (cold: ~15 min on 2 cores)"
+  module="github.com/cert-manager/cert-manager@v$CERT_MANAGER_VERSION"
+  CERT_MANAGER_SRC="$(go mod download -json "$module" | awk -F'"' '$2 == "Dir" {print $4}')"
+  export CERT_MANAGER_SRC
+  # Our mains (scripts/cert-manager/<name>/main.go) import the module's internal packages, which
+  # only a module under its path may: the tools module is named under it, as upstream's cmd/* are.
+  prepare_cert_manager() {
+    for b in "${CERT_MANAGER_BINARIES[@]}"; do
+      mkdir -p "cmd/$b" && cp "$ROOT/scripts/cert-manager/$b/main.go" "cmd/$b/"
+    done
+  }
+  pkgs=()
+  for b in "${CERT_MANAGER_BINARIES[@]}"; do pkgs+=("./cmd/$b"); done
+  GO_TOOL_MODULE=github.com/cert-manager/cert-manager/deploy-mcp GO_TOOL_PREPARE=prepare_cert_manager \
+    go_tool_build "$dir" "$CERT_MANAGER_GO_DIRECTIVE" "require github.com/cert-manager/cert-manager v$CERT_MANAGER_VERSION" \
+    "-X github.com/cert-manager/cert-manager/pkg/util.AppVersion=v$CERT_MANAGER_VERSION" "${pkgs[@]}"
+  # The CRDs the layer applies: the module's own deploy/crds, as they are (the Helm chart's
+  # crd-*.yaml templates carry the same specs); and the chart's RBAC templates, which the
+  # layer's roles are checked against (test/kubernetes/cert-manager.test.ts).
+  mkdir -p "$dir/crds.partial" "$dir/chart-rbac"
+  cp "$CERT_MANAGER_SRC"/deploy/crds/*.yaml "$dir/crds.partial/"
+  cp "$CERT_MANAGER_SRC"/deploy/charts/cert-manager/templates/{rbac,webhook-rbac,cainjector-rbac}.yaml "$dir/chart-rbac/"
+  chmod u+w "$dir"/crds.partial/*.yaml "$dir"/chart-rbac/*.yaml
+  rm -rf "$dir/crds" && mv "$dir/crds.partial" "$dir/crds"
+fi
+for b in "${CERT_MANAGER_BINARIES[@]}"; do link_tool "$dir/$b" "cert-manager-$b"; done
+ln -sfn "$dir" "$TOOLS/cert-manager"
+done_step "built, v$CERT_MANAGER_VERSION ($(ls "$dir/crds" | wc -l) CRDs)"
+
 echo "setup-kubernetes: done in $(($(date +%s) - SETUP_START))s"
