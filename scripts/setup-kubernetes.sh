@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Kubernetes test toolchain: etcd, the control plane, kubelet and kubectl built from Go
-# modules, the pulumi-resource-kubernetes plugin, and Debian's containerd. Used by the
+# modules, the pulumi-resource-kubernetes plugin, cert-manager (its binaries and CRDs), and
+# Debian's containerd. Used by the
 # `kubernetes` runtime's tests and `deploy-mcp cluster up`; `npm start` never waits for it.
 # Idempotent: each binary is built once per machine into the tools cache (cold: about an hour
 # on 2 cores; warm: seconds).
@@ -87,7 +88,8 @@ done_step "built, v$PULUMI_KUBERNETES_VERSION"
 # ---------------------------------------------------------------------------
 CERT_MANAGER_BINARIES=(controller webhook cainjector)
 step "cert-manager v$CERT_MANAGER_VERSION (${CERT_MANAGER_BINARIES[*]}, CRDs)"
-dir="$CACHE/cert-manager-$CERT_MANAGER_VERSION"
+# Keyed by our mains too: a change to one rebuilds the binaries.
+dir="$CACHE/cert-manager-$CERT_MANAGER_VERSION-$(cat "$ROOT"/scripts/cert-manager/*/main.go | sha256sum | cut -c1-12)"
 have_all=1
 for b in "${CERT_MANAGER_BINARIES[@]}"; do [[ -x "$dir/$b" ]] || have_all=0; done
 [[ -s "$dir/crds/cert-manager.io_certificates.yaml" ]] || have_all=0

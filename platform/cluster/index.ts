@@ -47,7 +47,8 @@ export function clusterLayer(config: ClusterLayerConfig, cloud: ClusterInputs): 
         appsDomain: config.appsDomain,
         acmeEmail: config.acmeEmail,
         cloudflareToken: config.cloudflareToken,
-        manifest: config.certManagerManifest,
+        install: { crdsDir: required(config.certManagerCrds), images: config.certManagerImages, single },
+        issuer: config.certManagerIssuer,
         // Off one node, where the product's names are routed (deployer-routes.ts).
         ...(single ? {} : { domain: config.domain }),
       },
@@ -91,4 +92,10 @@ export function clusterLayer(config: ClusterLayerConfig, cloud: ClusterInputs): 
     buildkitAddress: buildkitAddress(single),
     deployerServiceAccount: `${DEPLOYER_SERVICE_ACCOUNT.namespace}/${DEPLOYER_SERVICE_ACCOUNT.name}`,
   };
+}
+
+function required(crdsDir: string | undefined): string {
+  if (!crdsDir)
+    throw new Error('certManagerCrds is required with cert-manager (npm run setup:kubernetes makes it)');
+  return crdsDir;
 }

@@ -36,6 +36,7 @@ func main() {
 
 	logf.InitLogs()
 	defer logf.FlushLogs()
+	ctrl.SetLogger(logf.Log) // controller-runtime's own messages, through the same logger
 	ctx = logf.NewContext(ctx, logf.Log, "cainjector")
 
 	leaderElectionNamespace := flag.String("leader-election-namespace", "kube-system",
