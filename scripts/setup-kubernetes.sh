@@ -95,7 +95,7 @@ for b in "${CERT_MANAGER_BINARIES[@]}"; do [[ -x "$dir/$b" ]] || have_all=0; don
 [[ -s "$dir/crds/cert-manager.io_certificates.yaml" ]] || have_all=0
 if ((!have_all)); then
   require_go "cert-manager"
-  echo "    building from Go modules (cold: ~15 min on 2 cores)"
+  echo "    building from Go modules (cold: ~10 min on 2 busy cores)"
   module="github.com/cert-manager/cert-manager@v$CERT_MANAGER_VERSION"
   CERT_MANAGER_SRC="$(go mod download -json "$module" | awk -F'"' '$2 == "Dir" {print $4}')"
   export CERT_MANAGER_SRC
