@@ -336,7 +336,7 @@ describe('cert-manager in the in-cluster layer, on the one-node cluster', () => 
     const served = await eventually(
       () => servedCertificate(ports.websecure, APP_HOST, caPem),
       (c) => c.serialNumber === first,
-      150_000,
+      180_000,
     );
     figures.servedMs = Date.now() - t;
     expect(served.subjectAltName).toContain(`DNS:*.${APPS_DOMAIN}`);
@@ -380,7 +380,7 @@ describe('cert-manager in the in-cluster layer, on the one-node cluster', () => 
     const reserved = await eventually(
       () => servedCertificate(ports.websecure, APP_HOST, caPem),
       (c) => c.serialNumber === second,
-      150_000,
+      180_000,
     );
     figures.renewServedMs = Date.now() - t;
     expect(reserved.serialNumber).not.toBe(served.serialNumber);
