@@ -133,7 +133,6 @@ export async function clusterPlatform(config: Config, args: string[]): Promise<n
     cloudflareToken: '',
     images: { ...images, deployer: deployerRef },
     keepImagesPerService: config.disk.keepReleases,
-    certManagerManifest: undefined,
     certManager: false,
     deployer: a.deployer,
     singleNode: {

@@ -1,4 +1,6 @@
+import { fileURLToPath } from 'node:url';
 import * as pulumi from '@pulumi/pulumi';
+import type { CertManagerImages } from './cluster/cert-manager-install.ts';
 
 /** The node pools; each is a set of identical Hetzner Cloud servers. */
 export const POOLS = ['ctrl', 'ops', 'build', 'run'] as const;
@@ -49,12 +51,21 @@ export type PlatformConfig = {
   };
   /** Registry clean-up keeps this many images per service (plus those releases still reference). */
   keepImagesPerService: number;
-  /** A vendored cert-manager release manifest to apply; unset: cert-manager is installed already. */
-  certManagerManifest: string | undefined;
   /**
-   * false: no ClusterIssuer, Certificate or Cloudflare token Secret (a cluster without
-   * cert-manager, such as the one-node test cluster); Traefik then serves its own default
-   * certificate. Default true.
+   * Directory of cert-manager's CRDs: the pinned module's `deploy/crds`, which
+   * `npm run setup:kubernetes` copies to `.tools/cert-manager/crds` (the default).
+   */
+  certManagerCrds?: string;
+  /** cert-manager's images; default upstream's of the pinned release (quay.io/jetstack). */
+  certManagerImages?: CertManagerImages;
+  /**
+   * The ClusterIssuer's spec; default Let's Encrypt, ACME DNS-01 through Cloudflare. Tests give an
+   * issuer they can reach (the one-node test: a CA issuer of its own).
+   */
+  certManagerIssuer?: Record<string, unknown>;
+  /**
+   * false: no cert-manager at all (no CRDs, components, ClusterIssuer, Certificate or Cloudflare
+   * token Secret); Traefik then serves its own default certificate. Default true.
    */
   certManager?: boolean;
   /**
@@ -77,7 +88,15 @@ export type PlatformConfig = {
 export type SingleNodeConfig = {
   /** The address Traefik, the registry and BuildKit listen on (127.0.0.1). */
   bindAddress: string;
-  ports: { web: number; websecure: number; registry: number; buildkit: number };
+  ports: {
+    web: number;
+    websecure: number;
+    registry: number;
+    buildkit: number;
+    /** cert-manager's webhook (TLS, called by the API server at https://localhost:<port>) and its health; with cert-manager only. */
+    certManagerWebhook?: number;
+    certManagerWebhookHealthz?: number;
+  };
   /** Where host-network pods reach the API server (the `kubernetes` Service's ClusterIP is not routed). */
   apiServer: { host: string; port: number };
   /** Host directory of the registry's and BuildKit's state (production: /var/lib/deploy-mcp). */
@@ -93,13 +112,18 @@ export type ClusterLayerConfig = Pick<
   | 'cloudflareToken'
   | 'images'
   | 'keepImagesPerService'
-  | 'certManagerManifest'
+  | 'certManagerCrds'
+  | 'certManagerImages'
+  | 'certManagerIssuer'
   | 'certManager'
   | 'deployer'
   | 'singleNode'
 > &
   /** The product's own names (api., mcp., git.) are routed to the deployer-server under it; unset on one node. */
   Partial<Pick<PlatformConfig, 'domain'>>;
+
+/** Where `npm run setup:kubernetes` puts cert-manager's CRDs, in this checkout. */
+const DEFAULT_CERT_MANAGER_CRDS = fileURLToPath(new URL('../.tools/cert-manager/crds', import.meta.url));
 
 const DEFAULT_POOLS: Record<PoolName, PoolConfig> = {
   ctrl: { count: 1, serverType: 'cx32' },
@@ -138,7 +162,9 @@ export function readPlatformConfig(cfg: pulumi.Config = new pulumi.Config('platf
       buildkit: cfg.get('buildkitImage') ?? 'docker.io/moby/buildkit:v0.25.1',
     },
     keepImagesPerService: cfg.getNumber('keepImagesPerService', { min: 1 }) ?? 5,
-    certManagerManifest: cfg.get('certManagerManifest'),
+    certManagerCrds: cfg.get('certManagerCrds') ?? DEFAULT_CERT_MANAGER_CRDS,
+    certManagerImages: cfg.getObject<CertManagerImages>('certManagerImages'),
+    certManagerIssuer: cfg.getObject<Record<string, unknown>>('certManagerIssuer'),
     certManager: cfg.getBoolean('certManager') ?? true,
     deployer: cfg.getBoolean('deployer') ?? true,
   };

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import * as pulumi from '@pulumi/pulumi';
 import type { PlatformConfig } from './config.ts';
 
@@ -33,7 +34,7 @@ export function testConfig(overrides: Partial<PlatformConfig> = {}): PlatformCon
       buildkit: 'moby/buildkit:v0.25.1',
     },
     keepImagesPerService: 5,
-    certManagerManifest: undefined,
+    certManagerCrds: fileURLToPath(new URL('./fixtures/cert-manager-crds', import.meta.url)),
     ...overrides,
   };
 }

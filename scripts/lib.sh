@@ -58,13 +58,14 @@ require_go() {
 
 # Builds Go main packages at a pinned module version into <dir>, once. <prepare>, if not empty,
 # is a function run in the module directory before `go mod tidy` (to add sources of its own).
+# GO_TOOL_MODULE, if set, names the tools module (default deploy-mcp/tools).
 #   go_tool_build <dir> <go-directive> <go.mod lines (newline-separated)> <ldflags> <pkg>...
 go_tool_build() {
   local dir="$1" go_directive="$2" mod_lines="$3" ldflags="$4"
   shift 4
   local src="$dir.src"
   rm -rf "$src" "$dir.partial" && mkdir -p "$src" "$dir.partial"
-  printf 'module deploy-mcp/tools\n\ngo %s\n\n%s\n' "$go_directive" "$mod_lines" >"$src/go.mod"
+  printf 'module %s\n\ngo %s\n\n%s\n' "${GO_TOOL_MODULE:-deploy-mcp/tools}" "$go_directive" "$mod_lines" >"$src/go.mod"
   {
     printf '//go:build tools\n\npackage tools\n\n'
     for pkg in "$@"; do [[ "$pkg" == ./* ]] || printf 'import _ "%s"\n' "$pkg"; done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Kubernetes test toolchain: etcd, the control plane, kubelet and kubectl built from Go
-# modules, the pulumi-resource-kubernetes plugin, and Debian's containerd. Used by the
+# modules, the pulumi-resource-kubernetes plugin, cert-manager (its binaries and CRDs), and
+# Debian's containerd. Used by the
 # `kubernetes` runtime's tests and `deploy-mcp cluster up`; `npm start` never waits for it.
 # Idempotent: each binary is built once per machine into the tools cache (cold: about an hour
 # on 2 cores; warm: seconds).
@@ -83,5 +84,44 @@ replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-202
 fi
 link_tool "$dir/pulumi-resource-kubernetes" pulumi-resource-kubernetes
 done_step "built, v$PULUMI_KUBERNETES_VERSION"
+
+# ---------------------------------------------------------------------------
+CERT_MANAGER_BINARIES=(controller webhook cainjector)
+step "cert-manager v$CERT_MANAGER_VERSION (${CERT_MANAGER_BINARIES[*]}, CRDs)"
+# Keyed by our mains too: a change to one rebuilds the binaries.
+dir="$CACHE/cert-manager-$CERT_MANAGER_VERSION-$(cat "$ROOT"/scripts/cert-manager/*/main.go | sha256sum | cut -c1-12)"
+have_all=1
+for b in "${CERT_MANAGER_BINARIES[@]}"; do [[ -x "$dir/$b" ]] || have_all=0; done
+[[ -s "$dir/crds/cert-manager.io_certificates.yaml" ]] || have_all=0
+if ((!have_all)); then
+  require_go "cert-manager"
+  echo "    building from Go modules (cold: ~10 min on 2 busy cores)"
+  module="github.com/cert-manager/cert-manager@v$CERT_MANAGER_VERSION"
+  CERT_MANAGER_SRC="$(go mod download -json "$module" | awk -F'"' '$2 == "Dir" {print $4}')"
+  export CERT_MANAGER_SRC
+  # Our mains (scripts/cert-manager/<name>/main.go) import the module's internal packages, which
+  # only a module under its path may: the tools module is named under it, as upstream's cmd/* are.
+  prepare_cert_manager() {
+    for b in "${CERT_MANAGER_BINARIES[@]}"; do
+      mkdir -p "cmd/$b" && cp "$ROOT/scripts/cert-manager/$b/main.go" "cmd/$b/"
+    done
+  }
+  pkgs=()
+  for b in "${CERT_MANAGER_BINARIES[@]}"; do pkgs+=("./cmd/$b"); done
+  GO_TOOL_MODULE=github.com/cert-manager/cert-manager/deploy-mcp GO_TOOL_PREPARE=prepare_cert_manager \
+    go_tool_build "$dir" "$CERT_MANAGER_GO_DIRECTIVE" "require github.com/cert-manager/cert-manager v$CERT_MANAGER_VERSION" \
+    "-X github.com/cert-manager/cert-manager/pkg/util.AppVersion=v$CERT_MANAGER_VERSION" "${pkgs[@]}"
+  # The CRDs the layer applies: the module's own deploy/crds, as they are (the Helm chart's
+  # crd-*.yaml templates carry the same specs); and the chart's RBAC templates, which the
+  # layer's roles are checked against (test/kubernetes/cert-manager.test.ts).
+  mkdir -p "$dir/crds.partial" "$dir/chart-rbac"
+  cp "$CERT_MANAGER_SRC"/deploy/crds/*.yaml "$dir/crds.partial/"
+  cp "$CERT_MANAGER_SRC"/deploy/charts/cert-manager/templates/{rbac,webhook-rbac,cainjector-rbac}.yaml "$dir/chart-rbac/"
+  chmod u+w "$dir"/crds.partial/*.yaml "$dir"/chart-rbac/*.yaml
+  rm -rf "$dir/crds" && mv "$dir/crds.partial" "$dir/crds"
+fi
+for b in "${CERT_MANAGER_BINARIES[@]}"; do link_tool "$dir/$b" "cert-manager-$b"; done
+ln -sfn "$dir" "$TOOLS/cert-manager"
+done_step "built, v$CERT_MANAGER_VERSION ($(ls "$dir/crds" | wc -l) CRDs)"
 
 echo "setup-kubernetes: done in $(($(date +%s) - SETUP_START))s"

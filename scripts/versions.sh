@@ -58,3 +58,8 @@ ETCD_VERSION=3.6.16 # Go modules: go.etcd.io/etcd/server/v3
 PULUMI_KUBERNETES_VERSION=4.34.2
 PULUMI_KUBERNETES_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
 KUBERNETES_APT_PACKAGES=(containerd runc containernetworking-plugins openssl iproute2)
+# cert-manager for the in-cluster layer (scripts/setup-kubernetes.sh): the controller, webhook and
+# cainjector built from the github.com/cert-manager/cert-manager module (mains of our own,
+# scripts/cert-manager/: the proxy refuses upstream's cmd/* modules), its CRDs from the same zip.
+CERT_MANAGER_VERSION=1.21.2
+CERT_MANAGER_GO_DIRECTIVE=1.26.0

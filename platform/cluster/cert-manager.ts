@@ -1,59 +1,47 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import {
+  CERT_MANAGER_NAMESPACE,
+  type CertManagerInstallArgs,
+  installCertManager,
+} from './cert-manager-install.ts';
 import { PRODUCT_TLS_SECRET, productHosts } from './deployer-routes.ts';
 import { INGRESS_NAMESPACE, SYSTEM_NAMESPACE, WILDCARD_SECRET } from './placement.ts';
 
-/** The ClusterIssuer every platform certificate names (Let's Encrypt, DNS-01 through Cloudflare). */
+/** The ClusterIssuer every platform certificate names (production: Let's Encrypt, DNS-01 through Cloudflare). */
 export const CLUSTER_ISSUER = 'letsencrypt';
 
 export type CertManagerArgs = {
   appsDomain: string;
   acmeEmail: string;
   cloudflareToken: pulumi.Input<string>;
-  /** A vendored cert-manager release manifest; unset: cert-manager is installed already. */
-  manifest: string | undefined;
+  /** cert-manager itself (cert-manager-install.ts): the CRDs' directory, images, one node. */
+  install: CertManagerInstallArgs;
+  /**
+   * The ClusterIssuer's spec. Unset (production): Let's Encrypt, ACME DNS-01 through Cloudflare,
+   * the token in a Secret. A test gives an issuer it can reach (the one-node test: a CA issuer).
+   */
+  issuer?: Record<string, unknown>;
   /** The product's own names under it (api., mcp., git.) get a certificate too, for their Ingress. */
   domain?: string;
 };
 
 /**
- * The wildcard certificate of the apps domain from Let's Encrypt by DNS-01 through Cloudflare,
- * into the Secret Traefik serves by default.
+ * cert-manager (installed here, cert-manager-install.ts), its ClusterIssuer, and the wildcard
+ * certificate of the apps domain into the Secret Traefik serves by default.
  */
 export function certManager(
   args: CertManagerArgs,
   opts: pulumi.CustomResourceOptions,
 ): k8s.apiextensions.CustomResource {
-  const install = args.manifest
-    ? [new k8s.yaml.v2.ConfigFile('cert-manager', { file: args.manifest }, opts)]
-    : [];
-  const after = { ...opts, dependsOn: install };
-  const token = new k8s.core.v1.Secret(
-    'cloudflare-api-token',
-    {
-      metadata: { name: 'cloudflare-api-token', namespace: 'cert-manager' },
-      stringData: { 'api-token': pulumi.secret(args.cloudflareToken) },
-    },
-    after,
-  );
+  const after = { ...opts, dependsOn: installCertManager(args.install, opts) };
   const issuer = new k8s.apiextensions.CustomResource(
     'letsencrypt',
     {
       apiVersion: 'cert-manager.io/v1',
       kind: 'ClusterIssuer',
       metadata: { name: CLUSTER_ISSUER },
-      spec: {
-        acme: {
-          server: 'https://acme-v02.api.letsencrypt.org/directory',
-          email: args.acmeEmail,
-          privateKeySecretRef: { name: 'letsencrypt-account' },
-          solvers: [
-            {
-              dns01: { cloudflare: { apiTokenSecretRef: { name: token.metadata.name, key: 'api-token' } } },
-            },
-          ],
-        },
-      },
+      spec: args.issuer ?? letsEncrypt(args, after),
     },
     after,
   );
@@ -86,4 +74,26 @@ export function certManager(
     },
     after,
   );
+}
+
+/** Let's Encrypt's production directory, DNS-01 through Cloudflare with the token in a Secret. */
+function letsEncrypt(args: CertManagerArgs, opts: pulumi.CustomResourceOptions) {
+  const token = new k8s.core.v1.Secret(
+    'cloudflare-api-token',
+    {
+      metadata: { name: 'cloudflare-api-token', namespace: CERT_MANAGER_NAMESPACE },
+      stringData: { 'api-token': pulumi.secret(args.cloudflareToken) },
+    },
+    opts,
+  );
+  return {
+    acme: {
+      server: 'https://acme-v02.api.letsencrypt.org/directory',
+      email: args.acmeEmail,
+      privateKeySecretRef: { name: 'letsencrypt-account' },
+      solvers: [
+        { dns01: { cloudflare: { apiTokenSecretRef: { name: token.metadata.name, key: 'api-token' } } } },
+      ],
+    },
+  };
 }

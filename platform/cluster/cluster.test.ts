@@ -85,14 +85,132 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     });
     const token = one(resources, 'kubernetes:core/v1:Secret', 'cloudflare-api-token');
     expect(isSecret(token.inputs.stringData)).toBe(true);
-    // No manifest configured: cert-manager is expected installed, nothing applied for it.
-    expect(resources.filter((r) => r.type === 'kubernetes:yaml/v2:ConfigFile')).toEqual([]);
-    const withManifest = await runWithMocks(
-      platformProgram(testConfig({ certManagerManifest: '/srv/cert-manager.yaml' })),
+  });
+
+  it('installs cert-manager itself: the CRDs from the given directory, three components with their RBAC, the webhook configurations with the CA injected', async () => {
+    const { resources } = await runWithMocks(platformProgram(testConfig()));
+    // One CustomResourceDefinition per file of the directory, as it is.
+    expect(
+      one(
+        resources,
+        'kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition',
+        'examples.cert-manager.io',
+      ).inputs.spec,
+    ).toMatchObject({ group: 'cert-manager.io', names: { kind: 'Example' } });
+    const deployments = resources.filter(
+      (r) => r.type === 'kubernetes:apps/v1:Deployment' && r.name.startsWith('cert-manager'),
     );
-    expect(one(withManifest.resources, 'kubernetes:yaml/v2:ConfigFile').inputs.file).toBe(
-      '/srv/cert-manager.yaml',
+    expect(deployments.map((d) => [d.name, podSpecOf(d).containers[0]?.image]).sort()).toEqual([
+      ['cert-manager', 'quay.io/jetstack/cert-manager-controller:v1.21.2'],
+      ['cert-manager-cainjector', 'quay.io/jetstack/cert-manager-cainjector:v1.21.2'],
+      ['cert-manager-webhook', 'quay.io/jetstack/cert-manager-webhook:v1.21.2'],
+    ]);
+    for (const d of deployments) {
+      const spec = podSpecOf(d) as PodSpec & { serviceAccountName: string };
+      expect(spec.serviceAccountName).toBe(d.name);
+      expect(spec.hostNetwork).toBeUndefined();
+      expect(spec.tolerations).toEqual(tolerating('ops'));
+    }
+    // The webhook's TLS on the chart's port behind its Service; the API server calls that Service.
+    const webhookArgs = podSpecOf(one(resources, 'kubernetes:apps/v1:Deployment', 'cert-manager-webhook'))
+      .containers[0]?.args;
+    expect(webhookArgs).toContain('--secure-port=10250');
+    expect(webhookArgs).toContain('--dynamic-serving-ca-secret-name=cert-manager-webhook-ca');
+    for (const type of [
+      'kubernetes:admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration',
+      'kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration',
+    ]) {
+      const conf = one(resources, type, 'cert-manager-webhook').inputs as {
+        metadata: { annotations: Record<string, string> };
+        webhooks: { clientConfig: unknown; failurePolicy: string }[];
+      };
+      expect(conf.metadata.annotations['cert-manager.io/inject-ca-from-secret']).toBe(
+        'cert-manager/cert-manager-webhook-ca',
+      );
+      expect(conf.webhooks[0]?.clientConfig).toEqual({
+        service: {
+          name: 'cert-manager-webhook',
+          namespace: 'cert-manager',
+          path: expect.stringMatching(/^\/(validate|mutate)$/),
+        },
+      });
+      expect(conf.webhooks[0]?.failurePolicy).toBe('Fail');
+    }
+    // Each component's ServiceAccount is bound to its roles, and to nothing cluster-admin-like.
+    const bindings = resources.filter(
+      (r) => r.type.endsWith('RoleBinding') && r.name.startsWith('cert-manager'),
     );
+    expect(bindings.map((b) => b.name).sort()).toEqual(
+      [
+        'cert-manager-controller-issuers',
+        'cert-manager-controller-clusterissuers',
+        'cert-manager-controller-certificates',
+        'cert-manager-controller-orders',
+        'cert-manager-controller-challenges',
+        'cert-manager-controller-ingress-shim',
+        'cert-manager-controller-approve:cert-manager-io',
+        'cert-manager:leaderelection',
+        'cert-manager-cainjector',
+        'cert-manager-cainjector:leaderelection',
+        'cert-manager-webhook:subjectaccessreviews',
+        'cert-manager-webhook:dynamic-serving',
+      ].sort(),
+    );
+    for (const b of bindings)
+      expect((b.inputs.roleRef as { name: string }).name).toBe((b.inputs.metadata as { name: string }).name);
+    const roles = resources.filter(
+      (r) => /:(Cluster)?Role$/.test(r.type) && r.name.startsWith('cert-manager'),
+    );
+    for (const r of roles)
+      for (const rule of r.inputs.rules as { verbs: string[]; resources: string[] }[]) {
+        expect(rule.verbs).not.toContain('*');
+        expect(rule.resources).not.toContain('*');
+      }
+  });
+
+  it('takes the ClusterIssuer from the configuration (a test CA issuer): no Cloudflare token then', async () => {
+    const { resources } = await runWithMocks(
+      platformProgram(testConfig({ certManagerIssuer: { ca: { secretName: 'test-ca' } } })),
+    );
+    expect(one(resources, 'kubernetes:cert-manager.io/v1:ClusterIssuer').inputs.spec).toEqual({
+      ca: { secretName: 'test-ca' },
+    });
+    expect(resources.filter((r) => r.name === 'cloudflare-api-token')).toEqual([]);
+  });
+
+  it('on one node: cert-manager on the host network, the webhook called by URL on loopback, no listener but the webhook', async () => {
+    const ports = { ...single.ports, certManagerWebhook: 19443, certManagerWebhookHealthz: 19080 };
+    const { resources } = await runWithMocks(
+      platformProgram(testConfig({ singleNode: { ...single, ports } })),
+    );
+    for (const name of ['cert-manager', 'cert-manager-webhook', 'cert-manager-cainjector']) {
+      const spec = podSpecOf(one(resources, 'kubernetes:apps/v1:Deployment', name));
+      expect(spec.hostNetwork, name).toBe(true);
+      expect(spec.nodeSelector).toEqual({ 'deploy-mcp.dev/pool': 'all' });
+      expect(envOf(spec)).toMatchObject({
+        KUBERNETES_SERVICE_HOST: '127.0.0.1',
+        KUBERNETES_SERVICE_PORT: '16443',
+      });
+    }
+    const args = (name: string) =>
+      podSpecOf(one(resources, 'kubernetes:apps/v1:Deployment', name)).containers[0]?.args;
+    expect(args('cert-manager')).toEqual(
+      expect.arrayContaining(['--metrics-listen-address=', '--healthz-listen-address=']),
+    );
+    expect(args('cert-manager-cainjector')).toContain('--metrics-listen-address=0');
+    expect(args('cert-manager-webhook')).toEqual(
+      expect.arrayContaining([
+        '--secure-port=19443',
+        '--healthz-port=19080',
+        '--dynamic-serving-dns-names=localhost',
+      ]),
+    );
+    const validating = one(
+      resources,
+      'kubernetes:admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration',
+      'cert-manager-webhook',
+    ).inputs as { webhooks: { clientConfig: unknown }[] };
+    expect(validating.webhooks[0]?.clientConfig).toEqual({ url: 'https://localhost:19443/validate' });
   });
 
   it('puts the registry on ops (port 5000 of the node) and BuildKit on build, each tolerating its taint', async () => {

@@ -54,7 +54,8 @@ export function clusterLayer(config: ClusterLayerConfig, cloud: ClusterInputs): 
         appsDomain: config.appsDomain,
         acmeEmail: config.acmeEmail,
         cloudflareToken: config.cloudflareToken,
-        manifest: config.certManagerManifest,
+        install: { crdsDir: required(config.certManagerCrds), images: config.certManagerImages, single },
+        issuer: config.certManagerIssuer,
         // Off one node, where the product's names are routed (deployer-routes.ts).
         ...(single ? {} : { domain: config.domain }),
       },
@@ -100,4 +101,10 @@ export function clusterLayer(config: ClusterLayerConfig, cloud: ClusterInputs): 
     nodeCidr: single ? undefined : PRIVATE_NETWORK,
     podCidr: single ? undefined : K3S_POD_CIDR,
   };
+}
+
+function required(crdsDir: string | undefined): string {
+  if (!crdsDir)
+    throw new Error('certManagerCrds is required with cert-manager (npm run setup:kubernetes makes it)');
+  return crdsDir;
 }

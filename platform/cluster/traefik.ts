@@ -72,8 +72,8 @@ export function traefik(
           '  stores:',
           '    default:',
           '      defaultCertificate:',
-          '        certFile: /certs/tls.crt',
-          '        keyFile: /certs/tls.key',
+          '        certFile: /config/tls.crt',
+          '        keyFile: /config/tls.key',
           '',
         ].join('\n'),
       },
@@ -118,17 +118,24 @@ export function traefik(
                   runAsNonRoot: true,
                   runAsUser: 65532,
                 },
-                volumeMounts: [
-                  { name: 'certs', mountPath: '/certs', readOnly: true },
-                  { name: 'config', mountPath: '/config', readOnly: true },
-                ],
+                volumeMounts: [{ name: 'config', mountPath: '/config', readOnly: true }],
               },
             ],
             volumes: [
-              // Optional: Traefik serves (its own default certificate) before the first one is issued,
-              // and where no cert-manager runs.
-              { name: 'certs', secret: { secretName: WILDCARD_SECRET, optional: true } },
-              { name: 'config', configMap: { name: dynamic.metadata.name } },
+              {
+                // The certificate in the directory the file provider watches: when cert-manager
+                // renews it, the kubelet swaps the volume's files, Traefik sees the change there and
+                // reloads (it reads the files' contents into its configuration), without a restart.
+                name: 'config',
+                projected: {
+                  sources: [
+                    { configMap: { name: dynamic.metadata.name } },
+                    // Optional: Traefik serves (its own default certificate) before the first one
+                    // is issued, and where no cert-manager runs.
+                    { secret: { name: WILDCARD_SECRET, optional: true } },
+                  ],
+                },
+              },
             ],
           },
         },

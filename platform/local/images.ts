@@ -7,6 +7,7 @@ import { containerdPaths, importImage } from '../../core/cluster/containerd.ts';
 import { clusterLayout } from '../../core/cluster/layout.ts';
 import { ociArchive, type TarEntry } from '../../core/cluster/oci-archive.ts';
 import { CNI_BIN_DIR } from '../../core/daemons/buildkit.ts';
+import type { CertManagerImages } from '../cluster/cert-manager-install.ts';
 
 const exec = promisify(execFile);
 
@@ -14,7 +15,7 @@ const exec = promisify(execFile);
 export type PlatformImages = { traefik: string; registry: string; buildkit: string };
 
 type ImageRecipe = {
-  name: keyof PlatformImages;
+  name: string;
   /** Host binaries: where they are here → where they go in the image. */
   binaries: [string, string][];
   /** Other files of the image. */
@@ -106,13 +107,42 @@ export async function importPlatformImages(o: {
   clusterDir: string;
 }): Promise<PlatformImages> {
   const socket = containerdPaths(clusterLayout(o.clusterDir).containerd).socket;
-  const refs: Partial<PlatformImages> = {};
+  const refs: Record<string, string> = {};
   for (const recipe of recipes(o.binDir)) {
     const { ref, archive } = await platformImage(recipe, o.cacheDir);
     await importImage(socket, ref, archive);
     refs[recipe.name] = ref;
   }
   return refs as PlatformImages;
+}
+
+/**
+ * The images of cert-manager's controller, webhook and cainjector, from the static binaries
+ * `npm run setup:kubernetes` built from the pinned module (`.tools/bin/cert-manager-<name>`), one
+ * binary each at upstream's path (/app/cmd/<name>/<name>), imported into the one-node cluster's
+ * containerd like the others (cached, nothing pulled).
+ */
+export async function importCertManagerImages(o: {
+  binDir: string;
+  cacheDir: string;
+  clusterDir: string;
+}): Promise<CertManagerImages> {
+  const socket = containerdPaths(clusterLayout(o.clusterDir).containerd).socket;
+  const refs: Record<string, string> = {};
+  for (const name of ['controller', 'webhook', 'cainjector'] as const) {
+    const binary = `app/cmd/${name}/${name}`;
+    const { ref, archive } = await platformImage(
+      {
+        name: `cert-manager-${name}`,
+        binaries: [[path.join(o.binDir, `cert-manager-${name}`), binary]],
+        entrypoint: [`/${binary}`],
+      },
+      o.cacheDir,
+    );
+    await importImage(socket, ref, archive);
+    refs[name] = ref;
+  }
+  return refs as CertManagerImages;
 }
 
 async function platformImage(r: ImageRecipe, cacheDir: string): Promise<{ ref: string; archive: string }> {

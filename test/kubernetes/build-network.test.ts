@@ -158,7 +158,6 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
       cloudflareToken: '',
       images: { ...images, deployer: 'unused' },
       keepImagesPerService: 5,
-      certManagerManifest: undefined,
       certManager: false,
       deployer: false,
       singleNode: {

@@ -170,7 +170,6 @@ describe('the in-cluster platform layer, up on the one-node cluster with the dep
       cloudflareToken: '',
       images: { ...images, deployer: deployer.ref },
       keepImagesPerService: 5,
-      certManagerManifest: undefined,
       certManager: false,
       deployer: true,
       singleNode: {
