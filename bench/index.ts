@@ -1,5 +1,5 @@
 // npm run bench: performance figures, printed (targets live here, never in test assertions).
-// `npm run bench -- deploy` (or mcp, memory, git, databases, concurrency, provider, apps) runs one group;
+// `npm run bench -- deploy` (or mcp, memory, git, databases, concurrency, provider, update, apps) runs one group;
 // `npm run bench -- deploy local` (or `kubernetes`) runs the deploy figures on that runtime only.
 import { benchApps } from './apps.ts';
 import { benchConcurrency } from './concurrency.ts';
@@ -9,6 +9,7 @@ import { benchGit } from './git.ts';
 import { benchMcp } from './mcp.ts';
 import { benchMemory } from './memory.ts';
 import { benchProviderStart } from './provider-start.ts';
+import { benchUpdateStart } from './update-start.ts';
 
 const groups = {
   mcp: benchMcp,
@@ -18,6 +19,7 @@ const groups = {
   databases: benchDatabases,
   concurrency: benchConcurrency,
   provider: benchProviderStart,
+  update: benchUpdateStart,
 };
 const only = process.argv.slice(2);
 for (const [name, run] of Object.entries(groups)) if (only.length === 0 || only.includes(name)) await run();
