@@ -33,8 +33,9 @@ type Node = {
  * live node (a NodePatch per node, server-side apply, node-pools.ts), not only at registration.
  * On a one-node cluster of its own, the test brings up only that part of the layer, with a taint
  * of effect PreferNoSchedule (harmless on the only node): `up` puts label and taint on the node,
- * a second `up` with the taint changed replaces it on the live node, `destroy` gives both back
- * and leaves the node and its other labels as they were.
+ * a second `up` with the taint changed replaces it on the live node, a taint added by hand is
+ * dropped by `up --refresh`, `destroy` gives both back and leaves the node and its other labels
+ * as they were.
  */
 describe('pool labels and taints kept on live nodes (NodePatch)', () => {
   const work = scratchDir('k8s-nodepools', path.join(repoRoot, '.data', 'test'));
@@ -137,6 +138,20 @@ describe('pool labels and taints kept on live nodes (NodePatch)', () => {
     const node = await readNode();
     expect(node.spec.taints).toEqual([second]);
     expect(node.metadata.labels?.[POOL_LABEL]).toBe(ALL_POOLS);
+  }, 300_000);
+
+  it('a taint added by hand between two runs is dropped by `up --refresh`', async () => {
+    await kubectl(cluster, ['taint', 'node', NODE_NAME, `${stray}=y:PreferNoSchedule`]);
+    const drifted = (await readNode()).spec.taints;
+    expect(drifted).toHaveLength(2);
+    expect(drifted).toEqual(
+      expect.arrayContaining([second, { key: stray, value: 'y', effect: 'PreferNoSchedule' }]),
+    );
+    const t = Date.now();
+    const result = await stack?.up({ refresh: true });
+    figures.refreshUpMs = Date.now() - t;
+    expect(result?.summary.resourceChanges?.update).toBe(1);
+    expect((await readNode()).spec.taints).toEqual([second]);
   }, 300_000);
 
   it('destroy gives label and taints back and leaves the node and its other labels as they were', async () => {
