@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../core/config.ts';
 import { isSecret, one, type Registered, runWithMocks } from '../../tenant-stacks/kubernetes/pulumi-mocks.ts';
 import { nodeVars } from '../cloud/k3s.ts';
+import type { Node } from '../cloud/servers.ts';
 import { ALL_POOLS } from '../pools.ts';
 import { type PlatformOutputs, platformProgram } from '../program.ts';
 import { testConfig } from '../test-config.ts';
@@ -662,13 +663,11 @@ describe('pool labels and taints kept on live nodes (node-pools.ts, pulumi.runti
     expect(joins.map((j) => j.name.replace(/^k3s-/, '')).sort()).toEqual(
       patches.map((p) => p.metadata.name).sort(),
     );
+    // What Ansible is handed for each node (only its pool and name matter to labels and taints).
+    const server = (name: string) =>
+      ({ name, pool: name.replace(/-\d+$/, ''), privateIp: '10.0.1.10' }) as unknown as Node;
     for (const p of patches) {
-      const vars = nodeVars(
-        testConfig(),
-        { pool: p.metadata.labels['deploy-mcp.dev/pool'], name: p.metadata.name } as never,
-        {} as never,
-        '',
-      );
+      const vars = nodeVars(testConfig(), server(p.metadata.name), server('ctrl-1'), '10.0.1.20:5000');
       expect(vars.k3s_node_labels).toEqual(Object.entries(p.metadata.labels).map(([k, v]) => `${k}=${v}`));
       expect(vars.k3s_node_taints).toEqual(
         (p.spec.taints as { key: string; value: string; effect: string }[]).map(
