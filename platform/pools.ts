@@ -20,9 +20,21 @@ export const HCLOUD_POOL_LABEL = 'pool';
 /** Pools whose nodes only take pods that tolerate them: the registry on ops, BuildKit on build. */
 export const TAINTED_POOLS: readonly PoolName[] = ['ops', 'build'];
 
-/** Kubernetes taints of a pool's nodes (k3s `--node-taint` syntax). */
+/** A node taint as the Kubernetes API has it (Node `spec.taints[]`). */
+export type NodeTaint = {
+  key: string;
+  value: string;
+  effect: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+};
+
+/** Kubernetes taints of a pool's nodes: ops and build NoSchedule, the others none. */
+export function poolTaintList(pool: PoolName): NodeTaint[] {
+  return TAINTED_POOLS.includes(pool) ? [{ key: POOL_LABEL, value: pool, effect: 'NoSchedule' }] : [];
+}
+
+/** Kubernetes taints of a pool's nodes (k3s `--node-taint` syntax): poolTaintList's, at registration. */
 export function poolTaints(pool: PoolName): string[] {
-  return TAINTED_POOLS.includes(pool) ? [`${POOL_LABEL}=${pool}:NoSchedule`] : [];
+  return poolTaintList(pool).map((t) => `${t.key}=${t.value}:${t.effect}`);
 }
 
 /** Kubernetes labels of a pool's nodes (k3s `--node-label` syntax). */

@@ -1,6 +1,7 @@
 import * as cloudflare from '@pulumi/cloudflare';
 import * as hcloud from '@pulumi/hcloud';
 import type * as pulumi from '@pulumi/pulumi';
+import type { RegisteredNode } from '../cluster/node-pools.ts';
 import type { PlatformConfig } from '../config.ts';
 import { edge } from './cloudflare.ts';
 import { firewalls } from './firewalls.ts';
@@ -15,6 +16,8 @@ export type CloudLayer = {
   /** host:port of the registry on the private network. */
   registryHost: string;
   loadBalancer: cloudflare.LoadBalancer;
+  /** Every node by its Kubernetes name and pool, and the join it registers in (the layer patches it after). */
+  poolNodes: RegisteredNode[];
 };
 
 /** Hetzner (network, firewalls, servers), Cloudflare (load balancer, DNS) and k3s on the servers. */
@@ -32,5 +35,6 @@ export function cloudLayer(config: PlatformConfig): CloudLayer {
     kubeconfig: cluster.kubeconfig,
     registryHost: registryHost(nodes),
     loadBalancer,
+    poolNodes: nodes.map((n) => ({ name: n.name, pool: n.pool, registered: cluster.joinOf.get(n) })),
   };
 }

@@ -40,6 +40,8 @@ export type Cluster = {
   /** The admin kubeconfig, server address rewritten to the first ctrl node's public IP (a secret). */
   kubeconfig: pulumi.Output<string>;
   joins: command.local.Command[];
+  /** Each node's join (its playbook run ends once the node has registered): the in-cluster layer patches it after. */
+  joinOf: Map<Node, command.local.Command>;
 };
 
 /**
@@ -72,7 +74,9 @@ export function k3s(config: PlatformConfig, nodes: Node[]): Cluster {
       { dependsOn: [node.server, ...dependsOn] },
     );
   const init = join(first, []);
-  const joins = [init, ...nodes.filter((n) => n !== first).map((n) => join(n, [init]))];
+  const joinOf = new Map<Node, command.local.Command>([[first, init]]);
+  for (const n of nodes) if (n !== first) joinOf.set(n, join(n, [init]));
+  const joins = [...joinOf.values()];
   const read = new command.remote.Command(
     'kubeconfig',
     {
@@ -93,5 +97,6 @@ export function k3s(config: PlatformConfig, nodes: Node[]): Cluster {
   return {
     kubeconfig: addressedTo(first.publicIp),
     joins,
+    joinOf,
   };
 }

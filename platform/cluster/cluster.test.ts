@@ -2,8 +2,12 @@ import * as pulumi from '@pulumi/pulumi';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../core/config.ts';
 import { isSecret, one, type Registered, runWithMocks } from '../../tenant-stacks/kubernetes/pulumi-mocks.ts';
+import { nodeVars } from '../cloud/k3s.ts';
+import type { Node } from '../cloud/servers.ts';
+import { ALL_POOLS } from '../pools.ts';
 import { type PlatformOutputs, platformProgram } from '../program.ts';
 import { testConfig } from '../test-config.ts';
+import { clusterLayer } from './index.ts';
 
 type PodSpec = {
   nodeSelector?: Record<string, string>;
@@ -612,5 +616,96 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
         }
       ).tls,
     ).toBeUndefined();
+  });
+});
+
+describe('pool labels and taints kept on live nodes (node-pools.ts, pulumi.runtime.setMocks)', () => {
+  type NodePatchInputs = {
+    metadata: { name: string; labels: Record<string, string>; annotations: Record<string, string> };
+    spec: { taints: unknown[] };
+  };
+  const patchesOf = (resources: Registered[]) =>
+    resources
+      .filter((r) => r.type === 'kubernetes:core/v1:NodePatch')
+      .map((r) => ({ name: r.name, provider: r.provider, ...(r.inputs as NodePatchInputs) }));
+  const servers = (resources: Registered[]) =>
+    resources.filter((r) => r.type === 'hcloud:index/server:Server').map((r) => r.name);
+
+  it("one NodePatch per server with its pool's label and exactly its pool's taints (ops and build NoSchedule, run and ctrl none), forced, by the layer's field manager", async () => {
+    const { resources } = await runWithMocks(platformProgram(testConfig()));
+    const patches = patchesOf(resources);
+    // Every server of the cloud layer, and nothing else, is patched under its own name.
+    expect(patches.map((p) => p.metadata.name).sort()).toEqual(servers(resources).sort());
+    expect(patches.map((p) => p.metadata.name).sort()).toEqual(
+      ['ctrl-1', 'ops-1', 'build-1', 'build-2', 'run-1', 'run-2', 'run-3'].sort(),
+    );
+    for (const p of patches) {
+      const pool = p.metadata.name.replace(/-\d+$/, '');
+      expect(p.name).toBe(`node-${p.metadata.name}`);
+      expect(p.provider).toMatch(/::platform-cluster::mock-provider-id$/);
+      expect(p.metadata.labels).toEqual({ 'deploy-mcp.dev/pool': pool });
+      expect(p.metadata.annotations).toEqual({
+        'pulumi.com/patchForce': 'true',
+        'pulumi.com/patchFieldManager': 'deploy-mcp-platform-nodes',
+      });
+      expect(p.spec.taints, p.metadata.name).toEqual(
+        pool === 'ops' || pool === 'build'
+          ? [{ key: 'deploy-mcp.dev/pool', value: pool, effect: 'NoSchedule' }]
+          : [],
+      );
+    }
+  });
+
+  it('keeps the registration flags: each node still registers with the same label and taints (k3s through Ansible)', async () => {
+    const { resources } = await runWithMocks(platformProgram(testConfig()));
+    const patches = patchesOf(resources);
+    const joins = resources.filter((r) => r.type === 'command:local:Command' && r.name.startsWith('k3s-'));
+    expect(joins.map((j) => j.name.replace(/^k3s-/, '')).sort()).toEqual(
+      patches.map((p) => p.metadata.name).sort(),
+    );
+    // What Ansible is handed for each node (only its pool and name matter to labels and taints).
+    const server = (name: string) =>
+      ({ name, pool: name.replace(/-\d+$/, ''), privateIp: '10.0.1.10' }) as unknown as Node;
+    for (const p of patches) {
+      const vars = nodeVars(testConfig(), server(p.metadata.name), server('ctrl-1'), '10.0.1.20:5000');
+      expect(vars.k3s_node_labels).toEqual(Object.entries(p.metadata.labels).map(([k, v]) => `${k}=${v}`));
+      expect(vars.k3s_node_taints).toEqual(
+        (p.spec.taints as { key: string; value: string; effect: string }[]).map(
+          (t) => `${t.key}=${t.value}:${t.effect}`,
+        ),
+      );
+    }
+  });
+
+  it('names are stable across updates: a node added or a setting changed renames no patch', async () => {
+    const before = patchesOf((await runWithMocks(platformProgram(testConfig()))).resources);
+    const config = testConfig();
+    const after = patchesOf(
+      (
+        await runWithMocks(
+          platformProgram({
+            ...config,
+            pools: { ...config.pools, run: { count: 4, serverType: 'cx52' } },
+            images: { ...config.images, traefik: 'traefik:v3.6' },
+          }),
+        )
+      ).resources,
+    );
+    const byName = (ps: typeof before) => Object.fromEntries(ps.map((p) => [p.name, p]));
+    expect(Object.keys(byName(after)).sort()).toEqual([...Object.keys(byName(before)), 'node-run-4'].sort());
+    for (const [name, p] of Object.entries(byName(before))) expect(byName(after)[name]).toEqual(p);
+  });
+
+  it('on one node, its node (pool all, no taints); without nodes given, no node is touched', async () => {
+    const config = testConfig({ singleNode: single, certManager: false });
+    const layer = (poolNodes?: { name: string; pool: typeof ALL_POOLS }[]) => async () => {
+      clusterLayer(config, { kubeconfig: 'apiVersion: v1', registryHost: '127.0.0.1:15000', poolNodes });
+      return {};
+    };
+    const one = patchesOf((await runWithMocks(layer([{ name: 'localhost', pool: ALL_POOLS }]))).resources);
+    expect(one.map((p) => [p.name, p.metadata.name, p.metadata.labels, p.spec.taints])).toEqual([
+      ['node-localhost', 'localhost', { 'deploy-mcp.dev/pool': 'all' }, []],
+    ]);
+    expect(patchesOf((await runWithMocks(layer())).resources)).toEqual([]);
   });
 });

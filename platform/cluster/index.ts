@@ -5,6 +5,7 @@ import { K3S_POD_CIDR, PRIVATE_NETWORK } from '../pools.ts';
 import { buildkit, buildkitAddress } from './buildkit.ts';
 import { certManager } from './cert-manager.ts';
 import { DEPLOYER_SERVICE_ACCOUNT, deployer } from './deployer.ts';
+import { nodeLayout, nodePatches, type RegisteredNode } from './node-pools.ts';
 import { INGRESS_CLASS, INGRESS_NAMESPACE, SYSTEM_NAMESPACE } from './placement.ts';
 import { registry } from './registry.ts';
 import { registryCleanup } from './registry-cleanup.ts';
@@ -15,6 +16,11 @@ export type ClusterInputs = {
   /** Admin kubeconfig Pulumi declares with (a secret); never handed to the product's pods. */
   kubeconfig: pulumi.Input<string>;
   registryHost: string;
+  /**
+   * The nodes whose pool label and taints the layer keeps (a NodePatch each, node-pools.ts): the
+   * cloud layer's servers; on a one-node cluster, its node (pool `all`). None: nodes untouched.
+   */
+  poolNodes?: RegisteredNode[];
 };
 
 export type ClusterLayer = {
@@ -46,6 +52,10 @@ export function clusterLayer(config: ClusterLayerConfig, cloud: ClusterInputs): 
     (name) => new k8s.core.v1.Namespace(name, { metadata: { name } }, { provider }),
   );
   const opts: pulumi.CustomResourceOptions = { provider, dependsOn: namespaces };
+  nodePatches(
+    (cloud.poolNodes ?? []).map((n) => ({ ...nodeLayout(n), registered: n.registered })),
+    { provider },
+  );
   systemPolicies(config, opts);
   traefik(config.images.traefik, opts, single);
   if (config.certManager !== false)

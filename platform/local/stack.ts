@@ -3,6 +3,7 @@ import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { LocalWorkspace, PulumiCommand, type Stack } from '@pulumi/pulumi/automation/index.js';
 import { clusterLayer } from '../cluster/index.ts';
+import type { PoolNode } from '../cluster/node-pools.ts';
 import type { ClusterLayerConfig } from '../config.ts';
 import { REGISTRY_PORT } from '../pools.ts';
 
@@ -28,6 +29,8 @@ export type ClusterLayerStackOptions = {
   kubeconfig: string;
   /** Where the nodes and the deployer reach the registry; default: the single node's address, else 10.0.1.20:5000. */
   registryHost?: string;
+  /** The nodes whose pool label and taints the layer keeps (ClusterInputs.poolNodes); default none. */
+  poolNodes?: PoolNode[];
   stackName: string;
   /** Work dir; the stack's state (a `file://` backend) and PULUMI_HOME live under it. */
   dir: string;
@@ -66,7 +69,7 @@ export async function clusterLayerStack(o: ClusterLayerStackOptions): Promise<Cl
       props: args.props,
       opts: { ...args.opts, customTimeouts: { create: timeout, update: timeout, delete: timeout } },
     }));
-    const layer = clusterLayer(o.config, { kubeconfig: o.kubeconfig, registryHost });
+    const layer = clusterLayer(o.config, { kubeconfig: o.kubeconfig, registryHost, poolNodes: o.poolNodes });
     return {
       kubeconfig: pulumi.secret(o.kubeconfig),
       ingressClass: layer.ingressClass,
@@ -79,12 +82,39 @@ export async function clusterLayerStack(o: ClusterLayerStackOptions): Promise<Cl
       podCidr: layer.podCidr,
     };
   };
+  const stack = await localStack(o, program);
+  return {
+    stack,
+    up: async () => {
+      const result = await stack.up();
+      return Object.fromEntries(
+        Object.entries(result.outputs).map(([k, v]) => [k, v.value]),
+      ) as ClusterLayerOutputs;
+    },
+    destroy: async () => {
+      await stack.destroy();
+    },
+  };
+}
+
+/** Where and how a local stack keeps its state (ClusterLayerStackOptions' own). */
+export type LocalStackOptions = Pick<
+  ClusterLayerStackOptions,
+  'stackName' | 'dir' | 'passphrase' | 'pulumiRoot'
+>;
+
+/**
+ * An inline program as a stack with a `file://` backend under `o.dir` (created, or selected when
+ * it exists: a second call with another program updates the same stack). The layer's runner, and
+ * tests that bring up a part of the layer on its own.
+ */
+export async function localStack(o: LocalStackOptions, program: pulumi.automation.PulumiFn): Promise<Stack> {
   const state = path.join(o.dir, 'state');
   const home = path.join(o.dir, 'pulumi-home');
   const workDir = path.join(o.dir, 'work');
   for (const d of [state, home, workDir]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   const backend = `file://${state}`;
-  const stack = await LocalWorkspace.createOrSelectStack(
+  return LocalWorkspace.createOrSelectStack(
     { stackName: o.stackName, projectName: PROJECT, program },
     {
       workDir,
@@ -99,16 +129,4 @@ export async function clusterLayerStack(o: ClusterLayerStackOptions): Promise<Cl
       },
     },
   );
-  return {
-    stack,
-    up: async () => {
-      const result = await stack.up();
-      return Object.fromEntries(
-        Object.entries(result.outputs).map(([k, v]) => [k, v.value]),
-      ) as ClusterLayerOutputs;
-    },
-    destroy: async () => {
-      await stack.destroy();
-    },
-  };
 }
