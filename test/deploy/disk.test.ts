@@ -22,8 +22,17 @@ async function diskUse(dir: string): Promise<number> {
   return Number(stdout.split('\t')[0]);
 }
 
-/** One release image kept; a build cache cap other than the default, to see it reach buildkitd. */
-const SETTINGS = { DEPLOY_MCP_KEEP_RELEASES: '1', DEPLOY_MCP_BUILD_CACHE_MB: '3072' };
+/**
+ * One release image kept; a build cache cap other than the default, to see it reach buildkitd;
+ * the registry and buildkitd up all along (idle 0), so "the next start" is the server's (on
+ * demand they start with the first build or deploy, through the same start code:
+ * daemons-on-demand.test.ts).
+ */
+const SETTINGS = {
+  DEPLOY_MCP_KEEP_RELEASES: '1',
+  DEPLOY_MCP_BUILD_CACHE_MB: '3072',
+  DEPLOY_MCP_DAEMONS_IDLE_SECONDS: '0',
+};
 
 describe('disk stays bounded: release images pruned, registry space freed, build cache capped', () => {
   const work = scratchDir('disk', path.join(repoRoot, '.data', 'test'));
