@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { Config } from '../config.ts';
 import { isSqliteUrl } from './sql-connection.ts';
 
 /**
@@ -152,4 +153,18 @@ async function acquireInProcess(mode: LockMode, o: MaintenanceLockOptions): Prom
       drain();
     },
   };
+}
+
+/** How long a build waits for the lock (then it fails, and Temporal retries it). */
+export const BUILD_LOCK_WAIT_MS = 300_000;
+
+/**
+ * The builds' side of the lock, in a cluster (the kubernetes runtime on PostgreSQL), where the
+ * clean-up job restarts the registry under the exclusive side; undefined elsewhere (the embedded
+ * registry collects at its own start, never under a build).
+ */
+export function registryLockForBuilds(config: Pick<Config, 'databaseUrl' | 'runtime'>) {
+  if (!config.runtime.kubernetes || isSqliteUrl(config.databaseUrl)) return undefined;
+  return (onWait: () => void) =>
+    acquireRegistryLock(config.databaseUrl, 'shared', { timeoutMs: BUILD_LOCK_WAIT_MS, onWait });
 }
