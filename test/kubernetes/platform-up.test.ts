@@ -356,22 +356,38 @@ describe('the in-cluster platform layer, up on the one-node cluster with the dep
     expect(left.trim()).toBe('');
 
     // The layer's registry clean-up, run now from its CronJob, works in the cluster (the deployer
-    // image, its settings and the registry on the node's loopback); the deleted service's image is
-    // gone from the registry (delete_service prunes it already; the job finds nothing left).
+    // image, its settings, its ServiceAccount and the registry on the node's loopback): the
+    // deleted service's image is gone from the registry (delete_service prunes it already; the
+    // job finds nothing left), and the job restarts the registry under the maintenance lock, whose
+    // init container's garbage collection frees the image's blobs on the node's volume.
+    const digest = image.slice(image.indexOf('@') + 1);
+    const repoPath = image.slice(image.indexOf('/') + 1, image.indexOf('@'));
+    const blobsDir = path.join(work.dir, 'node-state/registry/docker/registry/v2/blobs/sha256');
+    const blobDirs = () =>
+      fs.readdirSync(blobsDir).flatMap((p) => fs.readdirSync(path.join(blobsDir, p)).map((d) => `${p}/${d}`));
+    const manifestBlob = `${digest.slice(7, 9)}/${digest.slice(7)}`;
+    const before = blobDirs();
+    expect(before).toContain(manifestBlob);
+    const registryPod = async () =>
+      ((await json(['-n', 'deploy-mcp-system', 'get', 'pods', '-l', 'app=registry'])).items as Pod[]).map(
+        (p) => p.metadata.name,
+      );
+    const podsBefore = await registryPod();
     const job = `prune-now-${process.pid}`;
+    t = Date.now();
     await admin(['-n', 'deploy-mcp-system', 'create', 'job', job, '--from=cronjob/registry-cleanup']);
     const done = await eventually(
       () => json(['-n', 'deploy-mcp-system', 'get', 'job', job]),
       (j: { status: { succeeded?: number; failed?: number } }) => !!(j.status.succeeded || j.status.failed),
-      180_000,
+      300_000,
     );
+    figures.pruneJobMs = Date.now() - t;
     const pruneLog = await admin(['-n', 'deploy-mcp-system', 'logs', `job/${job}`]);
     expect(done.status.succeeded, pruneLog).toBe(1);
     expect(pruneLog).toMatch(
       new RegExp(`^pruned \\d+ image\\(s\\) from 127\\.0\\.0\\.1:${ports.registry},`, 'm'),
     );
-    const digest = image.slice(image.indexOf('@') + 1);
-    const repoPath = image.slice(image.indexOf('/') + 1, image.indexOf('@'));
+    expect(pruneLog).toMatch(/^restarted deploy-mcp-system\/registry \(its blobs collected\)/m);
     const head = await fetch(`http://${outputs.registryHost}/v2/${repoPath}/manifests/${digest}`, {
       method: 'HEAD',
       headers: {
@@ -379,6 +395,59 @@ describe('the in-cluster platform layer, up on the one-node cluster with the dep
       },
     });
     expect(head.status).toBe(404);
+    // A new registry pod, whose garbage collection deleted the image's blobs from the volume.
+    const podsAfter = await registryPod();
+    expect(podsAfter).toHaveLength(1);
+    expect(podsAfter).not.toEqual(podsBefore);
+    const gcLog = await admin([
+      '-n',
+      'deploy-mcp-system',
+      'logs',
+      `pod/${podsAfter[0]}`,
+      '-c',
+      'garbage-collect',
+    ]);
+    const swept = Number(/^garbage-collect: exit 0, (\d+) blob\(s\) deleted$/m.exec(gcLog)?.[1] ?? -1);
+    expect(swept, gcLog).toBeGreaterThan(0);
+    const after = blobDirs();
+    expect(after).not.toContain(manifestBlob);
+    expect(before.length - after.length).toBe(swept);
+    figures.blobsBefore = before.length;
+    figures.blobsAfter = after.length;
+    // The registry serves again, and takes a push (BuildKit's, as a build's).
+    expect((await httpGet(`http://${outputs.registryHost}/v2/`)).status).toBe(200);
+    const ctx = path.join(work.dir, 'after-gc');
+    fs.mkdirSync(ctx);
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY hello.txt /\n');
+    fs.writeFileSync(path.join(ctx, 'hello.txt'), `after gc ${process.pid}\n`);
+    const pushed = `${outputs.registryHost}/t/after-gc-${process.pid}:1`;
+    await exec(
+      path.join(BIN, 'buildctl'),
+      [
+        '--addr',
+        outputs.buildkitAddress,
+        'build',
+        '--frontend',
+        'dockerfile.v0',
+        '--local',
+        `context=${ctx}`,
+        '--local',
+        `dockerfile=${ctx}`,
+        '--output',
+        `type=image,name=${pushed},push=true,registry.insecure=true`,
+      ],
+      { timeout: 180_000 },
+    );
+    const pushedHead = await fetch(
+      `http://${outputs.registryHost}/v2/t/after-gc-${process.pid}/manifests/1`,
+      {
+        method: 'HEAD',
+        headers: {
+          accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json',
+        },
+      },
+    );
+    expect(pushedHead.status).toBe(200);
   }, 600_000);
 
   it('destroy leaves nothing of the layer in the cluster', async () => {
