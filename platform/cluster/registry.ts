@@ -15,14 +15,18 @@ const REGISTRY_CONFIG = '/etc/docker/registry/config.yml';
  * start anyway (the space is freed at a later start). Needs `sh` and `timeout` (the upstream
  * image's busybox; platform/local/images.ts adds dash and coreutils' timeout).
  */
-export const GARBAGE_COLLECT = [
-  `timeout 600 /bin/registry garbage-collect ${REGISTRY_CONFIG} > /tmp/gc.log 2>&1`,
-  'rc=$?',
-  'n=0',
-  'while read -r l || [ -n "$l" ]; do case "$l" in *"blob eligible for deletion"*) n=$((n+1)); echo "$l";; *) [ $rc -eq 0 ] || echo "$l";; esac; done < /tmp/gc.log',
-  'echo "garbage-collect: exit $rc, $n blob(s) deleted"',
-  'exit 0',
-].join('; ');
+export function garbageCollectScript(bin: string, config: string, logFile: string): string {
+  return [
+    `timeout 600 ${bin} garbage-collect ${config} > ${logFile} 2>&1`,
+    'rc=$?',
+    'n=0',
+    `while read -r l || [ -n "$l" ]; do case "$l" in *"blob eligible for deletion"*) n=$((n+1)); echo "$l";; *) [ $rc -eq 0 ] || echo "$l";; esac; done < ${logFile}`,
+    'echo "garbage-collect: exit $rc, $n blob(s) deleted"',
+    'exit 0',
+  ].join('; ');
+}
+/** The init container's script: the image's binary and configuration. */
+export const GARBAGE_COLLECT = garbageCollectScript('/bin/registry', REGISTRY_CONFIG, '/tmp/gc.log');
 
 /**
  * The OCI registry on the (first) ops node, on the node's port 5000: reachable from the private
