@@ -377,7 +377,10 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     const pod = cron.jobTemplate.spec.template.spec;
     expect(pod).toMatchObject({ serviceAccountName: 'registry-cleanup', automountServiceAccountToken: true });
     expect(pod.volumes).toContainEqual({ name: 'kubeconfig', configMap: { name: 'deployer-kubeconfig' } });
-    const env: Record<string, string> = { ...envOf(pod), DEPLOY_MCP_DATABASE_URL: 'postgres://db.internal/deploy' };
+    const env: Record<string, string> = {
+      ...envOf(pod),
+      DEPLOY_MCP_DATABASE_URL: 'postgres://db.internal/deploy',
+    };
     const mount = (
       pod.containers[0] as unknown as { volumeMounts: { name: string; mountPath: string }[] }
     ).volumeMounts.find((m) => m.name === 'kubeconfig');
