@@ -342,7 +342,7 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     const server = reg.containers[0] as Container;
     expect(gc).toMatchObject({ name: 'garbage-collect', image: server.image });
     expect(gc?.env).toEqual(server.env);
-    expect(gc?.volumeMounts).toEqual(server.volumeMounts);
+    expect(gc?.volumeMounts).toEqual([...(server.volumeMounts ?? []), { name: 'gc-log', mountPath: '/gc' }]);
     expect(gc?.command?.slice(0, 2)).toEqual(['/bin/sh', '-c']);
     expect(gc?.command?.[2]).toMatch(
       /^timeout \d+ \/bin\/registry garbage-collect \/etc\/docker\/registry\/config\.yml /,

@@ -26,7 +26,7 @@ export function garbageCollectScript(bin: string, config: string, logFile: strin
   ].join('; ');
 }
 /** The init container's script: the image's binary and configuration. */
-export const GARBAGE_COLLECT = garbageCollectScript('/bin/registry', REGISTRY_CONFIG, '/tmp/gc.log');
+export const GARBAGE_COLLECT = garbageCollectScript('/bin/registry', REGISTRY_CONFIG, '/gc/gc.log');
 
 /**
  * The OCI registry on the (first) ops node, on the node's port 5000: reachable from the private
@@ -72,7 +72,8 @@ export function registry(
                 image,
                 command: ['/bin/sh', '-c', GARBAGE_COLLECT],
                 env,
-                volumeMounts: [data],
+                // Its output, counted before it is printed (an image may have no /tmp).
+                volumeMounts: [data, { name: 'gc-log', mountPath: '/gc' }],
               },
             ],
             containers: [
@@ -95,6 +96,7 @@ export function registry(
                   type: 'DirectoryOrCreate',
                 },
               },
+              { name: 'gc-log', emptyDir: { sizeLimit: '64Mi' } },
             ],
           },
         },
