@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { expect, it } from 'vitest';
 import {
   acquireRegistryLock,
@@ -5,6 +7,7 @@ import {
   withRegistryLock,
 } from '../../core/db/maintenance-lock.ts';
 import { describeEachDatabase } from '../support/databases.ts';
+import { repoRoot } from '../support/scratch.ts';
 
 /** Settles to 'pending' unless `p` settled within `ms`. */
 const within = <T>(p: Promise<T>, ms: number) =>
@@ -73,6 +76,41 @@ describeEachDatabase("the registry's maintenance lock", (dbs) => {
     // Released twice is harmless.
     await again.release();
     const build = await acquireRegistryLock(url, 'shared', { timeoutMs: 2_000 });
+    await build.release();
+  }, 60_000);
+
+  it('is freed when the process holding it dies (the session ends)', async ({ skip }) => {
+    const url = await dbs.fresh('lock_crash');
+    // SQLite: one process only, whose in-process lock dies with it: nothing outlives it to test.
+    if (url.startsWith('file:')) skip();
+    const module = path.join(repoRoot, 'core/db/maintenance-lock.ts');
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const m = await import(${JSON.stringify(module)}); await m.acquireRegistryLock(process.env.URL, 'exclusive', { timeoutMs: 10000 }); console.log('held'); setInterval(() => {}, 1000);`,
+      ],
+      { env: { PATH: process.env.PATH, URL: url }, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the child did not take the lock in 30 s')), 30_000);
+        child.stdout?.on('data', (d: Buffer) => {
+          if (d.toString().includes('held')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.once('exit', (code) => reject(new Error(`the child exited (${code})`)));
+      });
+      expect(
+        await acquireRegistryLock(url, 'shared', { timeoutMs: 500 }).catch((e: unknown) => e),
+      ).toBeInstanceOf(MaintenanceLockTimeout);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const build = await acquireRegistryLock(url, 'shared', { timeoutMs: 15_000 });
     await build.release();
   }, 60_000);
 });
