@@ -10,6 +10,7 @@ import { DEFAULT_CACHE_DIR } from '../../core/cluster/cluster.ts';
 import { freePort, tcpOpen } from '../../core/daemons/probes.ts';
 import { startTemporalDevServer, type TemporalDevServer } from '../../core/daemons/temporal.ts';
 import { openDatabase } from '../../core/db/client.ts';
+import { acquireRegistryLock } from '../../core/db/maintenance-lock.ts';
 import { DEPLOYER_ENV_SECRET } from '../../platform/cluster/deployer.ts';
 import type { ClusterLayerConfig } from '../../platform/config.ts';
 import { type DeployerImage, importDeployerImage } from '../../platform/local/deployer-image.ts';
@@ -297,13 +298,35 @@ describe('the in-cluster platform layer, up on the one-node cluster with the dep
     });
     fs.cpSync(path.join(repoRoot, 'test/fixtures/apps/node-hello'), app, { recursive: true });
     await pushNewRepo(git, app, remote);
+    // The registry under maintenance (the clean-up job's side of the lock, taken here): the
+    // worker pod's build waits for it and says so in its log, then goes on once it is released.
+    const maintenance = await acquireRegistryLock(databaseUrl, 'exclusive', { timeoutMs: 30_000 });
+    let waitedInLog = false;
     t = Date.now();
-    const res = await call(client, 'create_service', {
-      name: 'web',
-      repo: 'web',
-      env_vars: { MESSAGE: 'hello platform' },
-    });
-    if (res.isError) throw new Error(`${text(res)}\n${await deployerLogs()}`);
+    try {
+      const res = await call(client, 'create_service', {
+        name: 'web',
+        repo: 'web',
+        env_vars: { MESSAGE: 'hello platform' },
+      });
+      if (res.isError) throw new Error(`${text(res)}\n${await deployerLogs()}`);
+      const logDb = await openDatabase(databaseUrl);
+      try {
+        const until = Date.now() + 180_000;
+        while (!waitedInLog && Date.now() < until) {
+          waitedInLog = !!(await logDb.prisma.deployment.findFirst({
+            where: { buildLogTail: { contains: 'waiting for the registry to finish its maintenance' } },
+            select: { id: true },
+          }));
+          if (!waitedInLog) await sleep(1000);
+        }
+      } finally {
+        await logDb.close();
+      }
+    } finally {
+      await maintenance.release();
+    }
+    expect(waitedInLog, await deployerLogs()).toBe(true);
     let view: ServiceView | undefined;
     const deadline = Date.now() + 300_000;
     while (Date.now() < deadline) {
