@@ -67,8 +67,8 @@ export type RegistryCleanupArgs = {
 /**
  * Nightly: per service, delete all but the newest N images the product's releases name (and keep
  * any a release still needs for a rollback), then restart the registry so that it collects the
- * blobs before it serves again, while no build pushes (the maintenance lock, held exclusively). The product
- * owns the list (its release rows), so the job runs the deploy-mcp image.
+ * blobs before it serves again, while no build pushes (the maintenance lock, held exclusively).
+ * The product owns the list (its release rows), so the job runs the deploy-mcp image.
  */
 export function registryCleanup(
   args: RegistryCleanupArgs,
@@ -133,6 +133,7 @@ export function registryCleanup(
         },
       },
     },
-    { ...opts, dependsOn: [...((opts.dependsOn as pulumi.Resource[] | undefined) ?? []), ...access] },
+    // After its access (which comes after the namespaces, as every object here).
+    { ...opts, dependsOn: access },
   );
 }
