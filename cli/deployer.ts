@@ -5,6 +5,7 @@ import type { Config } from '../core/config.ts';
 import { ContainerEngine } from '../core/container-engine.ts';
 import type { OnDemandDaemons } from '../core/daemons/on-demand.ts';
 import type { Db } from '../core/db/client.ts';
+import { registryLockForBuilds } from '../core/db/maintenance-lock.ts';
 import type { Logger } from '../core/log.ts';
 import type { RepoSources } from '../core/repo-sources/repo-source.ts';
 import type { SecretBox } from '../core/secrets.ts';
@@ -88,6 +89,7 @@ export async function createDeployerActivities(
         version,
       ),
     buildTimeoutMs: config.runtime.buildTimeoutMs,
+    registryLock: registryLockForBuilds(config),
     healthTimeoutMs: config.runtime.healthTimeoutMs,
     dataDir: config.dataDir,
     keepReleases: config.disk.keepReleases,

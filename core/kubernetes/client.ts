@@ -101,7 +101,22 @@ export class KubeClient {
     return JSON.parse(res.body) as T;
   }
 
-  private request(path: string, init?: { method: string; body: string }): Promise<HttpsAnswer> {
+  /** A JSON merge patch of the object at `path`; the patched object's JSON (its status too). */
+  async mergePatch<T>(path: string, patch: unknown): Promise<T> {
+    const res = await this.request(path, {
+      method: 'PATCH',
+      body: JSON.stringify(patch),
+      contentType: 'application/merge-patch+json',
+    });
+    if (res.status !== 200)
+      throw new KubeError(`PATCH ${path}: HTTP ${res.status} ${res.body.slice(0, 300)}`, res.status);
+    return JSON.parse(res.body) as T;
+  }
+
+  private request(
+    path: string,
+    init?: { method: string; body: string; contentType?: string },
+  ): Promise<HttpsAnswer> {
     const { tokenFile, ...access } = this.access;
     const token = tokenFile ? fs.readFileSync(tokenFile, 'utf8').trim() : access.token;
     return httpsRequest(`${this.access.server}${path}`, { ...access, token }, init);

@@ -1,6 +1,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../core/config.ts';
+import { registryLockForBuilds } from '../../core/db/maintenance-lock.ts';
 import { isSecret, one, type Registered, runWithMocks } from '../../tenant-stacks/kubernetes/pulumi-mocks.ts';
 import { nodeVars } from '../cloud/k3s.ts';
 import type { Node } from '../cloud/servers.ts';
@@ -426,7 +427,14 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
     };
     expect(spec.concurrencyPolicy).toBe('Forbid');
     const pod = spec.jobTemplate.spec.template.spec;
-    expect(pod.containers[0]?.args).toEqual(['registry', 'prune', '--keep', '7']);
+    expect(pod.containers[0]?.args).toEqual([
+      'registry',
+      'prune',
+      '--keep',
+      '7',
+      '--restart-registry',
+      'deploy-mcp-system/registry',
+    ]);
     expect(envOf(pod).DEPLOY_MCP_REGISTRY).toBe('10.0.1.20:5000');
     // The CLI parses its configuration from this env plus the SRE's Secret (a partial runtime
     // would be refused at start), and prunes the registry the nodes pull from.
@@ -435,6 +443,76 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
       '/app',
     );
     expect(config.runtime.external?.registryHost).toBe('10.0.1.20:5000');
+  });
+
+  it("collects the registry's blobs before it serves (an init container), restarted by the clean-up job with patch on that Deployment only", async () => {
+    const { resources } = await runWithMocks(platformProgram(testConfig()));
+    type Container = {
+      name: string;
+      image: string;
+      command?: string[];
+      env?: unknown[];
+      volumeMounts?: unknown[];
+    };
+    const reg = podSpecOf(one(resources, 'kubernetes:apps/v1:Deployment', 'registry')) as PodSpec & {
+      initContainers?: Container[];
+      containers: Container[];
+    };
+    // The same image, settings and volume as the registry; its own binary and configuration, bounded.
+    const [gc, ...otherInit] = reg.initContainers ?? [];
+    expect(otherInit).toEqual([]);
+    const server = reg.containers[0] as Container;
+    expect(gc).toMatchObject({ name: 'garbage-collect', image: server.image });
+    expect(gc?.env).toEqual(server.env);
+    expect(gc?.volumeMounts).toEqual([...(server.volumeMounts ?? []), { name: 'gc-log', mountPath: '/gc' }]);
+    expect(gc?.command?.slice(0, 2)).toEqual(['/bin/sh', '-c']);
+    expect(gc?.command?.[2]).toMatch(
+      /^timeout \d+ \/bin\/registry garbage-collect \/etc\/docker\/registry\/config\.yml /,
+    );
+
+    // The job's identity: its own ServiceAccount, whose one Role allows patch on the registry alone.
+    const account = one(resources, 'kubernetes:core/v1:ServiceAccount', 'registry-cleanup');
+    expect(account.inputs.metadata).toMatchObject({
+      name: 'registry-cleanup',
+      namespace: 'deploy-mcp-system',
+    });
+    const role = one(resources, 'kubernetes:rbac.authorization.k8s.io/v1:Role', 'registry-cleanup');
+    expect(role.inputs.rules).toEqual([
+      { apiGroups: ['apps'], resources: ['deployments'], resourceNames: ['registry'], verbs: ['patch'] },
+    ]);
+    const binding = one(resources, 'kubernetes:rbac.authorization.k8s.io/v1:RoleBinding', 'registry-cleanup');
+    expect(binding.inputs).toMatchObject({
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'registry-cleanup' },
+      subjects: [{ kind: 'ServiceAccount', name: 'registry-cleanup', namespace: 'deploy-mcp-system' }],
+    });
+    // Nothing else grants it anything.
+    const grants = resources.filter(
+      (r) =>
+        /RoleBinding$/.test(r.type) && JSON.stringify(r.inputs.subjects ?? []).includes('registry-cleanup'),
+    );
+    expect(grants.map((r) => r.name)).toEqual(['registry-cleanup']);
+
+    // The job's pod runs as it, with its token and the kubeconfig that names the token file.
+    const cron = one(resources, 'kubernetes:batch/v1:CronJob', 'registry-cleanup').inputs.spec as {
+      jobTemplate: { spec: { template: { spec: PodSpec & Record<string, unknown> } } };
+    };
+    const pod = cron.jobTemplate.spec.template.spec;
+    expect(pod).toMatchObject({ serviceAccountName: 'registry-cleanup', automountServiceAccountToken: true });
+    expect(pod.volumes).toContainEqual({ name: 'kubeconfig', configMap: { name: 'deployer-kubeconfig' } });
+    const env: Record<string, string> = {
+      ...envOf(pod),
+      DEPLOY_MCP_DATABASE_URL: 'postgres://db.internal/deploy',
+    };
+    const mount = (
+      pod.containers[0] as unknown as { volumeMounts: { name: string; mountPath: string }[] }
+    ).volumeMounts.find((m) => m.name === 'kubeconfig');
+    expect(env.DEPLOY_MCP_KUBECONFIG).toBe(`${mount?.mountPath}/config`);
+    // The lock: the deployer's builds (the same configuration, PostgreSQL) take its shared side;
+    // the CLI's embedded install (SQLite) has none.
+    expect(registryLockForBuilds(loadConfig(env, '/app'))).toBeTypeOf('function');
+    expect(registryLockForBuilds(loadConfig({ DEPLOY_MCP_DATABASE_URL: 'file:/tmp/x.db' }, '/app'))).toBe(
+      undefined,
+    );
   });
 
   it('outputs exactly what the kubernetes runtime is configured with, the kubeconfig as a secret', async () => {

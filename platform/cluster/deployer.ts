@@ -32,7 +32,9 @@ export type DeployerArgs = {
 
 /** The Secret the SRE makes with the rest of the product's settings (database, master key, Temporal). */
 export const DEPLOYER_ENV_SECRET = 'deployer-env';
-const KUBECONFIG_DIR = '/etc/deploy-mcp/kube';
+export const KUBECONFIG_DIR = '/etc/deploy-mcp/kube';
+/** The ConfigMap of the in-cluster kubeconfig (it names the pod's ServiceAccount token file). */
+export const DEPLOYER_KUBECONFIG = 'deployer-kubeconfig';
 /** Every container of the deployer's image (its roles, the clean-up job): that uid, no privilege. */
 export const DEPLOYER_SECURITY_CONTEXT = {
   allowPrivilegeEscalation: false,
@@ -130,9 +132,9 @@ export function deployer(args: DeployerArgs, opts: pulumi.CustomResourceOptions)
   const access = deployerAccess(opts);
   if (args.run === false) return [];
   const kubeconfig = new k8s.core.v1.ConfigMap(
-    'deployer-kubeconfig',
+    DEPLOYER_KUBECONFIG,
     {
-      metadata: { name: 'deployer-kubeconfig', namespace: SYSTEM_NAMESPACE },
+      metadata: { name: DEPLOYER_KUBECONFIG, namespace: SYSTEM_NAMESPACE },
       // On one node the kubernetes Service's address is not routed: the API server's own.
       data: {
         config: inClusterKubeconfig(

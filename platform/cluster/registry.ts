@@ -5,6 +5,28 @@ import { REGISTRY_PORT } from '../pools.ts';
 import { onPool, SYSTEM_NAMESPACE } from './placement.ts';
 
 const labels = { app: 'registry' };
+/** The registry's name in the system namespace (the clean-up job may restart exactly it). */
+export const REGISTRY_DEPLOYMENT = 'registry';
+/** The image's own binary and configuration (platform/local/images.ts, the upstream image's). */
+const REGISTRY_CONFIG = '/etc/docker/registry/config.yml';
+/**
+ * Untagged manifests are kept (releases run images by digest), as the embedded registry's. Bounded
+ * (10 minutes); the freed blobs and the outcome go to the pod's log; a failure lets the registry
+ * start anyway (the space is freed at a later start). Needs `sh` and `timeout` (the upstream
+ * image's busybox; platform/local/images.ts adds dash and coreutils' timeout).
+ */
+export function garbageCollectScript(bin: string, config: string, logFile: string): string {
+  return [
+    `timeout 600 ${bin} garbage-collect ${config} > ${logFile} 2>&1`,
+    'rc=$?',
+    'n=0',
+    `while read -r l || [ -n "$l" ]; do case "$l" in *"blob eligible for deletion"*) n=$((n+1)); echo "$l";; *) [ $rc -eq 0 ] || echo "$l";; esac; done < ${logFile}`,
+    'echo "garbage-collect: exit $rc, $n blob(s) deleted"',
+    'exit 0',
+  ].join('; ');
+}
+/** The init container's script: the image's binary and configuration. */
+export const GARBAGE_COLLECT = garbageCollectScript('/bin/registry', REGISTRY_CONFIG, '/gc/gc.log');
 
 /**
  * The OCI registry on the (first) ops node, on the node's port 5000: reachable from the private
@@ -20,10 +42,15 @@ export function registry(
   // BuildKit and the product all reach it at one address.
   const port = single ? single.ports.registry : REGISTRY_PORT;
   const address = single ? `${single.bindAddress}:${port}` : `:${port}`;
+  const env = [
+    { name: 'REGISTRY_STORAGE_DELETE_ENABLED', value: 'true' },
+    { name: 'REGISTRY_HTTP_ADDR', value: address },
+  ];
+  const data = { name: 'data', mountPath: '/var/lib/registry' };
   return new k8s.apps.v1.Deployment(
     'registry',
     {
-      metadata: { name: 'registry', namespace: SYSTEM_NAMESPACE, labels },
+      metadata: { name: REGISTRY_DEPLOYMENT, namespace: SYSTEM_NAMESPACE, labels },
       spec: {
         replicas: 1,
         // One writer on a node-local volume: never two at once.
@@ -34,19 +61,31 @@ export function registry(
           spec: {
             ...onPool('ops', single),
             ...(single ? { hostNetwork: true } : {}),
+            // Before the registry serves (so no push can race it), its garbage collection frees
+            // the blobs no manifest references any more: the images `registry prune` deleted. The
+            // clean-up job restarts this Deployment to run it (registry-cleanup.ts), holding the
+            // maintenance lock builds take (core/db/maintenance-lock.ts). Its output:
+            // `kubectl logs deployment/registry -c garbage-collect`.
+            initContainers: [
+              {
+                name: 'garbage-collect',
+                image,
+                command: ['/bin/sh', '-c', GARBAGE_COLLECT],
+                env,
+                // Its output, counted before it is printed (an image may have no /tmp).
+                volumeMounts: [data, { name: 'gc-log', mountPath: '/gc' }],
+              },
+            ],
             containers: [
               {
                 name: 'registry',
                 image,
                 ports: [{ name: 'registry', containerPort: port, hostPort: port }],
-                env: [
-                  { name: 'REGISTRY_STORAGE_DELETE_ENABLED', value: 'true' },
-                  { name: 'REGISTRY_HTTP_ADDR', value: address },
-                ],
+                env,
                 readinessProbe: {
                   httpGet: { path: '/v2/', port, ...(single ? { host: single.bindAddress } : {}) },
                 },
-                volumeMounts: [{ name: 'data', mountPath: '/var/lib/registry' }],
+                volumeMounts: [data],
               },
             ],
             volumes: [
@@ -57,6 +96,7 @@ export function registry(
                   type: 'DirectoryOrCreate',
                 },
               },
+              { name: 'gc-log', emptyDir: { sizeLimit: '64Mi' } },
             ],
           },
         },

@@ -49,7 +49,13 @@ function recipes(binDir: string): ImageRecipe[] {
     { name: 'traefik', binaries: [[path.join(binDir, 'traefik'), 'traefik']], entrypoint: ['/traefik'] },
     {
       name: 'registry',
-      binaries: [['/usr/bin/docker-registry', 'bin/registry']],
+      // dash and timeout for the garbage collection before it serves (as the upstream image's
+      // busybox: platform/cluster/registry.ts).
+      binaries: [
+        ['/usr/bin/docker-registry', 'bin/registry'],
+        ['/usr/bin/dash', 'bin/sh'],
+        ['/usr/bin/timeout', 'bin/timeout'],
+      ],
       files: [{ name: 'etc/docker/registry/config.yml', data: Buffer.from(REGISTRY_CONFIG) }],
       entrypoint: ['/bin/registry', 'serve', '/etc/docker/registry/config.yml'],
     },

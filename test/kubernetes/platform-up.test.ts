@@ -10,6 +10,7 @@ import { DEFAULT_CACHE_DIR } from '../../core/cluster/cluster.ts';
 import { freePort, tcpOpen } from '../../core/daemons/probes.ts';
 import { startTemporalDevServer, type TemporalDevServer } from '../../core/daemons/temporal.ts';
 import { openDatabase } from '../../core/db/client.ts';
+import { acquireRegistryLock } from '../../core/db/maintenance-lock.ts';
 import { DEPLOYER_ENV_SECRET } from '../../platform/cluster/deployer.ts';
 import type { ClusterLayerConfig } from '../../platform/config.ts';
 import { type DeployerImage, importDeployerImage } from '../../platform/local/deployer-image.ts';
@@ -296,13 +297,36 @@ describe('the in-cluster platform layer, up on the one-node cluster with the dep
     });
     fs.cpSync(path.join(repoRoot, 'test/fixtures/apps/node-hello'), app, { recursive: true });
     await pushNewRepo(git, app, remote);
+    // The registry under maintenance (the clean-up job's side of the lock, taken here): the
+    // worker pod's build waits for it and says so in its log, then goes on once it is released.
+    const maintenance = await acquireRegistryLock(databaseUrl, 'exclusive', { timeoutMs: 30_000 });
+    let waitedInLog = false;
     t = Date.now();
-    const res = await call(client, 'create_service', {
-      name: 'web',
-      repo: 'web',
-      env_vars: { MESSAGE: 'hello platform' },
-    });
-    if (res.isError) throw new Error(`${text(res)}\n${await deployerLogs()}`);
+    try {
+      const res = await call(client, 'create_service', {
+        name: 'web',
+        repo: 'web',
+        env_vars: { MESSAGE: 'hello platform' },
+      });
+      if (res.isError) throw new Error(`${text(res)}\n${await deployerLogs()}`);
+      const logDb = await openDatabase(databaseUrl);
+      try {
+        const until = Date.now() + 240_000;
+        while (!waitedInLog && Date.now() < until) {
+          waitedInLog = !!(await logDb.prisma.deployment.findFirst({
+            where: { buildLogTail: { contains: 'waiting for the registry to finish its maintenance' } },
+            select: { id: true },
+          }));
+          if (!waitedInLog) await sleep(1000);
+        }
+      } finally {
+        await logDb.close();
+      }
+    } finally {
+      figures.lockSeenMs = Date.now() - t;
+      await maintenance.release();
+    }
+    expect(waitedInLog, await deployerLogs()).toBe(true);
     let view: ServiceView | undefined;
     const deadline = Date.now() + 300_000;
     while (Date.now() < deadline) {
@@ -355,22 +379,38 @@ describe('the in-cluster platform layer, up on the one-node cluster with the dep
     expect(left.trim()).toBe('');
 
     // The layer's registry clean-up, run now from its CronJob, works in the cluster (the deployer
-    // image, its settings and the registry on the node's loopback); the deleted service's image is
-    // gone from the registry (delete_service prunes it already; the job finds nothing left).
+    // image, its settings, its ServiceAccount and the registry on the node's loopback): the
+    // deleted service's image is gone from the registry (delete_service prunes it already; the
+    // job finds nothing left), and the job restarts the registry under the maintenance lock, whose
+    // init container's garbage collection frees the image's blobs on the node's volume.
+    const digest = image.slice(image.indexOf('@') + 1);
+    const repoPath = image.slice(image.indexOf('/') + 1, image.indexOf('@'));
+    const blobsDir = path.join(work.dir, 'node-state/registry/docker/registry/v2/blobs/sha256');
+    const blobDirs = () =>
+      fs.readdirSync(blobsDir).flatMap((p) => fs.readdirSync(path.join(blobsDir, p)).map((d) => `${p}/${d}`));
+    const manifestBlob = `${digest.slice(7, 9)}/${digest.slice(7)}`;
+    const before = blobDirs();
+    expect(before).toContain(manifestBlob);
+    const registryPod = async () =>
+      ((await json(['-n', 'deploy-mcp-system', 'get', 'pods', '-l', 'app=registry'])).items as Pod[]).map(
+        (p) => p.metadata.name,
+      );
+    const podsBefore = await registryPod();
     const job = `prune-now-${process.pid}`;
+    t = Date.now();
     await admin(['-n', 'deploy-mcp-system', 'create', 'job', job, '--from=cronjob/registry-cleanup']);
     const done = await eventually(
       () => json(['-n', 'deploy-mcp-system', 'get', 'job', job]),
       (j: { status: { succeeded?: number; failed?: number } }) => !!(j.status.succeeded || j.status.failed),
-      180_000,
+      300_000,
     );
+    figures.pruneJobMs = Date.now() - t;
     const pruneLog = await admin(['-n', 'deploy-mcp-system', 'logs', `job/${job}`]);
     expect(done.status.succeeded, pruneLog).toBe(1);
     expect(pruneLog).toMatch(
       new RegExp(`^pruned \\d+ image\\(s\\) from 127\\.0\\.0\\.1:${ports.registry},`, 'm'),
     );
-    const digest = image.slice(image.indexOf('@') + 1);
-    const repoPath = image.slice(image.indexOf('/') + 1, image.indexOf('@'));
+    expect(pruneLog).toMatch(/^restarted deploy-mcp-system\/registry \(its blobs collected\)/m);
     const head = await fetch(`http://${outputs.registryHost}/v2/${repoPath}/manifests/${digest}`, {
       method: 'HEAD',
       headers: {
@@ -378,6 +418,59 @@ describe('the in-cluster platform layer, up on the one-node cluster with the dep
       },
     });
     expect(head.status).toBe(404);
+    // A new registry pod, whose garbage collection deleted the image's blobs from the volume.
+    const podsAfter = await registryPod();
+    expect(podsAfter).toHaveLength(1);
+    expect(podsAfter).not.toEqual(podsBefore);
+    const gcLog = await admin([
+      '-n',
+      'deploy-mcp-system',
+      'logs',
+      `pod/${podsAfter[0]}`,
+      '-c',
+      'garbage-collect',
+    ]);
+    const swept = Number(/^garbage-collect: exit 0, (\d+) blob\(s\) deleted$/m.exec(gcLog)?.[1] ?? -1);
+    expect(swept, gcLog).toBeGreaterThan(0);
+    const after = blobDirs();
+    expect(after).not.toContain(manifestBlob);
+    expect(before.length - after.length).toBe(swept);
+    figures.blobsBefore = before.length;
+    figures.blobsAfter = after.length;
+    // The registry serves again, and takes a push (BuildKit's, as a build's).
+    expect((await httpGet(`http://${outputs.registryHost}/v2/`)).status).toBe(200);
+    const ctx = path.join(work.dir, 'after-gc');
+    fs.mkdirSync(ctx);
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY hello.txt /\n');
+    fs.writeFileSync(path.join(ctx, 'hello.txt'), `after gc ${process.pid}\n`);
+    const pushed = `${outputs.registryHost}/t/after-gc-${process.pid}:1`;
+    await exec(
+      path.join(BIN, 'buildctl'),
+      [
+        '--addr',
+        outputs.buildkitAddress,
+        'build',
+        '--frontend',
+        'dockerfile.v0',
+        '--local',
+        `context=${ctx}`,
+        '--local',
+        `dockerfile=${ctx}`,
+        '--output',
+        `type=image,name=${pushed},push=true,registry.insecure=true`,
+      ],
+      { timeout: 180_000 },
+    );
+    const pushedHead = await fetch(
+      `http://${outputs.registryHost}/v2/t/after-gc-${process.pid}/manifests/1`,
+      {
+        method: 'HEAD',
+        headers: {
+          accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json',
+        },
+      },
+    );
+    expect(pushedHead.status).toBe(200);
   }, 600_000);
 
   it('destroy leaves nothing of the layer in the cluster', async () => {

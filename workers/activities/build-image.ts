@@ -53,6 +53,7 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
         LIVE_LOG_EVERY_MS,
       );
       const record = (line: string) => live.record(line);
+      let registryHold: { release: () => Promise<void> } | undefined;
       try {
         let t0 = Date.now();
         const credential = await deps.repoSources
@@ -76,6 +77,19 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
         await addPhase(deploymentId, 'clone', Date.now() - t0);
 
         t0 = Date.now(); // the build phase includes publishing a base image on its first use
+        // No registry restart (its garbage collection) while this build pushes: bounded wait.
+        registryHold = await deps
+          .registryLock?.((): void =>
+            record(
+              'waiting for the registry to finish its maintenance (garbage collection), at most 5 minutes',
+            ),
+          )
+          .catch((err: unknown) => {
+            // Not the repo's fault: a plain error, so Temporal retries the build.
+            throw new Error(
+              `the registry is under maintenance: ${err instanceof Error ? err.message : String(err)}`,
+            );
+          });
         const plan = detectBuildPlan(src, {
           buildPack: service.buildPack as 'auto' | 'railpack' | 'dockerfile' | 'static',
           installCommand: service.installCommand ?? undefined,
@@ -135,6 +149,7 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
           },
         });
         const pushed = Date.now();
+        await registryHold?.release();
         await addPhase(deploymentId, 'build', (pushStart ?? pushed) - t0);
         await addPhase(deploymentId, 'push', pushed - (pushStart ?? pushed));
         // Releases run the image by digest: a tag is rewritten when the commit is built again.
@@ -156,6 +171,7 @@ export function buildActivities(deps: DeployDeps, rec: DeploymentRecords) {
         }
         throw err;
       } finally {
+        await registryHold?.release();
         await live.close();
         fs.rmSync(work, { recursive: true, force: true });
       }

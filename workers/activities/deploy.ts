@@ -33,6 +33,13 @@ export type DeployDeps = {
   /** The python base image of another Python version, published on first use (base-images.ts). */
   pythonBaseImage?: (base: BaseImages, version: string) => Promise<string>;
   buildTimeoutMs: number;
+  /**
+   * The shared side of the registry's maintenance lock (core/db/maintenance-lock.ts), held by a
+   * build from its first push to its last, so the clean-up job's registry restart (and garbage
+   * collection) never cuts one; `onWait` is called when the build has to wait. Absent: no lock
+   * (the embedded registry collects at its own start only).
+   */
+  registryLock?: (onWait: () => void) => Promise<{ release: () => Promise<void> }>;
   healthTimeoutMs: number;
   /** The data dir (embedded database, stack state, daemons), named in "out of disk space on …". */
   dataDir?: string;
