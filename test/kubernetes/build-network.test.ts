@@ -10,15 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CACHE_DIR } from '../../core/cluster/cluster.ts';
 import { freePort, tcpOpen } from '../../core/daemons/probes.ts';
 import { CLUSTER_BUILD_POLICY, CLUSTER_BUILD_SUBNET } from '../../platform/cluster/buildkit.ts';
-import type { ClusterLayerConfig } from '../../platform/config.ts';
 import { importPlatformImages } from '../../platform/local/images.ts';
-import {
-  type ClusterLayerOutputs,
-  type ClusterLayerStack,
-  clusterLayerStack,
-} from '../../platform/local/stack.ts';
+import type { ClusterLayerOutputs, ClusterLayerStack } from '../../platform/local/stack.ts';
 import { ALL_POOLS, POOL_LABEL } from '../../platform/pools.ts';
-import { kubectl, type TestCluster, useTestCluster } from '../support/cluster.ts';
+import { kubectl, oneNodeLayer, type TestCluster, useTestCluster } from '../support/cluster.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 
 const exec = promisify(execFile);
@@ -145,36 +140,11 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
       cacheDir: DEFAULT_CACHE_DIR,
       clusterDir: path.join(work.dir, 'cluster'),
     });
-    const api = new URL(cluster.apiServerUrl);
-    const config: ClusterLayerConfig = {
-      pools: {
-        ctrl: { count: 1, serverType: 'local' },
-        ops: { count: 1, serverType: 'local' },
-        build: { count: 1, serverType: 'local' },
-        run: { count: 1, serverType: 'local' },
-      },
-      appsDomain: 'localhost',
-      acmeEmail: 'sre@example.com',
-      cloudflareToken: '',
-      images: { ...images, deployer: 'unused' },
-      keepImagesPerService: 5,
-      certManager: false,
-      deployer: false,
-      singleNode: {
-        bindAddress: '127.0.0.1',
-        ports,
-        apiServer: { host: api.hostname, port: Number(api.port) },
-        stateDir: path.join(work.dir, 'node-state'),
-      },
-    };
-    layer = await clusterLayerStack({
-      config,
-      kubeconfig: fs.readFileSync(cluster.kubeconfigPath, 'utf8'),
-      stackName: 'local',
-      dir: path.join(work.dir, 'layer'),
-      passphrase: randomBytes(24).toString('hex'),
-      pulumiRoot: path.join(repoRoot, '.tools'),
-      awaitTimeout: '4m',
+    layer = await oneNodeLayer({
+      cluster,
+      dir: work.dir,
+      ports,
+      config: { images: { ...images, deployer: 'unused' }, certManager: false, deployer: false },
     });
     const t = Date.now();
     outputs = await layer.up();

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,9 +24,9 @@ import {
 } from '../../platform/cluster/cert-manager-rbac.ts';
 import type { ClusterLayerConfig } from '../../platform/config.ts';
 import { importCertManagerImages, importPlatformImages } from '../../platform/local/images.ts';
-import { type ClusterLayerStack, clusterLayerStack } from '../../platform/local/stack.ts';
+import type { ClusterLayerStack } from '../../platform/local/stack.ts';
 import { ALL_POOLS, POOL_LABEL } from '../../platform/pools.ts';
-import { kubectl, type TestCluster, useTestCluster } from '../support/cluster.ts';
+import { kubectl, oneNodeLayer, type TestCluster, useTestCluster } from '../support/cluster.ts';
 import { eventually } from '../support/http.ts';
 import { repoRoot, scratchDir } from '../support/scratch.ts';
 
@@ -191,39 +191,19 @@ describe('cert-manager in the in-cluster layer, on the one-node cluster', () => 
       `--cert=${path.join(ca, 'tls.crt')}`,
       `--key=${path.join(ca, 'tls.key')}`,
     ]);
-    const api = new URL(cluster.apiServerUrl);
-    const config: ClusterLayerConfig = {
-      pools: {
-        ctrl: { count: 1, serverType: 'local' },
-        ops: { count: 1, serverType: 'local' },
-        build: { count: 1, serverType: 'local' },
-        run: { count: 1, serverType: 'local' },
+    layer = await oneNodeLayer({
+      cluster,
+      dir: work.dir,
+      ports,
+      config: {
+        appsDomain: APPS_DOMAIN,
+        images: { ...platform, deployer: 'unused.invalid/deployer:none' },
+        certManagerCrds: path.join(CERT_MANAGER_DIR, 'crds'),
+        certManagerImages: images,
+        certManagerIssuer: { ca: { secretName: CA_SECRET } },
+        certManager: true,
+        deployer: false,
       },
-      appsDomain: APPS_DOMAIN,
-      acmeEmail: 'sre@example.com',
-      cloudflareToken: '',
-      images: { ...platform, deployer: 'unused.invalid/deployer:none' },
-      keepImagesPerService: 5,
-      certManagerCrds: path.join(CERT_MANAGER_DIR, 'crds'),
-      certManagerImages: images,
-      certManagerIssuer: { ca: { secretName: CA_SECRET } },
-      certManager: true,
-      deployer: false,
-      singleNode: {
-        bindAddress: '127.0.0.1',
-        ports,
-        apiServer: { host: api.hostname, port: Number(api.port) },
-        stateDir: path.join(work.dir, 'node-state'),
-      },
-    };
-    layer = await clusterLayerStack({
-      config,
-      kubeconfig: fs.readFileSync(cluster.kubeconfigPath, 'utf8'),
-      stackName: 'local',
-      dir: path.join(work.dir, 'layer'),
-      passphrase: randomBytes(24).toString('hex'),
-      pulumiRoot: path.join(repoRoot, '.tools'),
-      awaitTimeout: '4m',
     });
     t = Date.now();
     try {

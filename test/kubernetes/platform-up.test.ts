@@ -12,19 +12,14 @@ import { startTemporalDevServer, type TemporalDevServer } from '../../core/daemo
 import { openDatabase } from '../../core/db/client.ts';
 import { acquireRegistryLock } from '../../core/db/maintenance-lock.ts';
 import { DEPLOYER_ENV_SECRET } from '../../platform/cluster/deployer.ts';
-import type { ClusterLayerConfig } from '../../platform/config.ts';
 import { type DeployerImage, importDeployerImage } from '../../platform/local/deployer-image.ts';
 import { importPlatformImages, type PlatformImages } from '../../platform/local/images.ts';
-import {
-  type ClusterLayerOutputs,
-  type ClusterLayerStack,
-  clusterLayerStack,
-} from '../../platform/local/stack.ts';
+import type { ClusterLayerOutputs, ClusterLayerStack } from '../../platform/local/stack.ts';
 import { ALL_POOLS, POOL_LABEL } from '../../platform/pools.ts';
 import { tenantNamespace } from '../../tenant-stacks/kubernetes/names.ts';
 import { ensureBaseImages } from '../../workers/build/base-images.ts';
 import { BUILD_TASK_QUEUE, DEPLOY_TASK_QUEUE } from '../../workers/task-queues.ts';
-import { kubectl, type TestCluster, useTestCluster } from '../support/cluster.ts';
+import { kubectl, oneNodeLayer, type TestCluster, useTestCluster } from '../support/cluster.ts';
 import { agentGit, pushNewRepo } from '../support/git.ts';
 import { eventually, httpGet } from '../support/http.ts';
 import { call, connectClient, text } from '../support/mcp.ts';
@@ -158,36 +153,11 @@ describe('the in-cluster platform layer, up on the one-node cluster with the dep
         },
       }),
     );
-    const api = new URL(cluster.apiServerUrl);
-    const config: ClusterLayerConfig = {
-      pools: {
-        ctrl: { count: 1, serverType: 'local' },
-        ops: { count: 1, serverType: 'local' },
-        build: { count: 1, serverType: 'local' },
-        run: { count: 1, serverType: 'local' },
-      },
-      appsDomain: 'localhost',
-      acmeEmail: 'sre@example.com',
-      cloudflareToken: '',
-      images: { ...images, deployer: deployer.ref },
-      keepImagesPerService: 5,
-      certManager: false,
-      deployer: true,
-      singleNode: {
-        bindAddress: '127.0.0.1',
-        ports,
-        apiServer: { host: api.hostname, port: Number(api.port) },
-        stateDir: path.join(work.dir, 'node-state'),
-      },
-    };
-    layer = await clusterLayerStack({
-      config,
-      kubeconfig: fs.readFileSync(cluster.kubeconfigPath, 'utf8'),
-      stackName: 'local',
-      dir: path.join(work.dir, 'layer'),
-      passphrase: randomBytes(24).toString('hex'),
-      pulumiRoot: path.join(repoRoot, '.tools'),
-      awaitTimeout: '4m',
+    layer = await oneNodeLayer({
+      cluster,
+      dir: work.dir,
+      ports,
+      config: { images: { ...images, deployer: deployer.ref }, certManager: false, deployer: true },
     });
     t = Date.now();
     try {

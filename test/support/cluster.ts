@@ -1,7 +1,10 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Cluster, clusterStatus, startCluster, stopCluster } from '../../core/cluster/cluster.ts';
+import type { ClusterLayerConfig, SingleNodeConfig } from '../../platform/config.ts';
+import { type ClusterLayerStack, clusterLayerStack } from '../../platform/local/stack.ts';
 import {
   deployerAccessManifests,
   type ServiceAccountRef,
@@ -181,4 +184,41 @@ export async function deployerPolicyInForce(kubeconfigPath: string): Promise<voi
       throw new Error("the deployer's admission policy did not take effect within 30 s");
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/**
+ * The in-cluster layer on a test's one-node cluster: every pool on its node, listening on
+ * `127.0.0.1` at `ports`, its state under `dir`; `config` gives what the test varies (images,
+ * cert-manager, the deployer, the apps domain). Not yet up: call `up()`.
+ */
+export function oneNodeLayer(o: {
+  cluster: Cluster;
+  dir: string;
+  ports: SingleNodeConfig['ports'];
+  config: Pick<ClusterLayerConfig, 'images' | 'certManager' | 'deployer'> & Partial<ClusterLayerConfig>;
+}): Promise<ClusterLayerStack> {
+  const api = new URL(o.cluster.apiServerUrl);
+  const local = { count: 1, serverType: 'local' };
+  return clusterLayerStack({
+    config: {
+      pools: { ctrl: local, ops: local, build: local, run: local },
+      appsDomain: 'localhost',
+      acmeEmail: 'sre@example.com',
+      cloudflareToken: '',
+      keepImagesPerService: 5,
+      singleNode: {
+        bindAddress: '127.0.0.1',
+        ports: o.ports,
+        apiServer: { host: api.hostname, port: Number(api.port) },
+        stateDir: path.join(o.dir, 'node-state'),
+      },
+      ...o.config,
+    },
+    kubeconfig: fs.readFileSync(o.cluster.kubeconfigPath, 'utf8'),
+    stackName: 'local',
+    dir: path.join(o.dir, 'layer'),
+    passphrase: randomBytes(24).toString('hex'),
+    pulumiRoot: path.join(repoRoot, '.tools'),
+    awaitTimeout: '4m',
+  });
 }
