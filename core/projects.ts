@@ -1,4 +1,5 @@
 import type { Db } from './db/client.ts';
+import { allRows } from './db/hot-reads.ts';
 import { DomainError } from './errors.ts';
 import { DEFAULT_PROJECT } from './users.ts';
 
@@ -35,22 +36,25 @@ export type AccountOverview = {
 
 type OverviewRow = { ownerName: string | null; name: string | null; services: unknown; resources: unknown };
 
+const OVERVIEW_SQL = `
+  SELECT u."ownerName", p."name",
+    (SELECT COUNT(*) FROM "Service" s
+      WHERE s."userId" = u."id" AND s."projectId" = p."id" AND s."deletedAt" IS NULL) AS "services",
+    (SELECT COUNT(*) FROM "Resource" r
+      WHERE r."userId" = u."id" AND r."projectId" = p."id" AND r."deletedAt" IS NULL) AS "resources"
+  FROM "User" u LEFT JOIN "Project" p ON p."userId" = u."id"
+  WHERE u."id" = ?
+  ORDER BY p."name" ASC`;
+
 /**
  * The caller's owner name and projects (sorted by name) with their live service and resource
- * counts, in one statement on either database. Every part is scoped to `userId`: the counts are
- * correlated subqueries on the (userId, projectId) indexes, so their cost follows this account's
- * size, not the whole table's (Prisma's `_count` grouped every tenant's rows).
+ * counts, in one statement on either database, read as the API key is (core/db/hot-reads.ts).
+ * Every part is scoped to `userId`: the counts are correlated subqueries on the (userId,
+ * projectId) indexes, so their cost follows this account's size, not the whole table's
+ * (Prisma's `_count` grouped every tenant's rows).
  */
 export async function accountOverview(db: Db, userId: string): Promise<AccountOverview | undefined> {
-  const rows = await db.$queryRaw<OverviewRow[]>`
-    SELECT u."ownerName", p."name",
-      (SELECT COUNT(*) FROM "Service" s
-        WHERE s."userId" = u."id" AND s."projectId" = p."id" AND s."deletedAt" IS NULL) AS "services",
-      (SELECT COUNT(*) FROM "Resource" r
-        WHERE r."userId" = u."id" AND r."projectId" = p."id" AND r."deletedAt" IS NULL) AS "resources"
-    FROM "User" u LEFT JOIN "Project" p ON p."userId" = u."id"
-    WHERE u."id" = ${userId}
-    ORDER BY p."name" ASC`;
+  const rows = await allRows<OverviewRow>(db, OVERVIEW_SQL, [userId]);
   const [first] = rows;
   if (!first) return undefined;
   return {

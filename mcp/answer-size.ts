@@ -9,7 +9,7 @@ export const MAX_ANSWER_CHARS = 16_000;
 
 /** Characters of an answer as clients read it (runTool's JSON text). */
 export function answerChars(answer: unknown): number {
-  return JSON.stringify(answer, null, 2).length;
+  return JSON.stringify(answer).length;
 }
 
 /** `s` cut to `max` characters, saying how many more there were. */

@@ -65,7 +65,8 @@ export const OUT_OF_DISK_SPACE_MESSAGE =
 
 /**
  * Runs a tool body for the request's verified caller. Its value becomes structured content (and JSON text for clients that
- * read text only). A DomainError becomes an `isError` result with its message; a full disk
+ * read text only: compact, since indentation makes it half again as long, tokens the agent pays
+ * for and bytes the server writes). A DomainError becomes an `isError` result with its message; a full disk
  * becomes an `isError` result saying so (logged as an error); any other error is logged with a
  * reference and the agent sees only that reference.
  */
@@ -82,7 +83,7 @@ export async function runTool(
   try {
     const structured = await body(caller);
     const result: CallToolResult = {
-      content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }],
+      content: [{ type: 'text', text: JSON.stringify(structured) }],
       structuredContent: structured,
     };
     done('ok');

@@ -69,6 +69,7 @@ function prismaHotReader(prisma: Db): HotReader {
   return {
     firstRow: async <T>(sql: string, params: readonly unknown[]) =>
       (await prisma.$queryRawUnsafe<T[]>(sql, ...params))[0],
+    allRows: <T>(sql: string, params: readonly unknown[]) => prisma.$queryRawUnsafe<T[]>(sql, ...params),
     close: async () => undefined,
   };
 }

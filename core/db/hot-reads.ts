@@ -15,6 +15,8 @@ import type pg from 'pg';
  */
 export type HotReader = {
   firstRow<T>(sql: string, params: readonly unknown[]): Promise<T | undefined>;
+  /** Every row (callers bound their count in the SQL: a LIMIT). */
+  allRows<T>(sql: string, params: readonly unknown[]): Promise<T[]>;
   close(): Promise<void>;
 };
 
@@ -26,24 +28,39 @@ export function registerHotReader(prisma: object, reader: HotReader): void {
 
 /** The first row `sql` returns on the database `prisma` was opened on (core/db/client.ts). */
 export function firstRow<T>(prisma: object, sql: string, params: readonly unknown[]): Promise<T | undefined> {
+  return readerOf(prisma).firstRow<T>(sql, params);
+}
+
+/** Every row `sql` returns on the database `prisma` was opened on; `sql` bounds them. */
+export function allRows<T>(prisma: object, sql: string, params: readonly unknown[]): Promise<T[]> {
+  return readerOf(prisma).allRows<T>(sql, params);
+}
+
+function readerOf(prisma: object): HotReader {
   const reader = readers.get(prisma);
   if (!reader) throw new Error('no hot reader for this database client: open it with openDatabase');
-  return reader.firstRow<T>(sql, params);
+  return reader;
 }
 
 export function sqliteHotReader(file: string, busyTimeoutMs: number): HotReader {
   // Opened on the first read: most processes that open the database (CLI commands) never make one.
   let db: Database.Database | undefined;
   const statements = new Map<string, Database.Statement>();
+  const prepared = (sql: string) => {
+    let statement = statements.get(sql);
+    if (!statement) {
+      db ??= new Database(file, { timeout: busyTimeoutMs });
+      statement = db.prepare(sql);
+      statements.set(sql, statement);
+    }
+    return statement;
+  };
   return {
     async firstRow<T>(sql: string, params: readonly unknown[]) {
-      let statement = statements.get(sql);
-      if (!statement) {
-        db ??= new Database(file, { timeout: busyTimeoutMs });
-        statement = db.prepare(sql);
-        statements.set(sql, statement);
-      }
-      return (statement.get(...(params as unknown[])) ?? undefined) as T | undefined;
+      return (prepared(sql).get(...(params as unknown[])) ?? undefined) as T | undefined;
+    },
+    async allRows<T>(sql: string, params: readonly unknown[]) {
+      return prepared(sql).all(...(params as unknown[])) as T[];
     },
     async close() {
       db?.close();
@@ -55,18 +72,23 @@ export function sqliteHotReader(file: string, busyTimeoutMs: number): HotReader 
 
 export function postgresHotReader(pool: pg.Pool): HotReader {
   const queries = new Map<string, { name: string; text: string }>();
+  const rows = async (sql: string, params: readonly unknown[]) => {
+    let query = queries.get(sql);
+    if (!query) {
+      let i = 0;
+      const text = sql.replace(/\?/g, () => `$${++i}`);
+      // Named: each pooled connection prepares it once.
+      query = { name: `hot_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
+      queries.set(sql, query);
+    }
+    return (await pool.query({ ...query, values: params as unknown[] })).rows;
+  };
   return {
     async firstRow<T>(sql: string, params: readonly unknown[]) {
-      let query = queries.get(sql);
-      if (!query) {
-        let i = 0;
-        const text = sql.replace(/\?/g, () => `$${++i}`);
-        // Named: each pooled connection prepares it once.
-        query = { name: `hot_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
-        queries.set(sql, query);
-      }
-      const result = await pool.query({ ...query, values: params as unknown[] });
-      return result.rows[0] as T | undefined;
+      return (await rows(sql, params))[0] as T | undefined;
+    },
+    async allRows<T>(sql: string, params: readonly unknown[]) {
+      return (await rows(sql, params)) as T[];
     },
     // Prisma's adapter shares the pool: close once Prisma has disconnected.
     async close() {

@@ -11,7 +11,7 @@ import { resolveProject } from '../../core/projects.ts';
 import type { SecretBox } from '../../core/secrets.ts';
 import { listServicePage } from '../../core/service-list.ts';
 import { ensureOwnerName } from '../../git/owner-names.ts';
-import { type ServiceState, serviceState, serviceStates } from '../../workers/deploy/service-status.ts';
+import { type ServiceState, serviceState, statesOf } from '../../workers/deploy/service-status.ts';
 import type { DeployStarter } from '../../workers/deploy/start-deploy.ts';
 import { IN_FLIGHT_STATUSES } from '../../workers/deploy/statuses.ts';
 import type { ResourceManager } from '../../workers/resources/manager.ts';
@@ -569,7 +569,7 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
           ? (await resolveProject(db, caller.userId, args.project)).id
           : undefined;
         const rows = await listServicePage(db, caller.userId, { projectId, after, take: limit + 1 });
-        const states = await serviceStates(db, rows.slice(0, limit));
+        const states = await statesOf(db, rows.slice(0, limit));
         return fitPage(rows, limit, 'list_services', (items, next_cursor, note) => ({
           services: items.map((s) => summary(s, states.get(s.id) as ServiceState)),
           next_cursor,

@@ -3,6 +3,7 @@ import { type Database, openDatabase } from '../../core/db/client.ts';
 import { migrate } from '../../core/db/migrate.ts';
 import { accountOverview } from '../../core/projects.ts';
 import { listServicePage } from '../../core/service-list.ts';
+import { serviceStates, statesOf } from '../../workers/deploy/service-status.ts';
 import { describeEachDatabase } from '../support/databases.ts';
 
 /**
@@ -135,5 +136,72 @@ describeEachDatabase('account queries', (dbs) => {
     expect((await listServicePage(db.prisma, mallory.userId, { take: 10 })).map((s) => s.name)).toEqual([
       'theirs',
     ]);
+  });
+
+  it("reads each service's state with its page: the newest deployment in flight, the serving release, the queue", async () => {
+    const ivy = await account('ivy@example.com', ['p']);
+    const other = await account('oz@example.com', ['p']);
+    const p = ivy.projects.p as string;
+    let n = 0;
+    const hourAgo = Date.now() - 60 * 60_000;
+    const at = (minutes: number) => new Date(hourAgo + minutes * 60_000);
+    async function deploy(
+      s: { id: string; userId: string },
+      status: string,
+      minutes: number,
+      imageRef?: string,
+    ) {
+      return db.prisma.deployment.create({
+        data: {
+          serviceId: s.id,
+          userId: s.userId,
+          workflowId: `wf-states-${++n}`,
+          trigger: 'create',
+          status,
+          createdAt: at(minutes),
+          imageRef: imageRef ?? null,
+        },
+      });
+    }
+    async function release(s: { id: string }, deploymentId: string, version: number) {
+      const r = await db.prisma.release.create({
+        data: { serviceId: s.id, deploymentId, version, imageRef: `img:${version}`, configDigest: 'x' },
+      });
+      await db.prisma.service.update({
+        where: { id: s.id },
+        data: { currentReleaseId: r.id, status: 'active' },
+      });
+    }
+    // live: release 2 serving, a redeploy building, after an older one still deploying.
+    const live = await service(ivy.userId, p, 'live');
+    await release(live, (await deploy(live, 'active', 1)).id, 1);
+    await release(live, (await deploy(live, 'active', 2)).id, 2);
+    await deploy(live, 'deploying', 3);
+    await deploy(live, 'building', 4);
+    // waiting: queued for a builder behind another tenant's older queued deployment.
+    const waiting = await service(ivy.userId, p, 'waiting');
+    await deploy(waiting, 'failed', 1);
+    await deploy(await service(other.userId, other.projects.p as string, 'ahead'), 'queued', 5);
+    await deploy(waiting, 'queued', 6);
+    // rolling: a rollback queued (its image is built: no builder to wait for); failed: nothing in flight.
+    const rolling = await service(ivy.userId, p, 'rolling');
+    await deploy(rolling, 'queued', 7, 'img:old');
+    const failed = await service(ivy.userId, p, 'failed');
+    await deploy(failed, 'failed', 8);
+    await db.prisma.service.update({ where: { id: failed.id }, data: { status: 'failed' } });
+
+    const page = await listServicePage(db.prisma, ivy.userId, { take: 10 });
+    const fromPage = await statesOf(db.prisma, page);
+    const fromQueries = await serviceStates(db.prisma, page);
+    const byName = (states: typeof fromPage) =>
+      Object.fromEntries(page.map((s) => [s.name, states.get(s.id)]));
+    expect(byName(fromPage)).toEqual(byName(fromQueries));
+    expect(byName(fromPage)).toMatchObject({
+      live: { status: 'building', servingRelease: 2, queuePosition: null },
+      waiting: { status: 'queued', servingRelease: null, queuePosition: 2 },
+      rolling: { status: 'queued', servingRelease: null, queuePosition: null },
+      failed: { status: 'failed', servingRelease: null, inFlight: null, queuePosition: null },
+    });
+    expect(page.find((s) => s.name === 'live')?.inFlight?.createdAt.toISOString()).toBe(at(4).toISOString());
   });
 });

@@ -65,17 +65,17 @@ describe('tenancy: every tool is scoped to the caller', () => {
   });
 
   const probes: [tool: string, args: Record<string, unknown>, bobSees: RegExp][] = [
-    ['get_service', { name: 'web', project: 'staging' }, /"name": "web"/],
+    ['get_service', { name: 'web', project: 'staging' }, /"name":"web"/],
     ['redeploy_service', { name: 'web', project: 'staging' }, /not available yet/],
     ['delete_service', { name: 'web', project: 'staging' }, /not available yet/],
-    ['list_deployments', { name: 'web', project: 'staging' }, /"service": "web"/],
+    ['list_deployments', { name: 'web', project: 'staging' }, /"service":"web"/],
     ['rollback_service', { name: 'web', project: 'staging', release: 1 }, /not available yet/],
     ['get_resource', { name: 'db', project: 'staging', include_secrets: true }, /libsql:\/\/bob/],
     ['delete_resource', { name: 'db', project: 'staging' }, /not available yet/],
     ['attach_resource', { service: 'web', resource: 'db', project: 'staging' }, /not available yet/],
     ['detach_resource', { service: 'web', resource: 'db', project: 'staging' }, /not available yet/],
     ['rotate_resource_credentials', { name: 'db', project: 'staging' }, /not available yet/],
-    ['get_git_token', { name: 'code' }, /"git_remote": "http:\/\/bob:mlg_/],
+    ['get_git_token', { name: 'code' }, /"git_remote":"http:\/\/bob:mlg_/],
   ];
 
   it.each(probes)("%s on the other tenant's object answers not found", async (tool, args, bobSees) => {

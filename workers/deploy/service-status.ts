@@ -1,4 +1,5 @@
 import type { Db } from '../../core/db/client.ts';
+import type { InFlightDeployment } from '../../core/service-list.ts';
 import { BUILD_QUEUE_TIMEOUT_MS } from '../task-queues.ts';
 import { IN_FLIGHT_STATUSES } from './statuses.ts';
 
@@ -43,21 +44,47 @@ export async function serviceStates(
       ? db.release.findMany({ where: { id: { in: releaseIds } }, select: { id: true, version: true } })
       : [],
   ]);
-  const newest = new Map<string, (typeof inFlight)[number]>();
+  const newest = new Map<string, InFlightDeployment>();
   for (const d of inFlight) if (!newest.has(d.serviceId)) newest.set(d.serviceId, d);
   const versions = new Map(releases.map((r) => [r.id, r.version]));
+  return statesOf(
+    db,
+    services.map((s) => ({
+      id: s.id,
+      status: s.status,
+      inFlight: newest.get(s.id) ?? null,
+      servingRelease: s.currentReleaseId ? (versions.get(s.currentReleaseId) ?? null) : null,
+    })),
+  );
+}
+
+/**
+ * The states of services whose newest deployment in flight and serving release are already read
+ * (serviceStates, or list_services' page: core/service-list.ts); one more count per deployment
+ * waiting for a builder, none otherwise.
+ */
+export async function statesOf(
+  db: Db,
+  services: {
+    id: string;
+    status: string;
+    inFlight: InFlightDeployment | null;
+    servingRelease: number | null;
+  }[],
+): Promise<Map<string, ServiceState>> {
   const positions = await queuePositions(
     db,
-    [...newest.values()].filter((d) => d.status === 'queued' && d.imageRef === null),
+    services.flatMap((s) =>
+      s.inFlight?.status === 'queued' && s.inFlight.imageRef === null ? [s.inFlight] : [],
+    ),
   );
   return new Map(
     services.map((s) => {
-      const d = newest.get(s.id);
+      const d = s.inFlight;
       const running = d ? { id: d.id, status: d.status } : null;
       const status = s.status === 'deleting' || !running ? s.status : running.status;
-      const servingRelease = s.currentReleaseId ? (versions.get(s.currentReleaseId) ?? null) : null;
       const queuePosition = (d && positions.get(d.id)) ?? null;
-      return [s.id, { status, servingRelease, inFlight: running, queuePosition }];
+      return [s.id, { status, servingRelease: s.servingRelease, inFlight: running, queuePosition }];
     }),
   );
 }
