@@ -1,17 +1,14 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { clusterStatus, DEFAULT_CACHE_DIR } from '../core/cluster/cluster.ts';
 import type { Config } from '../core/config.ts';
 import { invalidInput } from '../core/errors.ts';
 import type { ClusterLayerConfig } from '../platform/config.ts';
 import { importDeployerImage } from '../platform/local/deployer-image.ts';
 import { importPlatformImages } from '../platform/local/images.ts';
-import { ALL_POOLS, POOL_LABEL } from '../platform/pools.ts';
-
-const exec = promisify(execFile);
+import { ALL_POOLS } from '../platform/pools.ts';
 
 export const CLUSTER_PLATFORM_USAGE =
   'cluster platform up|destroy [--dir D] [--web-port P] [--websecure-port P] [--registry-port P] [--buildkit-port P] [--deployer]';
@@ -111,16 +108,6 @@ export async function clusterPlatform(config: Config, args: string[]): Promise<n
           })
         ).ref
       : 'localhost/deploy-mcp/deployer:none';
-  // The one node is every pool, as k3s would label it at registration.
-  await exec(path.join(binDir, 'kubectl'), [
-    '--kubeconfig',
-    status.kubeconfigPath,
-    'label',
-    'node',
-    'localhost',
-    `${POOL_LABEL}=${ALL_POOLS}`,
-    '--overwrite',
-  ]);
   const layerConfig: ClusterLayerConfig = {
     pools: {
       ctrl: { count: 1, serverType: 'local' },
@@ -152,6 +139,9 @@ export async function clusterPlatform(config: Config, args: string[]): Promise<n
     dir: stateDir,
     passphrase: fs.readFileSync(passphraseFile, 'utf8').trim(),
     pulumiRoot: config.toolsDir,
+    // The one node is every pool: the layer labels it (and takes the label back on destroy), as
+    // it keeps the pools' labels and taints on production's nodes.
+    poolNodes: [{ name: 'localhost', pool: ALL_POOLS }],
   });
   if (a.action === 'destroy') {
     await layer.destroy();
