@@ -16,6 +16,7 @@ import type { DeployStarter } from '../../workers/deploy/start-deploy.ts';
 import { IN_FLIGHT_STATUSES } from '../../workers/deploy/statuses.ts';
 import type { ResourceManager } from '../../workers/resources/manager.ts';
 import { firstLine, fitPage } from '../answer-size.ts';
+import { nextProgress, type ProgressState } from '../deploy-progress.ts';
 import { fitServiceView } from '../fit-service-view.ts';
 import { DEFAULT_LOG_LINES, logTail } from '../log-tail.ts';
 import { DEFAULT_PAGE_SIZE, decodeCursor } from '../pagination.ts';
@@ -318,7 +319,8 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
 
   /**
    * Waits (at most WAIT_MS, to answer within an MCP client's usual timeout) until the deployment
-   * ends, sending a progress notification at each status change when the client asked for them.
+   * ends, sending progress notifications when the client asked for them: at each status change
+   * and for the build log's newest line (mcp/deploy-progress.ts).
    */
   async function waitForDeployment(
     deploymentId: string,
@@ -327,22 +329,24 @@ export function registerServiceTools(server: McpServer, ctx: ToolContext, deps: 
   ): Promise<boolean> {
     const token = extra._meta?.progressToken;
     const deadline = Date.now() + waitMs;
-    let last = '';
-    let step = 0;
+    let progress: ProgressState | undefined;
     while (Date.now() < deadline) {
       const d = await db.deployment.findUniqueOrThrow({
         where: { id: deploymentId },
-        select: { status: true },
+        select: { status: true, ...(token !== undefined ? { buildLogTail: true } : {}) },
       });
-      if (d.status !== last) {
-        last = d.status;
-        step++;
-        if (token !== undefined) {
+      if (token !== undefined) {
+        const next = nextProgress(
+          progress,
+          { status: d.status, buildLogTail: d.buildLogTail ?? null },
+          Date.now(),
+        );
+        progress = next.state;
+        if (next.notify)
           await extra.sendNotification({
             method: 'notifications/progress',
-            params: { progressToken: token, progress: step, total: 4, message: `deployment ${d.status}` },
+            params: { progressToken: token, ...next.notify },
           });
-        }
       }
       if (!IN_FLIGHT_STATUSES.includes(d.status)) return true;
       await new Promise((r) => setTimeout(r, 500));

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../core/db/client.ts';
 import { IN_FLIGHT_STATUSES } from '../../workers/deploy/statuses.ts';
@@ -82,13 +83,28 @@ describe('end to end: repo → push → create_service → live URL → push →
     fs.cpSync(path.join(repoRoot, 'test/fixtures/apps/node-hello'), app, { recursive: true });
     await pushNewRepo(git, app, remote);
 
-    const res = await call(client, 'create_service', {
-      name: 'web',
-      repo: 'web',
-      env_vars: { MESSAGE: 'hello v1', BUILD_TOKEN: 'secret-build-token' },
-    });
+    // With a progress token (an SSE answer): the statuses, each with the build log's newest line.
+    const progress: { progress: number; message?: string | undefined }[] = [];
+    const res = (await client.callTool(
+      {
+        name: 'create_service',
+        arguments: {
+          name: 'web',
+          repo: 'web',
+          env_vars: { MESSAGE: 'hello v1', BUILD_TOKEN: 'secret-build-token' },
+        },
+      },
+      undefined,
+      { onprogress: (p) => progress.push(p), timeout: 120_000 },
+    )) as CallToolResult;
     if (res.isError) throw new Error(`${text(res)}\n${serve.output().slice(-3000)}`);
     let view = res.structuredContent as ServiceView;
+    expect(progress[0]?.message).toMatch(/^deployment (queued|building)/);
+    for (let i = 1; i < progress.length; i++)
+      expect(progress[i]?.progress).toBeGreaterThan(progress[i - 1]?.progress as number);
+    // Answered once live (the usual case): the last notification says so, with the build's last line.
+    if (view.status === 'active') expect(progress.at(-1)?.message).toMatch(/^deployment active: \S/);
+    expect(progress.map((p) => p.message).join('\n')).not.toContain('secret-build-token');
     const deadline = Date.now() + 240_000;
     while (view.status !== 'active' && view.deployment?.status !== 'failed' && Date.now() < deadline) {
       await sleep(1000);
