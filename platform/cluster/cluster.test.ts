@@ -317,7 +317,7 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
       { name: 'NODE_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
       { name: 'NODE_IPS', valueFrom: { fieldRef: { fieldPath: 'status.hostIPs' } } },
     ]);
-    expect(script).toContain('for a in ${NODE_IP:-} ${NODE_IPS:-}; do');
+    expect(script).toContain(`for a in \${NODE_IP:-} \${NODE_IPS:-}; do`);
   });
 
   it('starts buildkitd through the script that first removes the masquerading rules a killed one left (10.215/16 only), one buildkitd at a time', async () => {
