@@ -8,8 +8,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CACHE_DIR } from '../../core/cluster/cluster.ts';
+import { containerdPaths, ctr } from '../../core/cluster/containerd.ts';
+import { clusterLayout } from '../../core/cluster/layout.ts';
 import { freePort, tcpOpen } from '../../core/daemons/probes.ts';
-import { CLUSTER_BUILD_POLICY, CLUSTER_BUILD_SUBNET } from '../../platform/cluster/buildkit.ts';
+import {
+  CLUSTER_BUILD_NETWORK,
+  CLUSTER_BUILD_POLICY,
+  CLUSTER_BUILD_SUBNET,
+} from '../../platform/cluster/buildkit.ts';
 import { importPlatformImages } from '../../platform/local/images.ts';
 import type { ClusterLayerOutputs, ClusterLayerStack } from '../../platform/local/stack.ts';
 import { ALL_POOLS, POOL_LABEL } from '../../platform/pools.ts';
@@ -99,6 +105,21 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
   let outsideServer: ChildProcess | undefined;
   const listeners: Awaited<ReturnType<typeof listener>>[] = [];
   const figures: Record<string, number> = {};
+  // A masquerading rule as the product's own buildkitd's steps (10.213.0.0/16, network
+  // deploy-mcp-build) have them on this host: a restarted in-cluster buildkitd leaves it alone.
+  const decoyChain = `CNI-dmcpbntest${process.pid % 1_000_000}`;
+  const decoyComment = `name: "deploy-mcp-build" id: "bn-test-${process.pid}"`;
+  const decoyJump = ['-s', '10.213.255.254/32', '-m', 'comment', '--comment', decoyComment, '-j', decoyChain];
+  const buildkitPod = async () =>
+    JSON.parse(await admin(['-n', 'deploy-mcp-system', 'get', 'pods', '-l', 'app=buildkitd', '-o', 'json']))
+      .items as {
+      metadata: { name: string };
+      status: {
+        hostIP?: string;
+        hostIPs?: { ip: string }[];
+        containerStatuses?: { containerID?: string; restartCount: number; ready: boolean }[];
+      };
+    }[];
   const admin = (args: string[]) => kubectl(cluster, args);
   /** A build of `context`'s Dockerfile through the layer's BuildKit, its result in `out` (uncached: a fresh NONCE). */
   const build = (context: string, out: string) =>
@@ -179,6 +200,10 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
       await exec('iptables', ['-t', table, '-F', target]).catch(() => undefined);
       await exec('iptables', ['-t', table, '-X', target]).catch(() => undefined);
     }
+    // The stand-in for a rule of the product's own build range (the restart test's).
+    await exec('iptables', ['-t', 'nat', '-D', 'POSTROUTING', ...decoyJump]).catch(() => undefined);
+    await exec('iptables', ['-t', 'nat', '-F', decoyChain]).catch(() => undefined);
+    await exec('iptables', ['-t', 'nat', '-X', decoyChain]).catch(() => undefined);
     console.log('build-network figures:', JSON.stringify(figures));
     work.cleanup();
   }, 300_000);
@@ -302,6 +327,13 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
       (await exec('iptables', ['-t', table, '-S', builtin])).stdout
         .split('\n')
         .filter((l) => l === `-A ${builtin} -s ${CLUSTER_BUILD_SUBNET} -j ${target}`).length;
+    // The node's own addresses, as its pod sees them (the downward API): dropped too.
+    const [bk] = await buildkitPod();
+    const hostIPs = [bk?.status.hostIP, ...(bk?.status.hostIPs ?? []).map((a) => a.ip)].filter(
+      (a): a is string => !!a && net.isIPv4(a),
+    );
+    expect(hostIPs.length).toBeGreaterThan(0);
+    for (const ip of hostIPs) expect(forward).toContain(`-A ${chain} -d ${ip}/32 -j DROP`);
     expect(await jumps('mangle', 'FORWARD', chain)).toBe(1);
     expect(await jumps('filter', 'INPUT', `${chain}-IN`)).toBe(1);
     // The init container that set them may change the firewall and nothing else.
@@ -312,4 +344,93 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
       { capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] } },
     ]);
   }, 60_000);
+
+  it("a killed buildkitd leaves none of its steps' masquerading rules once restarted (other ranges' kept), and builds again", async () => {
+    const nat = async () => (await exec('iptables', ['-t', 'nat', '-S'])).stdout.trim().split('\n');
+    const ours = (l: string) => l.includes(`name: \\"${CLUSTER_BUILD_NETWORK}\\"`);
+    const idsOf = (lines: string[]) =>
+      new Set(lines.filter(ours).map((l) => l.match(/ id: \\"([^\\"]+)\\"/)?.[1] ?? l));
+    await exec('iptables', ['-t', 'nat', '-N', decoyChain]);
+    await exec('iptables', [
+      '-t',
+      'nat',
+      '-A',
+      decoyChain,
+      '-m',
+      'comment',
+      '--comment',
+      decoyComment,
+      '-j',
+      'MASQUERADE',
+    ]);
+    await exec('iptables', ['-t', 'nat', '-A', 'POSTROUTING', ...decoyJump]);
+    const decoy = (lines: string[]) =>
+      lines.filter((l) => l.includes(`bn-test-${process.pid}`) || l.includes(decoyChain));
+    // The steps' namespaces of the builds above and BuildKit's pool: one masquerading rule set each.
+    const before = await nat();
+    const killed = idsOf(before);
+    expect(killed.size).toBeGreaterThan(0);
+    expect(decoy(before)).toHaveLength(3);
+    const [pod] = await buildkitPod();
+    const status = pod?.status.containerStatuses?.[0];
+    const restarts = status?.restartCount ?? 0;
+    const containerId = status?.containerID?.replace(/^containerd:\/\//, '') ?? '';
+    expect(containerId).not.toBe('');
+    // Kill buildkitd (the container's process; no CNI DEL is made): kubelet restarts the container.
+    const socket = containerdPaths(clusterLayout(path.join(work.dir, 'cluster')).containerd).socket;
+    const t = Date.now();
+    await ctr(socket, ['tasks', 'kill', '--signal', 'SIGKILL', containerId]);
+    let restarted = false;
+    for (let i = 0; i < 120 && !restarted; i++) {
+      const s = (await buildkitPod())[0]?.status.containerStatuses?.[0];
+      restarted = !!s && s.restartCount > restarts && s.ready;
+      if (!restarted) await sleep(1000);
+    }
+    expect(restarted).toBe(true);
+    figures.restartMs = Date.now() - t;
+    const log = await admin(['-n', 'deploy-mcp-system', 'logs', pod?.metadata.name ?? '', '-c', 'buildkitd']);
+    expect(log).toContain(`removed the masquerading rules of ${CLUSTER_BUILD_NETWORK}`);
+    // The steps of a build after the restart: in the step range, as before.
+    const context = path.join(work.dir, 'context-restart');
+    await probeRootfs(path.join(context, 'rootfs'));
+    fs.writeFileSync(
+      path.join(context, 'Dockerfile'),
+      [
+        'FROM scratch AS probe',
+        'COPY rootfs/ /',
+        'ARG NONCE',
+        'RUN ["/bin/bash", "/probe.sh"]',
+        'FROM scratch',
+        'COPY --from=probe /out/ /',
+        '',
+      ].join('\n'),
+    );
+    const out = path.join(work.dir, 'out-restart');
+    await build(context, out);
+    expect(fs.readFileSync(path.join(out, 'result'), 'utf8')).toMatch(
+      new RegExp(`^GATEWAY ${SUBNET_PREFIX.replace('.', '\\.')}\\.`),
+    );
+    // None of the killed daemon's rules is left; the new daemon's are there; the other range's unchanged.
+    const after = await nat();
+    const left = [...idsOf(after)].filter((id) => killed.has(id));
+    expect(left, after.filter(ours).join('\n')).toEqual([]);
+    expect(idsOf(after).size).toBeGreaterThan(0);
+    expect(decoy(after)).toEqual(decoy(before));
+    // The IPAM leases are the container's own (no volume): none of the killed daemon's ids.
+    const leases = await admin([
+      '-n',
+      'deploy-mcp-system',
+      'exec',
+      pod?.metadata.name ?? '',
+      '-c',
+      'buildkitd',
+      '--',
+      '/bin/sh',
+      '-c',
+      `for f in /var/lib/cni/networks/${CLUSTER_BUILD_NETWORK}/10.*; do read -r id < "$f"; echo "$id"; done`,
+    ]);
+    const leaseIds = leases.replace(/\r/g, '').trim().split('\n').filter(Boolean);
+    expect(leaseIds.length).toBeGreaterThan(0);
+    expect(leaseIds.filter((id) => killed.has(id))).toEqual([]);
+  }, 300_000);
 });
