@@ -16,6 +16,7 @@ import {
   CLUSTER_BUILD_POLICY,
   CLUSTER_BUILD_SUBNET,
 } from '../../platform/cluster/buildkit.ts';
+import { staleStepRulesScript } from '../../platform/cluster/buildkit-start.ts';
 import { importPlatformImages } from '../../platform/local/images.ts';
 import type { ClusterLayerOutputs, ClusterLayerStack } from '../../platform/local/stack.ts';
 import { ALL_POOLS, POOL_LABEL } from '../../platform/pools.ts';
@@ -200,6 +201,11 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
       await exec('iptables', ['-t', table, '-F', target]).catch(() => undefined);
       await exec('iptables', ['-t', table, '-X', target]).catch(() => undefined);
     }
+    // The masquerading rules of the steps of the layer's buildkitd (host network), which a deleted
+    // pod leaves as a killed one does: removed by the same script its start runs.
+    await exec('sh', ['-c', staleStepRulesScript(CLUSTER_BUILD_NETWORK, CLUSTER_BUILD_SUBNET)]).catch(
+      (err: Error) => console.log('build-network: the steps masquerading rules stay:', err.message),
+    );
     // The stand-in for a rule of the product's own build range (the restart test's).
     await exec('iptables', ['-t', 'nat', '-D', 'POSTROUTING', ...decoyJump]).catch(() => undefined);
     await exec('iptables', ['-t', 'nat', '-F', decoyChain]).catch(() => undefined);
@@ -388,8 +394,6 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
     }
     expect(restarted).toBe(true);
     figures.restartMs = Date.now() - t;
-    const log = await admin(['-n', 'deploy-mcp-system', 'logs', pod?.metadata.name ?? '', '-c', 'buildkitd']);
-    expect(log).toContain(`removed the masquerading rules of ${CLUSTER_BUILD_NETWORK}`);
     // The steps of a build after the restart: in the step range, as before.
     const context = path.join(work.dir, 'context-restart');
     await probeRootfs(path.join(context, 'rootfs'));
@@ -416,6 +420,8 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
     expect(left, after.filter(ours).join('\n')).toEqual([]);
     expect(idsOf(after).size).toBeGreaterThan(0);
     expect(decoy(after)).toEqual(decoy(before));
+    const log = await admin(['-n', 'deploy-mcp-system', 'logs', pod?.metadata.name ?? '', '-c', 'buildkitd']);
+    expect(log).toContain(`removed the masquerading rules of ${CLUSTER_BUILD_NETWORK}`);
     // The IPAM leases are the container's own (no volume): none of the killed daemon's ids.
     const leases = await admin([
       '-n',
