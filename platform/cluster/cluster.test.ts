@@ -309,6 +309,8 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
       ranges: [[{ subnet: '10.215.0.0/16' }]],
       routes: [{ dst: '0.0.0.0/0' }],
     });
+    // Nor an IPv6 link-local address on its link (which reaches the other end's, on the pod or host).
+    expect(list.plugins[1]).toEqual({ type: 'tuning', sysctl: { 'net.ipv6.conf.eth1.disable_ipv6': '1' } });
     // The node the pod runs on: its addresses from the downward API, read by the script where it runs.
     const spec = podSpecOf(one(resources, 'kubernetes:apps/v1:Deployment', 'buildkitd')) as PodSpec & {
       initContainers?: { env: unknown[] }[];

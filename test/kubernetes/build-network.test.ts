@@ -36,6 +36,12 @@ g=
 while read -r _ dest gw _; do [ "$dest" = 00000000 ] && g=$gw; done < /proc/net/route
 gateway=$(printf '%d.%d.%d.%d' 0x\${g:6:2} 0x\${g:4:2} 0x\${g:2:2} 0x\${g:0:2})
 echo "GATEWAY $gateway" > /out/result
+# Interfaces with an IPv6 address, loopback aside (a link-local one reaches the other end of the link).
+v6=
+if [ -r /proc/net/if_inet6 ]; then
+  while read -r _ _ _ _ _ dev; do [ "$dev" = lo ] || v6="$v6 $dev"; done < /proc/net/if_inet6
+fi
+echo "IPV6\${v6:- none}" > /out/ipv6
 for t in "$@"; do
   name=\${t%%=*}; addr=\${t#*=}; host=\${addr%:*}; port=\${addr##*:}
   if [ "$host" = gateway ]; then
@@ -276,6 +282,8 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
     await build(context, out);
     figures.buildMs = Date.now() - t;
     const result = fs.readFileSync(path.join(out, 'result'), 'utf8').trim().split('\n');
+    // No IPv6 on the step's link: nothing of the host (or pod) reachable over link-local either.
+    expect(fs.readFileSync(path.join(out, 'ipv6'), 'utf8').trim()).toBe('IPV6 none');
     // The step's own network: its gateway is the host end of its link, in the step range.
     const gateway = result[0]?.replace(/^GATEWAY /, '') ?? '';
     expect(gateway.startsWith(`${SUBNET_PREFIX}.`), result.join('\n')).toBe(true);
