@@ -33,7 +33,7 @@ const CONFIG_DIR = '/etc/buildkit';
  * (`nodeAddresses`: the cloud layer's servers and `dedicatedAddresses`), where a pod reaches the
  * nodes' own services (kubelet, the API server, host-network listeners), and the address of the
  * node the pod runs on, which the script reads from the downward API (NODE_IP, NODE_IPS) where
- * it runs. IPv4 only: the steps' range is IPv4, they have no IPv6 route.
+ * it runs. IPv4 only: steps have no IPv6 at all (the conflist turns it off on their link).
  */
 export function buildStepEgress(
   single?: SingleNodeConfig,
