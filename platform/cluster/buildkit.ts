@@ -39,18 +39,24 @@ export function buildStepEgress(
   single?: SingleNodeConfig,
   nodeAddresses: pulumi.Input<string | undefined>[] = [],
 ): pulumi.Output<string> {
-  return pulumi.all(nodeAddresses).apply((addresses) =>
-    egressScript({
-      name: CLUSTER_BUILD_POLICY,
-      source: CLUSTER_BUILD_SUBNET,
-      resolvers: single ? systemResolvers() : [],
-      denied: [
-        ...(single ? connectedNetworks() : [PRIVATE_NETWORK, K3S_POD_CIDR, K3S_SERVICE_CIDR]),
-        ...[...new Set(addresses)].filter((a): a is string => !!a && isIPv4(a)).map((a) => `${a}/32`),
-      ],
-      deniedFromEnv: NODE_ADDRESS_ENV.map((e) => e.name),
-    }),
-  );
+  return pulumi.all(nodeAddresses).apply((addresses) => buildStepEgressScript(single, addresses));
+}
+
+/** buildStepEgress's script, given the nodes' addresses (IPv6 ones and duplicates ignored). */
+export function buildStepEgressScript(
+  single: SingleNodeConfig | undefined,
+  addresses: (string | undefined)[],
+) {
+  return egressScript({
+    name: CLUSTER_BUILD_POLICY,
+    source: CLUSTER_BUILD_SUBNET,
+    resolvers: single ? systemResolvers() : [],
+    denied: [
+      ...(single ? connectedNetworks() : [PRIVATE_NETWORK, K3S_POD_CIDR, K3S_SERVICE_CIDR]),
+      ...[...new Set(addresses)].filter((a): a is string => !!a && isIPv4(a)).map((a) => `${a}/32`),
+    ],
+    deniedFromEnv: NODE_ADDRESS_ENV.map((e) => e.name),
+  });
 }
 
 /** The init container's view of its node's addresses (the downward API). */

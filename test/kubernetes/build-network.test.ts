@@ -12,6 +12,7 @@ import { containerdPaths, ctr } from '../../core/cluster/containerd.ts';
 import { clusterLayout } from '../../core/cluster/layout.ts';
 import { freePort, tcpOpen } from '../../core/daemons/probes.ts';
 import {
+  buildStepEgressScript,
   CLUSTER_BUILD_NETWORK,
   CLUSTER_BUILD_POLICY,
   CLUSTER_BUILD_SUBNET,
@@ -112,6 +113,8 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
   let outsideServer: ChildProcess | undefined;
   const listeners: Awaited<ReturnType<typeof listener>>[] = [];
   const figures: Record<string, number> = {};
+  // The pod-network BuildKit's namespace (the last test's).
+  const podNetNs = `dmcp-bn-podnet-${process.pid}`;
   // A masquerading rule as the product's own buildkitd's steps (10.213.0.0/16, network
   // deploy-mcp-build) have them on this host: a restarted in-cluster buildkitd leaves it alone.
   const decoyChain = `CNI-dmcpbntest${process.pid % 1_000_000}`;
@@ -193,6 +196,14 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
     if (outsideServer?.pid) process.kill(outsideServer.pid);
     await exec('ip', ['link', 'del', veth]).catch(() => undefined);
     await exec('ip', ['netns', 'del', ns]).catch(() => undefined);
+    await admin([
+      'delete',
+      'namespace',
+      podNetNs,
+      '--ignore-not-found',
+      '--wait=true',
+      '--timeout=120s',
+    ]).catch(() => undefined);
     if (layer) await layer.destroy().catch(() => undefined);
     await cluster?.release();
     // The layer's rules on this host (its BuildKit ran on the host network): jumps, then chains.
@@ -447,4 +458,117 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
     expect(leaseIds.length).toBeGreaterThan(0);
     expect(leaseIds.filter((id) => killed.has(id))).toEqual([]);
   }, 300_000);
+
+  it("on the pod network (as in production, with production's rules), a step reaches no listener on its node's address (the pod's status.hostIP), and does reach outside", async () => {
+    // The layer's BuildKit pod, moved to the pod network in a namespace of the test's own: its
+    // ConfigMap with the rules production gets (no rule of this machine's networks, only the node
+    // address the downward API gives), buildkitd on 0.0.0.0, its state in an emptyDir.
+    const live = JSON.parse(
+      await admin(['-n', 'deploy-mcp-system', 'get', 'deployment', 'buildkitd', '-o', 'json']),
+    );
+    const config = JSON.parse(
+      await admin(['-n', 'deploy-mcp-system', 'get', 'configmap', 'buildkitd-config', '-o', 'json']),
+    );
+    const template = live.spec.template;
+    const spec = template.spec;
+    delete spec.hostNetwork;
+    const [container] = spec.containers;
+    container.args = ['--config', '/etc/buildkit/buildkitd.toml', '--addr', 'tcp://0.0.0.0:1234'];
+    container.ports = [{ name: 'buildkit', containerPort: 1234 }];
+    container.readinessProbe = { tcpSocket: { port: 1234 } };
+    spec.volumes = spec.volumes.map((v: { name: string }) =>
+      v.name === 'state' ? { name: 'state', emptyDir: {} } : v,
+    );
+    const items = [
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: podNetNs } },
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'buildkitd-config', namespace: podNetNs },
+        data: { ...config.data, 'egress.sh': buildStepEgressScript(undefined, []) },
+      },
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'buildkitd', namespace: podNetNs },
+        spec: { replicas: 1, strategy: { type: 'Recreate' }, selector: live.spec.selector, template },
+      },
+    ];
+    await kubectl(cluster, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+    let pod:
+      | { status: { podIP?: string; hostIP?: string; containerStatuses?: { ready: boolean }[] } }
+      | undefined;
+    for (let i = 0; i < 180; i++) {
+      pod = JSON.parse(await admin(['-n', podNetNs, 'get', 'pods', '-o', 'json'])).items[0];
+      if (pod?.status.podIP && pod.status.containerStatuses?.[0]?.ready) break;
+      await sleep(1000);
+    }
+    const podIP = pod?.status.podIP ?? '';
+    const hostIP = pod?.status.hostIP ?? '';
+    expect(pod?.status.containerStatuses?.[0]?.ready).toBe(true);
+    expect(podIP).not.toBe(hostIP);
+    const node = await listener('0.0.0.0');
+    listeners.push(node);
+    const outsidePort = await freePort();
+    const outsideListener = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        '-e',
+        `require('node:net').createServer((s) => s.end()).listen(${outsidePort}, '${outside.peer}')`,
+      ],
+      { stdio: 'ignore' },
+    );
+    try {
+      for (let i = 0; i < 100 && !(await tcpOpen(outside.peer, outsidePort, 300)); i++) await sleep(100);
+      const context = path.join(work.dir, 'context-podnet');
+      await probeRootfs(path.join(context, 'rootfs'));
+      fs.writeFileSync(
+        path.join(context, 'Dockerfile'),
+        [
+          'FROM scratch AS probe',
+          'COPY rootfs/ /',
+          'ARG NONCE',
+          `RUN ["/bin/bash", "/probe.sh", "node=${hostIP}:${node.port}", "outside=${outside.peer}:${outsidePort}"]`,
+          'FROM scratch',
+          'COPY --from=probe /out/ /',
+          '',
+        ].join('\n'),
+      );
+      const out = path.join(work.dir, 'out-podnet');
+      await exec(
+        path.join(BIN, 'buildctl'),
+        [
+          '--addr',
+          `tcp://${podIP}:1234`,
+          'build',
+          '--frontend',
+          'dockerfile.v0',
+          '--local',
+          `context=${context}`,
+          '--local',
+          `dockerfile=${context}`,
+          '--opt',
+          `build-arg:NONCE=${randomBytes(8).toString('hex')}`,
+          '--output',
+          `type=local,dest=${out}`,
+        ],
+        { timeout: 240_000 },
+      );
+      const result = fs.readFileSync(path.join(out, 'result'), 'utf8').trim().split('\n');
+      expect(result[0], result.join('\n')).toMatch(
+        new RegExp(`^GATEWAY ${SUBNET_PREFIX.replace('.', '\\.')}\\.`),
+      );
+      expect(Object.fromEntries(result.slice(1).map((l) => l.split(' ')))).toEqual({
+        node: 'BLOCKED',
+        outside: 'REACHED',
+      });
+      expect(node.accepted()).toBe(0);
+    } finally {
+      if (outsideListener.pid) process.kill(outsideListener.pid);
+    }
+  }, 420_000);
 });
