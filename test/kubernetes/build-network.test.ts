@@ -98,7 +98,9 @@ async function listener(host: string): Promise<{ port: number; accepted: () => n
  * same step reaches a listener at an address outside every denied range, in a network
  * namespace the test makes after the layer is up (a stand-in for the public internet that
  * never leaves the machine). The rules towards the rest (169.254.0.0/16, private ranges) are
- * read, not probed.
+ * read, not probed. A buildkitd killed and restarted leaves none of its steps' masquerading
+ * rules; and a copy of the BuildKit pod on the pod network (as in production) keeps its steps
+ * off its node's address.
  */
 describe('build steps of the in-cluster BuildKit, in network namespaces of their own', () => {
   const work = scratchDir('k8s-buildnet', path.join(repoRoot, '.data', 'test'));
