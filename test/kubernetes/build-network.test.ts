@@ -220,8 +220,8 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
       await exec('iptables', ['-t', table, '-F', target]).catch(() => undefined);
       await exec('iptables', ['-t', table, '-X', target]).catch(() => undefined);
     }
-    // The masquerading rules of the steps of the layer's buildkitd (host network), which a deleted
-    // pod leaves as a killed one does: removed by the same script its start runs.
+    // The masquerading rules of the steps of the layer's buildkitd (host network) that a killed one
+    // left, should the restart test have failed: removed by the same script its start runs.
     await exec('sh', ['-c', staleStepRulesScript(CLUSTER_BUILD_NETWORK, CLUSTER_BUILD_SUBNET)]).catch(
       (err: Error) => console.log('build-network: the steps masquerading rules stay:', err.message),
     );
