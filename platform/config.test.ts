@@ -45,6 +45,7 @@ describe('readPlatformConfig', () => {
     expect(config).toMatchObject({
       adminCidr: '198.51.100.7/32',
       vswitchId: undefined,
+      dedicatedAddresses: [],
       keepImagesPerService: 5,
     });
     for (const key of ['hcloudToken', 'cloudflareToken', 'k3sToken', 'sshPrivateKey'] as const) {

@@ -32,6 +32,12 @@ export type PlatformConfig = {
   image: string;
   /** Robot vSwitch id for dedicated servers on the private network; no vSwitch subnet without it. */
   vswitchId: number | undefined;
+  /**
+   * Public addresses (IPv4 and IPv6) of the dedicated (Robot) servers that join the cluster over
+   * the vSwitch: the program does not make them, so it learns their addresses here. Build steps
+   * may not reach them, as every cloud server's (cluster/buildkit.ts).
+   */
+  dedicatedAddresses?: string[];
   pools: Record<PoolName, PoolConfig>;
   cloudflareAccountId: string;
   cloudflareZoneId: string;
@@ -118,6 +124,7 @@ export type ClusterLayerConfig = Pick<
   | 'certManager'
   | 'deployer'
   | 'singleNode'
+  | 'dedicatedAddresses'
 > &
   /** The product's own names (api., mcp., git.) are routed to the deployer-server under it; unset on one node. */
   Partial<Pick<PlatformConfig, 'domain'>>;
@@ -146,6 +153,7 @@ export function readPlatformConfig(cfg: pulumi.Config = new pulumi.Config('platf
     networkZone: cfg.get('networkZone') ?? 'eu-central',
     image: cfg.get('image') ?? 'debian-12',
     vswitchId: cfg.getNumber('vswitchId'),
+    dedicatedAddresses: cfg.getObject<string[]>('dedicatedAddresses') ?? [],
     pools: Object.fromEntries(
       POOLS.map((pool) => [pool, { ...DEFAULT_POOLS[pool], ...pools[pool] }]),
     ) as Record<PoolName, PoolConfig>,

@@ -131,8 +131,14 @@ async function buildNetwork(dir: string, subnet: string): Promise<string> {
   return cniWorkerConfig(conflist, CNI_BIN_DIR);
 }
 
-/** The CNI network of build steps (see buildNetwork): ptp links, addresses of `subnet`, masqueraded. */
-export function buildConflist(name: string, subnet: string): string {
+/**
+ * The CNI network of build steps (see buildNetwork): ptp links, addresses of `subnet`, masqueraded.
+ * `noIpv6` also turns IPv6 off on the step's link (the `tuning` plugin; go-cni names it eth1,
+ * after the loopback network): otherwise the link has an IPv6 link-local address, and the step
+ * reaches the other end's link-local address, i.e. whatever listens on `::` in the namespace
+ * buildkitd runs in, past every IPv4 rule.
+ */
+export function buildConflist(name: string, subnet: string, o: { noIpv6?: boolean } = {}): string {
   return JSON.stringify(
     {
       cniVersion: '1.0.0',
@@ -143,6 +149,7 @@ export function buildConflist(name: string, subnet: string): string {
           ipMasq: true,
           ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
         },
+        ...(o.noIpv6 ? [{ type: 'tuning', sysctl: { 'net.ipv6.conf.eth1.disable_ipv6': '1' } }] : []),
       ],
     },
     null,

@@ -68,4 +68,58 @@ describe('egressScript (for an image without Node)', () => {
       await exec('ip', ['netns', 'del', ns]);
     }
   });
+
+  it('denies the addresses of the given environment variables (IPv4 /32; IPv6 skipped), and fails without one', async () => {
+    const ns = `dmcp-egress-env-${process.pid}`;
+    const script = egressScript({
+      name: 'TESTENV',
+      source: '10.250.0.0/16',
+      resolvers: [],
+      deniedFromEnv: ['NODE_IP', 'NODE_IPS'],
+    });
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'egress-')), 'egress.sh');
+    fs.writeFileSync(file, script);
+    await exec('ip', ['netns', 'add', ns]);
+    try {
+      const run = (env: Record<string, string>) =>
+        exec('ip', [
+          'netns',
+          'exec',
+          ns,
+          'env',
+          '-i',
+          'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
+          ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+          'sh',
+          file,
+        ]);
+      const forward = async () =>
+        (await exec('ip', ['netns', 'exec', ns, 'iptables', '-t', 'mangle', '-S', 'DMCP-TESTENV'])).stdout
+          .split('\n')
+          .filter((l) => l.includes('/32 -j DROP'));
+      // As the downward API gives them: status.hostIP, and status.hostIPs comma-separated.
+      await run({ NODE_IP: '198.51.100.7', NODE_IPS: '198.51.100.7,2001:db8::7,203.0.113.9' });
+      expect(await forward()).toEqual([
+        '-A DMCP-TESTENV -d 198.51.100.7/32 -j DROP',
+        '-A DMCP-TESTENV -d 203.0.113.9/32 -j DROP',
+      ]);
+      // Rerun with another address: the chain is replaced, not appended to.
+      await run({ NODE_IP: '198.51.100.8' });
+      expect(await forward()).toEqual(['-A DMCP-TESTENV -d 198.51.100.8/32 -j DROP']);
+      // No IPv4 address, or anything that is not one: the script fails and leaves the chain as it was.
+      const bad: Record<string, string>[] = [
+        {},
+        { NODE_IPS: '2001:db8::7' },
+        { NODE_IP: '198.51.100.9/0' },
+        { NODE_IP: '$(id)' },
+      ];
+      for (const env of bad)
+        await expect(run(env), JSON.stringify(env)).rejects.toThrow(
+          /egress: (no IPv4 address|not an address)/,
+        );
+      expect(await forward()).toEqual(['-A DMCP-TESTENV -d 198.51.100.8/32 -j DROP']);
+    } finally {
+      await exec('ip', ['netns', 'del', ns]);
+    }
+  });
 });

@@ -103,16 +103,46 @@ export function egressRules(policy: EgressPolicy & { resolvers: string[]; denied
 /**
  * The same rules as a POSIX shell script (for an image without Node: the in-cluster BuildKit's
  * init container): the chains replaced atomically, each jump added only when missing, so a pod
- * restarted on a host network adds nothing twice.
+ * restarted on a host network adds nothing twice. With `deniedFromEnv`, the addresses in those
+ * environment variables (comma- or space-separated, e.g. the downward API's `status.hostIPs`)
+ * are denied too, known only where the script runs: an IPv4 address becomes a DROP of its /32;
+ * an IPv6 one is skipped (the workloads' range is IPv4: they have no IPv6 route); anything else,
+ * or no IPv4 address at all, fails the script, so nothing runs without the rule.
  */
-export function egressScript(policy: EgressPolicy & { resolvers: string[]; denied?: string[] }): string {
+export function egressScript(
+  policy: EgressPolicy & { resolvers: string[]; denied?: string[]; deniedFromEnv?: string[] },
+): string {
   const rules = egressRules(policy);
+  const fromEnv = policy.deniedFromEnv ?? [];
+  if (rules.restore.includes("'")) throw new Error('egress rules cannot hold a quote');
+  // Those rules go last in the forward chain (after the fixed DROPs, before its COMMIT). Only
+  // shell builtins: the image has no other tools.
+  const [mangle, rest] = splitAtFirstCommit(rules.restore.trimEnd());
+  const restore = fromEnv.length
+    ? [
+        "denied=''",
+        "nl='",
+        "'",
+        'set -f',
+        "IFS=', '",
+        `for a in ${fromEnv.map((v) => `\${${v}:-}`).join(' ')}; do`,
+        '  case $a in',
+        '    *:*) continue ;; # IPv6',
+        `    *[!0-9.]*|*..*|.*|*.) echo "egress: not an address: $a" >&2; exit 1 ;;`,
+        '  esac',
+        '  case $denied in *" $a/32 "*) continue ;; esac # hostIP is in hostIPs too',
+        `  denied="$denied-A ${rules.forward} -d $a/32 -j DROP$nl"`,
+        'done',
+        'unset IFS',
+        `[ -n "$denied" ] || { echo "egress: no IPv4 address in ${fromEnv.join(', ')}" >&2; exit 1; }`,
+        `{ printf '%s\\n' '${mangle}'; printf '%s' "$denied"; printf '%s\\n' '${rest}'; } |`,
+        '  iptables-restore -w 10 --noflush',
+      ]
+    : ["iptables-restore -w 10 --noflush <<'RULES'", rules.restore.trimEnd(), 'RULES'];
   return [
     '#!/bin/sh',
     'set -eu',
-    "iptables-restore -w 10 --noflush <<'RULES'",
-    rules.restore.trimEnd(),
-    'RULES',
+    ...restore,
     ...rules.jumps.map(
       (j) =>
         `iptables -w 10 -t ${j.table} -C ${j.chain} -s ${policy.source} -j ${j.target} 2>/dev/null || ` +
@@ -120,6 +150,13 @@ export function egressScript(policy: EgressPolicy & { resolvers: string[]; denie
     ),
     '',
   ].join('\n');
+}
+
+/** The restore text up to (without) its first COMMIT line, and the rest from that line on. */
+function splitAtFirstCommit(restore: string): [string, string] {
+  const lines = restore.split('\n');
+  const at = lines.indexOf('COMMIT');
+  return [lines.slice(0, at).join('\n'), lines.slice(at).join('\n')];
 }
 
 /** Most ports a policy's host chain keeps: the oldest goes first (several servers share a machine in tests). */

@@ -18,6 +18,8 @@ export type CloudLayer = {
   loadBalancer: cloudflare.LoadBalancer;
   /** Every node by its Kubernetes name and pool, and the join it registers in (the layer patches it after). */
   poolNodes: RegisteredNode[];
+  /** Every server's public IPv4 and IPv6 address: build steps may not reach them (cluster/buildkit.ts). */
+  publicAddresses: pulumi.Output<string>[];
 };
 
 /** Hetzner (network, firewalls, servers), Cloudflare (load balancer, DNS) and k3s on the servers. */
@@ -36,5 +38,6 @@ export function cloudLayer(config: PlatformConfig): CloudLayer {
     registryHost: registryHost(nodes),
     loadBalancer,
     poolNodes: nodes.map((n) => ({ name: n.name, pool: n.pool, registered: cluster.joinOf.get(n) })),
+    publicAddresses: nodes.flatMap((n) => [n.publicIp, n.publicIpv6]),
   };
 }

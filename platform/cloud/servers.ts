@@ -10,6 +10,8 @@ export type Node = {
   server: hcloud.Server;
   privateIp: string;
   publicIp: pulumi.Output<string>;
+  /** Its public IPv6 address (the first of its /64). */
+  publicIpv6: pulumi.Output<string>;
 };
 
 /** The servers of every pool, each on the private network at its fixed address. */
@@ -42,7 +44,14 @@ export function servers(
         // select it by label (or it is briefly open).
         { ...opts, dependsOn: [net.cloudSubnet, ...firewalls] },
       );
-      nodes.push({ pool, name, server, privateIp: ip, publicIp: server.ipv4Address });
+      nodes.push({
+        pool,
+        name,
+        server,
+        privateIp: ip,
+        publicIp: server.ipv4Address,
+        publicIpv6: server.ipv6Address,
+      });
     }
   }
   return nodes;

@@ -8,6 +8,7 @@ import type { Node } from '../cloud/servers.ts';
 import { ALL_POOLS } from '../pools.ts';
 import { type PlatformOutputs, platformProgram } from '../program.ts';
 import { testConfig } from '../test-config.ts';
+import { buildkitStartScript } from './buildkit-start.ts';
 import { clusterLayer } from './index.ts';
 
 type PodSpec = {
@@ -267,6 +268,73 @@ describe('platform in-cluster layer (pulumi.runtime.setMocks)', () => {
       }),
     ]);
     expect(spec.dnsPolicy).toBe('Default');
+  });
+
+  it("denies build steps every node's public IPv4 (the cloud layer's servers, the dedicated ones of the config) and the address of the node they run on", async () => {
+    // The addresses Hetzner gives the servers, as the engine would report them.
+    const servers: string[] = [];
+    const { resources } = await runWithMocks(
+      platformProgram(testConfig({ dedicatedAddresses: ['198.51.100.77', '2001:db8:77::2'] })),
+      (type, name) => {
+        if (type !== 'hcloud:index/server:Server') return {};
+        servers.push(name);
+        return { ipv4Address: `203.0.113.${servers.length}`, ipv6Address: `2001:db8:${servers.length}::1` };
+      },
+    );
+    expect(servers).toHaveLength(7);
+    const script =
+      (
+        one(resources, 'kubernetes:core/v1:ConfigMap', 'buildkitd-config').inputs.data as Record<
+          string,
+          string
+        >
+      )['egress.sh'] ?? '';
+    const drops = [...script.matchAll(/^-A DMCP-KBUILD -d [\d.]+\/32 -j DROP/gm)].map((m) => m[0]);
+    expect(drops).toEqual([
+      ...servers.map((_, i) => `-A DMCP-KBUILD -d 203.0.113.${i + 1}/32 -j DROP`),
+      '-A DMCP-KBUILD -d 198.51.100.77/32 -j DROP',
+    ]);
+    // IPv6 addresses are not in the IPv4 rules: the steps have no IPv6 address of the range nor a route.
+    expect(script).not.toContain('2001:db8');
+    const list = JSON.parse(
+      (
+        one(resources, 'kubernetes:core/v1:ConfigMap', 'buildkitd-config').inputs.data as Record<
+          string,
+          string
+        >
+      )['build.conflist'] ?? '',
+    );
+    expect(list.plugins[0].ipam).toEqual({
+      type: 'host-local',
+      ranges: [[{ subnet: '10.215.0.0/16' }]],
+      routes: [{ dst: '0.0.0.0/0' }],
+    });
+    // Nor an IPv6 link-local address on its link (which reaches the other end's, on the pod or host).
+    expect(list.plugins[1]).toEqual({ type: 'tuning', sysctl: { 'net.ipv6.conf.eth1.disable_ipv6': '1' } });
+    // The node the pod runs on: its addresses from the downward API, read by the script where it runs.
+    const spec = podSpecOf(one(resources, 'kubernetes:apps/v1:Deployment', 'buildkitd')) as PodSpec & {
+      initContainers?: { env: unknown[] }[];
+    };
+    expect(spec.initContainers?.[0]?.env).toEqual([
+      { name: 'NODE_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
+      { name: 'NODE_IPS', valueFrom: { fieldRef: { fieldPath: 'status.hostIPs' } } },
+    ]);
+    expect(script).toContain(`for a in \${NODE_IP:-} \${NODE_IPS:-}; do`);
+  });
+
+  it('starts buildkitd through the script that first removes the masquerading rules a killed one left (10.215/16 only), one buildkitd at a time', async () => {
+    const { resources } = await runWithMocks(platformProgram(testConfig()));
+    const bk = one(resources, 'kubernetes:apps/v1:Deployment', 'buildkitd');
+    const container = podSpecOf(bk).containers[0] as PodSpec['containers'][number] & { command?: string[] };
+    expect(container.command).toEqual(['/bin/sh', '/etc/buildkit/start.sh']);
+    expect(container.args?.slice(0, 2)).toEqual(['--config', '/etc/buildkit/buildkitd.toml']);
+    const data = one(resources, 'kubernetes:core/v1:ConfigMap', 'buildkitd-config').inputs.data as Record<
+      string,
+      string
+    >;
+    expect(data['start.sh']).toBe(buildkitStartScript('deploy-mcp-cluster-build', '10.215.0.0/16'));
+    expect(data['start.sh']?.trimEnd().endsWith('exec buildkitd "$@"')).toBe(true);
+    expect((bk.inputs.spec as { strategy: unknown }).strategy).toEqual({ type: 'Recreate' });
   });
 
   it('runs deployer-server and deployer-worker from the configured image, configured for the kubernetes runtime', async () => {

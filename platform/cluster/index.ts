@@ -21,6 +21,8 @@ export type ClusterInputs = {
    * cloud layer's servers; on a one-node cluster, its node (pool `all`). None: nodes untouched.
    */
   poolNodes?: RegisteredNode[];
+  /** The nodes' public addresses (the cloud layer's servers); build steps may not reach them. */
+  publicAddresses?: pulumi.Input<string>[];
 };
 
 export type ClusterLayer = {
@@ -73,7 +75,12 @@ export function clusterLayer(config: ClusterLayerConfig, cloud: ClusterInputs): 
     );
   registry(config.images.registry, opts, single);
   buildkit(
-    { image: config.images.buildkit, replicas: config.pools.build.count, registryHost: cloud.registryHost },
+    {
+      image: config.images.buildkit,
+      replicas: config.pools.build.count,
+      registryHost: cloud.registryHost,
+      nodeAddresses: [...(cloud.publicAddresses ?? []), ...(config.dedicatedAddresses ?? [])],
+    },
     opts,
     single,
   );

@@ -65,9 +65,9 @@ function recipes(binDir: string): ImageRecipe[] {
         [path.join(binDir, 'buildkitd'), 'usr/bin/buildkitd'],
         ['/usr/sbin/runc', 'usr/bin/runc'],
         // Build steps' network (platform/cluster/buildkit.ts): the CNI plugins the conflist
-        // names (and loopback, which BuildKit adds), and iptables for the plugin's masquerading
+        // names (tuning: no IPv6 on the step's link; and loopback, which BuildKit adds), and iptables for the plugin's masquerading
         // and the egress rules' init script (dash runs it).
-        ...['ptp', 'host-local', 'loopback'].map(
+        ...['ptp', 'host-local', 'loopback', 'tuning'].map(
           (p) => [path.join(CNI_BIN_DIR, p), `usr/lib/cni/${p}`] as [string, string],
         ),
         ['/usr/sbin/xtables-nft-multi', 'usr/sbin/iptables'],

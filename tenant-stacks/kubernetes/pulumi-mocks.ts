@@ -19,6 +19,8 @@ export const MOCK_PROVIDER_ID = 'mock-provider-id';
  */
 export async function runWithMocks(
   program: pulumi.automation.PulumiFn,
+  /** Properties the engine would compute for a resource (e.g. a server's addresses), merged into its state. */
+  computed: (type: string, name: string) => Record<string, unknown> = () => ({}),
 ): Promise<{ resources: Registered[]; outputs: Record<string, unknown> }> {
   const resources: Registered[] = [];
   await pulumi.runtime.setMocks(
@@ -33,7 +35,10 @@ export async function runWithMocks(
         if (args.type.startsWith('pulumi:providers:')) return { id: MOCK_PROVIDER_ID, state: args.inputs };
         const metadata = (args.inputs.metadata ?? {}) as Record<string, unknown>;
         const name = metadata.name ?? `${args.name}-0a1b2c3d`;
-        return { id: String(name), state: { ...args.inputs, metadata: { ...metadata, name } } };
+        return {
+          id: String(name),
+          state: { ...args.inputs, ...computed(args.type, args.name), metadata: { ...metadata, name } },
+        };
       },
       call: (args) => args.inputs,
     },
