@@ -132,13 +132,13 @@ async function buildNetwork(dir: string, subnet: string): Promise<string> {
 }
 
 /**
- * The CNI network of build steps (see buildNetwork): ptp links, addresses of `subnet`, masqueraded.
- * `noIpv6` also turns IPv6 off on the step's link (the `tuning` plugin; go-cni names it eth1,
- * after the loopback network): otherwise the link has an IPv6 link-local address, and the step
- * reaches the other end's link-local address, i.e. whatever listens on `::` in the namespace
- * buildkitd runs in, past every IPv4 rule.
+ * The CNI network of build steps (see buildNetwork): ptp links, addresses of `subnet`, masqueraded,
+ * and no IPv6 on the step's link (the `tuning` plugin; go-cni names it eth1, after the loopback
+ * network): otherwise the link has an IPv6 link-local address, and the step reaches the other
+ * end's link-local address, i.e. whatever listens on `::` in the namespace buildkitd runs in (the
+ * host, for the product's own buildkitd), past every IPv4 rule.
  */
-export function buildConflist(name: string, subnet: string, o: { noIpv6?: boolean } = {}): string {
+export function buildConflist(name: string, subnet: string): string {
   return JSON.stringify(
     {
       cniVersion: '1.0.0',
@@ -149,7 +149,7 @@ export function buildConflist(name: string, subnet: string, o: { noIpv6?: boolea
           ipMasq: true,
           ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
         },
-        ...(o.noIpv6 ? [{ type: 'tuning', sysctl: { 'net.ipv6.conf.eth1.disable_ipv6': '1' } }] : []),
+        { type: 'tuning', sysctl: { 'net.ipv6.conf.eth1.disable_ipv6': '1' } },
       ],
     },
     null,

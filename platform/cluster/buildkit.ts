@@ -122,7 +122,7 @@ export function buildkit(
       metadata: { name: 'buildkitd-config', namespace: SYSTEM_NAMESPACE },
       data: {
         'buildkitd.toml': `[worker.oci]\n  enabled = true\n  gc = true\n${cniWorkerConfig(`${CONFIG_DIR}/build.conflist`, '/usr/lib/cni')}[worker.containerd]\n  enabled = false\n${registryConfig([args.registryHost], {})}`,
-        'build.conflist': buildConflist(CLUSTER_BUILD_NETWORK, CLUSTER_BUILD_SUBNET, { noIpv6: true }),
+        'build.conflist': buildConflist(CLUSTER_BUILD_NETWORK, CLUSTER_BUILD_SUBNET),
         'egress.sh': buildStepEgress(single, args.nodeAddresses),
         'start.sh': buildkitStartScript(CLUSTER_BUILD_NETWORK, CLUSTER_BUILD_SUBNET),
       },

@@ -109,6 +109,10 @@ export const containerProvider: pulumi.dynamic.ResourceProvider = {
         NanoCpus: inputs.nanoCpus,
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
+        // No IPv6 in the app's namespace: the tenant network is IPv4 (its egress rules too), yet
+        // the container's link would get a link-local address that reaches the bridge's, i.e.
+        // whatever listens on `::` on the host, past every IPv4 rule.
+        Sysctls: { 'net.ipv6.conf.all.disable_ipv6': '1' },
         ...(readOnlyRoot
           ? {
               ReadonlyRootfs: true,

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -129,6 +130,24 @@ describe('containment: a hostile tenant reaches nothing of the product, the host
     }
   }
 
+  /** The podman network of `email`'s containers. */
+  async function nets(email: string): Promise<string> {
+    const db = await openDatabase(`file:${path.join(dataDir, 'deploy-mcp.db')}`);
+    try {
+      const user = await db.prisma.user.findUniqueOrThrow({ where: { email } });
+      const { stdout } = await exec('podman', [
+        'ps',
+        '--filter',
+        `label=deploy-mcp.user=${user.id}`,
+        '--format',
+        '{{.Networks}}',
+      ]);
+      return stdout.trim();
+    } finally {
+      await db.close();
+    }
+  }
+
   it('build steps reach no service of the product, the host or another tenant; DNS still resolves', async () => {
     const view = await deploy(
       attacker,
@@ -144,6 +163,8 @@ describe('containment: a hostile tenant reaches nothing of the product, the host
     const probes = lines.filter((l) => / PROBE /.test(l));
     expect(probes.length, lines.join('\n')).toBe(targets.length);
     expect(probes.filter((l) => / REACHED$/.test(l))).toEqual([]);
+    // No IPv6 address but loopback on the step's link (a link-local one reaches the host's `::`).
+    expect(lines.filter((l) => / IPV6 /.test(l))).toEqual([]);
     expect(lines.some((l) => /DNS registry\.npmjs\.org RESOLVED/.test(l))).toBe(true);
     // Each step in a PID namespace of its own: it sees its shell, npm and node, nothing else.
     const procs = Number(lines.find((l) => / PROCS \d+$/.test(l))?.match(/PROCS (\d+)$/)?.[1]);
@@ -154,13 +175,27 @@ describe('containment: a hostile tenant reaches nothing of the product, the host
   it('the app reaches no service of the product, the host or another tenant, and runs as a non-root user', async () => {
     const view = (await call(attacker, 'get_service', { name: 'probe' })).structuredContent as ServiceView;
     const host = new URL(view.url ?? '').hostname;
+    // A listener of the test's on `::` of this machine, tried at the IPv6 link-local address of
+    // the attacker network's bridge (past every IPv4 rule, were the app's link to have IPv6).
+    const v6 = net.createServer((c) => c.end('hi\n'));
+    await new Promise<void>((resolve) => v6.listen(0, '::', resolve));
+    const bridgeLinkLocal = linkLocalOf(await bridgeOf(await nets('attacker@example.com')));
+    const v6Port = (v6.address() as net.AddressInfo).port;
+    const all = [
+      ...targets,
+      ...(bridgeLinkLocal
+        ? [{ name: 'host-ipv6-link-local', host: `${bridgeLinkLocal}%eth0`, port: v6Port }]
+        : []),
+    ];
     const res = await httpGet(
-      `http://127.0.0.1:${serve.ports.ingress}/probe?targets=${encodeURIComponent(JSON.stringify(targets))}`,
+      `http://127.0.0.1:${serve.ports.ingress}/probe?targets=${encodeURIComponent(JSON.stringify(all))}`,
       host,
-    );
+    ).finally(() => v6.close());
     const lines = res.body.split('\n');
-    expect(lines.filter((l) => l.startsWith('PROBE ')).length, res.body).toBe(targets.length);
+    expect(lines.filter((l) => l.startsWith('PROBE ')).length, res.body).toBe(all.length);
     expect(lines.filter((l) => l.endsWith(' REACHED'))).toEqual([]);
+    // No IPv6 address but loopback in the app's namespace.
+    expect(lines.filter((l) => l.startsWith('IPV6 '))).toEqual([]);
     expect(lines).toContain('DNS registry.npmjs.org RESOLVED');
     expect(lines).toContain('UID 10001');
     // No swap beyond the memory limit.
@@ -182,22 +217,6 @@ describe('containment: a hostile tenant reaches nothing of the product, the host
     expect(swap).toBe(mem);
     // Each tenant has a network of its own.
     expect(await containerIp('attacker@example.com')).not.toBe('');
-    const nets = async (email: string) => {
-      const db = await openDatabase(`file:${path.join(dataDir, 'deploy-mcp.db')}`);
-      try {
-        const user = await db.prisma.user.findUniqueOrThrow({ where: { email } });
-        const { stdout } = await exec('podman', [
-          'ps',
-          '--filter',
-          `label=deploy-mcp.user=${user.id}`,
-          '--format',
-          '{{.Networks}}',
-        ]);
-        return stdout.trim();
-      } finally {
-        await db.close();
-      }
-    };
     const [a, b] = [await nets('attacker@example.com'), await nets('victim@example.com')];
     expect(a).toMatch(/^dmcp-/);
     expect(b).toMatch(/^dmcp-/);
@@ -385,4 +404,22 @@ function temporalHttpPort(dataDir: string): number | undefined {
     if (i >= 0) return Number(cmd[i + 1]);
   }
   return undefined;
+}
+
+/** The host bridge of a podman network. */
+async function bridgeOf(network: string): Promise<string> {
+  const { stdout } = await exec('podman', [
+    'network',
+    'inspect',
+    network,
+    '--format',
+    '{{.NetworkInterface}}',
+  ]);
+  return stdout.trim();
+}
+
+/** An interface's IPv6 link-local address (none where the host has IPv6 off). */
+function linkLocalOf(iface: string): string | undefined {
+  return os.networkInterfaces()[iface]?.find((a) => a.family === 'IPv6' && a.address.startsWith('fe80:'))
+    ?.address;
 }
