@@ -33,8 +33,8 @@ function changedTasks(output: string): string[] {
 }
 
 /** The filter table of a network namespace, rules only (no counters, no comments). */
-async function filterRules(pid: number): Promise<string[]> {
-  const { stdout } = await run('nsenter', [`--net=/proc/${pid}/ns/net`, 'iptables-nft-save', '-t', 'filter']);
+async function filterRules(pid: number, save = 'iptables-nft-save'): Promise<string[]> {
+  const { stdout } = await run('nsenter', [`--net=/proc/${pid}/ns/net`, save, '-t', 'filter']);
   return stdout.split('\n').filter((l) => l.startsWith('-A '));
 }
 
@@ -71,6 +71,7 @@ describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
           "common : Admin users' sudo",
           'common : SSH hardening (keys only, no passwords, no forwarding)',
           'firewall : Our rules',
+          'firewall : Our IPv6 rules',
           'firewall : Load firewall rules without systemd',
         ]),
       );
@@ -116,6 +117,22 @@ describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
       await expect(run('iptables-nft', ['-S', 'DEPLOY-MCP-INPUT'])).rejects.toThrow();
     });
 
+    it('IPv6: drops everything arriving from pod interfaces, to the node and through it', async () => {
+      const rules = await filterRules(target.pid, 'ip6tables-nft-save');
+      expect(rules.filter((r) => r.startsWith('-A INPUT '))[0]).toBe('-A INPUT -j DEPLOY-MCP-INPUT');
+      expect(rules.filter((r) => r.startsWith('-A FORWARD '))[0]).toBe('-A FORWARD -j DEPLOY-MCP-FORWARD');
+      // A pod's link-local address would otherwise reach fe80::<cni0> (anything on :: of the node)
+      // and its neighbours on the bridge, past every IPv4 rule.
+      for (const chain of ['INPUT', 'FORWARD'])
+        expect(rules.filter((r) => r.startsWith(`-A DEPLOY-MCP-${chain} `))).toEqual([
+          `-A DEPLOY-MCP-${chain} -i cni0 -j DROP`,
+          `-A DEPLOY-MCP-${chain} -i veth+ -j DROP`,
+          `-A DEPLOY-MCP-${chain} -i flannel+ -j DROP`,
+        ]);
+      // Never the test machine's own firewall.
+      await expect(run('ip6tables-nft', ['-S', 'DEPLOY-MCP-INPUT'])).rejects.toThrow();
+    });
+
     it('the loader the boot unit runs leaves the same rules when run again', async () => {
       const unit = readFileSync(
         path.join(target.rootfs, 'etc/systemd/system/deploy-mcp-firewall.service'),
@@ -126,9 +143,11 @@ describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
         0o755,
       );
       const before = await filterRules(target.pid);
+      const before6 = await filterRules(target.pid, 'ip6tables-nft-save');
       await target.ssh('root', '/usr/local/sbin/deploy-mcp-firewall');
       await target.ssh('root', '/usr/local/sbin/deploy-mcp-firewall');
       expect(await filterRules(target.pid)).toEqual(before);
+      expect(await filterRules(target.pid, 'ip6tables-nft-save')).toEqual(before6);
     });
 
     it('SSH: keys only (root and the admin user log in with their key, passwords are not offered)', async () => {
