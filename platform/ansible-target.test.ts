@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -36,6 +37,35 @@ function changedTasks(output: string): string[] {
 async function filterRules(pid: number, save = 'iptables-nft-save'): Promise<string[]> {
   const { stdout } = await run('nsenter', [`--net=/proc/${pid}/ns/net`, save, '-t', 'filter']);
   return stdout.split('\n').filter((l) => l.startsWith('-A '));
+}
+
+/** The usable (not tentative) link-local address of `iface` in the network namespace `enter` enters. */
+async function linkLocal(enter: string[], iface: string): Promise<string> {
+  for (let i = 0; i < 75; i++) {
+    const [cmd, ...args] = [...enter, 'cat', '/proc/net/if_inet6'] as [string, ...string[]];
+    const { stdout } = await run(cmd, args);
+    for (const line of stdout.split('\n')) {
+      const [hex, , , scope, flags, name] = line.trim().split(/\s+/);
+      if (name === iface && scope === '20' && (Number.parseInt(flags ?? '0', 16) & 0x40) === 0 && hex)
+        return (hex.match(/.{4}/g) as string[]).join(':');
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`no usable link-local address on ${iface} within 15 s`);
+}
+
+const CONNECT = `const s = require('node:net').connect({ host: process.argv[1], port: +process.argv[2], timeout: 3000 });
+s.on('connect', () => { console.log('REACHED'); s.destroy(); });
+s.on('timeout', () => { console.log('FAILED timeout'); s.destroy(); });
+s.on('error', (e) => console.log('FAILED ' + e.code));`;
+
+/** REACHED or FAILED <why>: a TCP connect to host:port from the namespace `enter` enters (3 s). */
+async function connectFrom(enter: string[], host: string, port: number): Promise<string> {
+  const [cmd, ...args] = [...enter, process.execPath, '-e', CONNECT, host, String(port)] as [
+    string,
+    ...string[],
+  ];
+  return (await run(cmd, args, { timeout: 20_000 })).stdout.trim();
 }
 
 describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
@@ -131,6 +161,71 @@ describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
         ]);
       // Never the test machine's own firewall.
       await expect(run('ip6tables-nft', ['-S', 'DEPLOY-MCP-INPUT'])).rejects.toThrow();
+    });
+
+    it('IPv6: a pod on cni0 does not reach a listener on :: of the node by the bridge’s link-local address; the node itself does', async () => {
+      // flannel's layout in the target's namespace: the bridge cni0, a pod's veth on it, its eth0
+      // in a namespace of this test's own.
+      const tag = randomBytes(3).toString('hex');
+      const pod = `dmv6-${tag}`;
+      const node = ['nsenter', `--net=/proc/${target.pid}/ns/net`];
+      const inPod = ['ip', 'netns', 'exec', pod];
+      const sh = (enter: string[], ...args: string[]) => {
+        const [cmd, ...rest] = [...enter, ...args] as [string, ...string[]];
+        return run(cmd, rest);
+      };
+      await run('ip', ['netns', 'add', pod]);
+      const listener = spawn(
+        'nsenter',
+        [
+          `--net=/proc/${target.pid}/ns/net`,
+          process.execPath,
+          '-e',
+          `const s = require('node:net').createServer((c) => { console.log('ACCEPTED'); c.on('error', () => {}); c.end('hi'); });
+s.listen(0, '::', () => console.log('PORT ' + s.address().port));
+setTimeout(() => process.exit(0), 120000);`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      listener.stdout.on('data', (d) => {
+        out += d;
+      });
+      try {
+        await sh(node, 'ip', 'link', 'add', 'cni0', 'type', 'bridge');
+        await sh(
+          node,
+          'ip',
+          'link',
+          'add',
+          `veth${tag}`,
+          'type',
+          'veth',
+          'peer',
+          'name',
+          'eth0',
+          'netns',
+          pod,
+        );
+        await sh(node, 'ip', 'link', 'set', `veth${tag}`, 'master', 'cni0', 'up');
+        await sh(node, 'ip', 'link', 'set', 'cni0', 'up');
+        await sh(inPod, 'ip', 'link', 'set', 'eth0', 'up');
+        const bridge = await linkLocal(node, 'cni0');
+        await linkLocal(inPod, 'eth0');
+        for (let i = 0; i < 50 && !/PORT \d+/.test(out); i++) await new Promise((r) => setTimeout(r, 200));
+        const port = Number(out.match(/PORT (\d+)/)?.[1]);
+        expect(port).toBeGreaterThan(0);
+
+        // Control: the node reaches its own listener on the bridge's link-local address.
+        expect(await connectFrom(node, `${bridge}%cni0`, port)).toBe('REACHED');
+        // The pod's SYN is dropped on the way in (INPUT -i cni0).
+        expect(await connectFrom(inPod, `${bridge}%eth0`, port)).toBe('FAILED timeout');
+        expect(out.match(/ACCEPTED/g)).toHaveLength(1);
+      } finally {
+        listener.kill();
+        await sh(node, 'ip', 'link', 'delete', 'cni0').catch(() => undefined);
+        await run('ip', ['netns', 'delete', pod]).catch(() => undefined);
+      }
     });
 
     it('the loader the boot unit runs leaves the same rules when run again', async () => {
