@@ -39,11 +39,18 @@ async function filterRules(pid: number, save = 'iptables-nft-save'): Promise<str
   return stdout.split('\n').filter((l) => l.startsWith('-A '));
 }
 
+/** A command prefix that enters a network namespace (nsenter --net=…, ip netns exec …). */
+type Enter = [string, ...string[]];
+
+/** Runs a command in the network namespace `enter` enters (bounded: 20 s). */
+function inNamespace(enter: Enter, ...args: string[]) {
+  return run(enter[0], [...enter.slice(1), ...args], { timeout: 20_000 });
+}
+
 /** The usable (not tentative) link-local address of `iface` in the network namespace `enter` enters. */
-async function linkLocal(enter: string[], iface: string): Promise<string> {
+async function linkLocal(enter: Enter, iface: string): Promise<string> {
   for (let i = 0; i < 75; i++) {
-    const [cmd, ...args] = [...enter, 'cat', '/proc/net/if_inet6'] as [string, ...string[]];
-    const { stdout } = await run(cmd, args);
+    const { stdout } = await inNamespace(enter, 'cat', '/proc/net/if_inet6');
     for (const line of stdout.split('\n')) {
       const [hex, , , scope, flags, name] = line.trim().split(/\s+/);
       if (name === iface && scope === '20' && (Number.parseInt(flags ?? '0', 16) & 0x40) === 0 && hex)
@@ -60,12 +67,8 @@ s.on('timeout', () => { console.log('FAILED timeout'); s.destroy(); });
 s.on('error', (e) => console.log('FAILED ' + e.code));`;
 
 /** REACHED or FAILED <why>: a TCP connect to host:port from the namespace `enter` enters (3 s). */
-async function connectFrom(enter: string[], host: string, port: number): Promise<string> {
-  const [cmd, ...args] = [...enter, process.execPath, '-e', CONNECT, host, String(port)] as [
-    string,
-    ...string[],
-  ];
-  return (await run(cmd, args, { timeout: 20_000 })).stdout.trim();
+async function connectFrom(enter: Enter, host: string, port: number): Promise<string> {
+  return (await inNamespace(enter, process.execPath, '-e', CONNECT, host, String(port))).stdout.trim();
 }
 
 describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
@@ -168,12 +171,9 @@ describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
       // in a namespace of this test's own.
       const tag = randomBytes(3).toString('hex');
       const pod = `dmv6-${tag}`;
-      const node = ['nsenter', `--net=/proc/${target.pid}/ns/net`];
-      const inPod = ['ip', 'netns', 'exec', pod];
-      const sh = (enter: string[], ...args: string[]) => {
-        const [cmd, ...rest] = [...enter, ...args] as [string, ...string[]];
-        return run(cmd, rest);
-      };
+      const node: Enter = ['nsenter', `--net=/proc/${target.pid}/ns/net`];
+      const inPod: Enter = ['ip', 'netns', 'exec', pod];
+      const sh = inNamespace;
       await run('ip', ['netns', 'add', pod]);
       const listener = spawn(
         'nsenter',
