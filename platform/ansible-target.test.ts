@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -33,9 +34,41 @@ function changedTasks(output: string): string[] {
 }
 
 /** The filter table of a network namespace, rules only (no counters, no comments). */
-async function filterRules(pid: number): Promise<string[]> {
-  const { stdout } = await run('nsenter', [`--net=/proc/${pid}/ns/net`, 'iptables-nft-save', '-t', 'filter']);
+async function filterRules(pid: number, save = 'iptables-nft-save'): Promise<string[]> {
+  const { stdout } = await run('nsenter', [`--net=/proc/${pid}/ns/net`, save, '-t', 'filter']);
   return stdout.split('\n').filter((l) => l.startsWith('-A '));
+}
+
+/** A command prefix that enters a network namespace (nsenter --net=…, ip netns exec …). */
+type Enter = [string, ...string[]];
+
+/** Runs a command in the network namespace `enter` enters (bounded: 20 s). */
+function inNamespace(enter: Enter, ...args: string[]) {
+  return run(enter[0], [...enter.slice(1), ...args], { timeout: 20_000 });
+}
+
+/** The usable (not tentative) link-local address of `iface` in the network namespace `enter` enters. */
+async function linkLocal(enter: Enter, iface: string): Promise<string> {
+  for (let i = 0; i < 75; i++) {
+    const { stdout } = await inNamespace(enter, 'cat', '/proc/net/if_inet6');
+    for (const line of stdout.split('\n')) {
+      const [hex, , , scope, flags, name] = line.trim().split(/\s+/);
+      if (name === iface && scope === '20' && (Number.parseInt(flags ?? '0', 16) & 0x40) === 0 && hex)
+        return (hex.match(/.{4}/g) as string[]).join(':');
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`no usable link-local address on ${iface} within 15 s`);
+}
+
+const CONNECT = `const s = require('node:net').connect({ host: process.argv[1], port: +process.argv[2], timeout: 3000 });
+s.on('connect', () => { console.log('REACHED'); s.destroy(); });
+s.on('timeout', () => { console.log('FAILED timeout'); s.destroy(); });
+s.on('error', (e) => console.log('FAILED ' + e.code));`;
+
+/** REACHED or FAILED <why>: a TCP connect to host:port from the namespace `enter` enters (3 s). */
+async function connectFrom(enter: Enter, host: string, port: number): Promise<string> {
+  return (await inNamespace(enter, process.execPath, '-e', CONNECT, host, String(port))).stdout.trim();
 }
 
 describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
@@ -71,6 +104,7 @@ describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
           "common : Admin users' sudo",
           'common : SSH hardening (keys only, no passwords, no forwarding)',
           'firewall : Our rules',
+          'firewall : Our IPv6 rules',
           'firewall : Load firewall rules without systemd',
         ]),
       );
@@ -116,6 +150,84 @@ describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
       await expect(run('iptables-nft', ['-S', 'DEPLOY-MCP-INPUT'])).rejects.toThrow();
     });
 
+    it('IPv6: drops everything arriving from pod interfaces, to the node and through it', async () => {
+      const rules = await filterRules(target.pid, 'ip6tables-nft-save');
+      expect(rules.filter((r) => r.startsWith('-A INPUT '))[0]).toBe('-A INPUT -j DEPLOY-MCP-INPUT');
+      expect(rules.filter((r) => r.startsWith('-A FORWARD '))[0]).toBe('-A FORWARD -j DEPLOY-MCP-FORWARD');
+      // A pod's link-local address would otherwise reach fe80::<cni0> (anything on :: of the node)
+      // and its neighbours on the bridge, past every IPv4 rule.
+      for (const chain of ['INPUT', 'FORWARD'])
+        expect(rules.filter((r) => r.startsWith(`-A DEPLOY-MCP-${chain} `))).toEqual([
+          `-A DEPLOY-MCP-${chain} -i cni0 -j DROP`,
+          `-A DEPLOY-MCP-${chain} -i veth+ -j DROP`,
+          `-A DEPLOY-MCP-${chain} -i flannel+ -j DROP`,
+        ]);
+      // Never the test machine's own firewall.
+      await expect(run('ip6tables-nft', ['-S', 'DEPLOY-MCP-INPUT'])).rejects.toThrow();
+    });
+
+    it('IPv6: a pod on cni0 does not reach a listener on :: of the node by the bridge’s link-local address; the node itself does', async () => {
+      // flannel's layout in the target's namespace: the bridge cni0, a pod's veth on it, its eth0
+      // in a namespace of this test's own.
+      const tag = randomBytes(3).toString('hex');
+      const pod = `dmv6-${tag}`;
+      const node: Enter = ['nsenter', `--net=/proc/${target.pid}/ns/net`];
+      const inPod: Enter = ['ip', 'netns', 'exec', pod];
+      const sh = inNamespace;
+      await run('ip', ['netns', 'add', pod]);
+      const listener = spawn(
+        'nsenter',
+        [
+          `--net=/proc/${target.pid}/ns/net`,
+          process.execPath,
+          '-e',
+          `const s = require('node:net').createServer((c) => { console.log('ACCEPTED'); c.on('error', () => {}); c.end('hi'); });
+s.listen(0, '::', () => console.log('PORT ' + s.address().port));
+setTimeout(() => process.exit(0), 120000);`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      listener.stdout.on('data', (d) => {
+        out += d;
+      });
+      try {
+        await sh(node, 'ip', 'link', 'add', 'cni0', 'type', 'bridge');
+        await sh(
+          node,
+          'ip',
+          'link',
+          'add',
+          `veth${tag}`,
+          'type',
+          'veth',
+          'peer',
+          'name',
+          'eth0',
+          'netns',
+          pod,
+        );
+        await sh(node, 'ip', 'link', 'set', `veth${tag}`, 'master', 'cni0', 'up');
+        await sh(node, 'ip', 'link', 'set', 'cni0', 'up');
+        await sh(inPod, 'ip', 'link', 'set', 'eth0', 'up');
+        const bridge = await linkLocal(node, 'cni0');
+        await linkLocal(inPod, 'eth0');
+        for (let i = 0; i < 50 && !/PORT \d+/.test(out); i++) await new Promise((r) => setTimeout(r, 200));
+        const port = Number(out.match(/PORT (\d+)/)?.[1]);
+        expect(port).toBeGreaterThan(0);
+
+        // Control: the node reaches its own listener on the bridge's link-local address.
+        expect(await connectFrom(node, `${bridge}%cni0`, port)).toBe('REACHED');
+        // The pod's SYN is dropped on the way in (INPUT -i cni0).
+        expect(await connectFrom(inPod, `${bridge}%eth0`, port)).toBe('FAILED timeout');
+        expect(out.match(/ACCEPTED/g)).toHaveLength(1);
+      } finally {
+        listener.kill();
+        await sh(node, 'ip', 'link', 'delete', 'cni0').catch(() => undefined);
+        await run('ip', ['netns', 'delete', pod]).catch(() => undefined);
+      }
+    });
+
     it('the loader the boot unit runs leaves the same rules when run again', async () => {
       const unit = readFileSync(
         path.join(target.rootfs, 'etc/systemd/system/deploy-mcp-firewall.service'),
@@ -126,9 +238,11 @@ describe.skipIf(!existsSync(ANSIBLE_PLAYBOOK) || !existsSync(TARGET_TARBALL))(
         0o755,
       );
       const before = await filterRules(target.pid);
+      const before6 = await filterRules(target.pid, 'ip6tables-nft-save');
       await target.ssh('root', '/usr/local/sbin/deploy-mcp-firewall');
       await target.ssh('root', '/usr/local/sbin/deploy-mcp-firewall');
       expect(await filterRules(target.pid)).toEqual(before);
+      expect(await filterRules(target.pid, 'ip6tables-nft-save')).toEqual(before6);
     });
 
     it('SSH: keys only (root and the admin user log in with their key, passwords are not offered)', async () => {

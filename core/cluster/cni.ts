@@ -27,6 +27,11 @@ export function cniPaths(dir: string) {
  * The pod network: every pod on one bridge of our own, addresses from a /24 by host-local IPAM,
  * the bridge as their gateway, masqueraded beyond the subnet. Traefik on the host reaches pods
  * on their addresses over the bridge.
+ *
+ * No IPv6 on the pod's link (the `tuning` plugin, after `bridge`): otherwise eth0 gets an IPv6
+ * link-local address, and so does the bridge, and a pod reaches `fe80::<bridge>%eth0`, i.e.
+ * whatever listens on `::` on the host (kubelet's 10250, sshd, any dual-stack listener), past
+ * every IPv4 rule. Only eth0's IPv6 goes: loopback keeps `::1` (`all` would take it too).
  */
 export function writeCniConfig(confDir: string, n: PodNetwork): string {
   const file = path.join(confDir, '10-deploy-mcp.conflist');
@@ -50,6 +55,7 @@ export function writeCniConfig(confDir: string, n: PodNetwork): string {
               dataDir: n.ipamDir,
             },
           },
+          { type: 'tuning', sysctl: { 'net.ipv6.conf.eth0.disable_ipv6': '1' } },
         ],
       },
       null,

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterStatus, type StopReport } from '../../core/cluster/cluster.ts';
@@ -206,6 +207,90 @@ describe('one-node Kubernetes cluster', () => {
     expect(await kubectl(cluster, ['get', 'pods', '-n', ns, '-o', 'name'])).toBe('');
   });
 
+  it('gives a pod no IPv6 on its link: it cannot reach what listens on :: of the host by the bridge’s link-local address', async () => {
+    const ns = `ipv6-${suffix}`;
+    const restricted = {
+      runAsNonRoot: true,
+      runAsUser: 65534,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    };
+    await kubectl(
+      cluster,
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: ns, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
+      }),
+    );
+    // A pod is admitted once the controller-manager made the namespace's default service account.
+    await eventually(
+      () => kubectl(cluster, ['get', 'serviceaccount', 'default', '-n', ns, '-o', 'name']),
+      (out) => out.trim() === 'serviceaccount/default',
+      60_000,
+    );
+    await kubectl(
+      cluster,
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'probe', namespace: ns },
+        spec: { containers: [{ name: 'probe', image, securityContext: restricted }] },
+      }),
+    );
+    await kubectl(cluster, ['wait', '--for=condition=Ready', 'pod/probe', '-n', ns, '--timeout=120s']);
+    const bridge = (
+      JSON.parse(fs.readFileSync(path.join(clusterDir, 'cni/net.d/10-deploy-mcp.conflist'), 'utf8')) as {
+        plugins: { bridge?: string }[];
+      }
+    ).plugins[0]?.bridge as string;
+    // The bridge's link-local address (the host end of every pod's link), once the kernel set it.
+    const gateway = await eventually(
+      async () => linkLocalOf(bridge),
+      (a) => a !== undefined,
+      30_000,
+    );
+    expect(gateway).toMatch(/^fe80:/);
+
+    const accepted: string[] = [];
+    const listener = net.createServer((socket) => {
+      accepted.push(String(socket.remoteAddress));
+      socket.on('error', () => undefined); // the connecting side closes at once
+      socket.end('hi');
+    });
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(0, '::', resolve);
+    });
+    const port = (listener.address() as net.AddressInfo).port;
+    try {
+      // Control: the listener answers on the bridge's link-local address from the host itself.
+      expect(await connectOnce(`${gateway}%${bridge}`, port)).toBe('REACHED');
+      expect(accepted).toHaveLength(1);
+
+      const probe = await kubectl(cluster, [
+        'exec',
+        '-n',
+        ns,
+        'probe',
+        '--',
+        '/hello-server',
+        'probe-ipv6',
+        `[${gateway}%eth0]:${port}`,
+      ]);
+      // No IPv6 address but loopback's in the pod ("IPV6 eth0 fe80…" otherwise), and the connect
+      // fails ("REACHED" otherwise).
+      expect(probe.trim().split('\n')).toEqual([expect.stringMatching(/^FAILED /)]);
+      expect(accepted).toHaveLength(1);
+    } finally {
+      await new Promise<void>((resolve) => listener.close(() => resolve()));
+      await kubectl(cluster, ['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
+    }
+  });
+
   it('cluster down stops every process and leaves no mount, cgroup, bridge or NAT rule behind', async () => {
     const cni = JSON.parse(
       fs.readFileSync(path.join(clusterDir, 'cni/net.d/10-deploy-mcp.conflist'), 'utf8'),
@@ -265,6 +350,36 @@ function clusterProcesses(dir: string, cgroupRoot: string): { pid: number; start
     }
   }
   return found;
+}
+
+/**
+ * The link-local IPv6 address of interface `name` on this host, once usable (not tentative:
+ * duplicate address detection done), if it has one.
+ */
+function linkLocalOf(name: string): string | undefined {
+  for (const line of fs.readFileSync('/proc/net/if_inet6', 'utf8').split('\n')) {
+    const [hex, , , scope, flags, iface] = line.trim().split(/\s+/);
+    const tentative = (Number.parseInt(flags ?? '0', 16) & 0x40) !== 0;
+    if (iface === name && scope === '20' && !tentative && hex?.length === 32)
+      return (hex.match(/.{4}/g) as string[]).join(':'); // uncompressed: fe80:0000:…
+  }
+  return undefined;
+}
+
+/** REACHED when a TCP connect to `host`:`port` succeeds within 5 s, else FAILED and the error. */
+function connectOnce(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port, timeout: 5_000 });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('REACHED');
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve('FAILED timeout');
+    });
+    socket.once('error', (e) => resolve(`FAILED ${e.message}`));
+  });
 }
 
 /** The digest the registry serves `repo:tag` under. */
