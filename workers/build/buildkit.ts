@@ -48,8 +48,30 @@ export class BuildError extends Error {
   }
 }
 
-/** Builds with buildctl (Dockerfile frontend) and pushes; resolves with the image digest. */
+/**
+ * Builds with buildctl (Dockerfile frontend) and pushes; resolves with the image digest. A build
+ * that BuildKit itself gave up on before any step failed, for want of time (its session with
+ * buildctl not there in time on a busy machine: "no active session …: context deadline
+ * exceeded"), is tried once more: nothing of it was built wrong, and the next try is cached.
+ */
 export async function buildAndPush(o: BuildOptions): Promise<string> {
+  try {
+    return await buildOnce(o);
+  } catch (err) {
+    if (!(err instanceof BuildError) || !buildKitTimedOut(err.logTail) || o.signal?.aborted) throw err;
+    o.onLog(`BuildKit timed out before the build began (${err.message}): trying once more`);
+    return buildOnce(o);
+  }
+}
+
+/** BuildKit's own error is a deadline (no step failed): a busy daemon, not the build. */
+export function buildKitTimedOut(tail: string[]): boolean {
+  if (tail.some((l) => /^#\d+ ERROR:/.test(l))) return false;
+  const errors = tail.filter((l) => /^error:|failed to solve/i.test(l.trim()));
+  return errors.some((l) => /context deadline exceeded|no active session/i.test(l));
+}
+
+async function buildOnce(o: BuildOptions): Promise<string> {
   const metadataFile = path.join(o.dockerfileDir, '.build-metadata.json');
   const registry = o.imageRef.slice(0, o.imageRef.indexOf('/'));
   const args = [
