@@ -50,9 +50,9 @@ export class BuildError extends Error {
 
 /**
  * Builds with buildctl (Dockerfile frontend) and pushes; resolves with the image digest. A build
- * that BuildKit itself gave up on before any step failed, for want of time (its session with
- * buildctl not there in time on a busy machine: "no active session …: context deadline
- * exceeded"), is tried once more: nothing of it was built wrong, and the next try is cached.
+ * that BuildKit itself gave up on before any step failed, for want of time ("context deadline
+ * exceeded", e.g. "no active session …" when buildctl's session comes late on a busy machine),
+ * is tried once more: nothing of it was built wrong, and the next try is cached.
  */
 export async function buildAndPush(o: BuildOptions): Promise<string> {
   try {
