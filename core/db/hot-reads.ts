@@ -3,9 +3,10 @@ import Database from 'libsql';
 import type pg from 'pg';
 
 /**
- * Reads on every request's path (the API key lookup), straight through the database driver with
- * a statement prepared once, instead of through Prisma's runtime (which costs several times the
- * indexed read itself). Nothing is cached but the statement: each call reads the database anew.
+ * Reads on every request's path (the API key lookup) and of the most frequent tools (whoami's
+ * overview, list_services' page), straight through the database driver with a statement
+ * prepared once, instead of through Prisma's runtime (which costs several times the indexed read
+ * itself). Writes and transactions stay with Prisma. Nothing is cached but the statement: each call reads the database anew.
  *
  * - Embedded SQLite: a connection of its own to the same file (libsql's synchronous API; a read
  *   outside a transaction sees every commit made before it, by any process).
