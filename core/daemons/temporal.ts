@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { freePort, httpOk } from './probes.ts';
-import { type Daemon, keptPorts, startDaemon } from './supervise.ts';
+import { type Daemon, DaemonStartError, keptPorts, startDaemon } from './supervise.ts';
 
 export type TemporalDevServerOptions = {
   /** Path to the `temporal` CLI. */
@@ -22,8 +22,32 @@ export async function startTemporalDevServer(o: TemporalDevServerOptions): Promi
   // so a restarted deploy-mcp adopts it (core/daemons/supervise.ts).
   const pidFile = path.join(o.dir, 'temporal.pid');
   const kept = keptPorts(pidFile);
-  const httpPort = kept?.http ?? (await freePort());
-  const metricsPort = kept?.metrics ?? (await freePort());
+  // A port found free can be taken before Temporal binds it (other processes pick ports too):
+  // fresh ones are picked, at most three times.
+  for (let attempt = 1; ; attempt++) {
+    const httpPort = kept?.http ?? (await freePort());
+    const metricsPort = kept?.metrics ?? (await freePort());
+    try {
+      return await startOnPorts(o, ip, pidFile, httpPort, metricsPort);
+    } catch (err) {
+      if (
+        kept ||
+        attempt >= 3 ||
+        !(err instanceof DaemonStartError) ||
+        !/address already in use/.test(err.message)
+      )
+        throw err;
+    }
+  }
+}
+
+async function startOnPorts(
+  o: TemporalDevServerOptions,
+  ip: string,
+  pidFile: string,
+  httpPort: number,
+  metricsPort: number,
+): Promise<TemporalDevServer> {
   const daemon = await startDaemon({
     name: 'temporal',
     pidFile,
