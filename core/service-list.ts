@@ -23,14 +23,10 @@ export type ServiceListItem = {
   servingRelease: number | null;
 };
 
-type PageRow = {
-  id: string;
-  name: string;
-  url: string | null;
-  repoUrl: string;
-  branch: string;
-  status: string;
-  currentReleaseId: string | null;
+type PageRow = Omit<
+  ServiceListItem,
+  'updatedAt' | 'project' | 'resources' | 'inFlight' | 'servingRelease'
+> & {
   updatedAt: Date | string;
   projectName: string;
   resourceName: string | null;

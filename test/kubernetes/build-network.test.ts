@@ -134,12 +134,12 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
     }[];
   const admin = (args: string[]) => kubectl(cluster, args);
   /** A build of `context`'s Dockerfile through the layer's BuildKit, its result in `out` (uncached: a fresh NONCE). */
-  const build = (context: string, out: string) =>
+  const build = (context: string, out: string, address = outputs.buildkitAddress) =>
     exec(
       path.join(BIN, 'buildctl'),
       [
         '--addr',
-        outputs.buildkitAddress,
+        address,
         'build',
         '--frontend',
         'dockerfile.v0',
@@ -541,25 +541,7 @@ describe('build steps of the in-cluster BuildKit, in network namespaces of their
         ].join('\n'),
       );
       const out = path.join(work.dir, 'out-podnet');
-      await exec(
-        path.join(BIN, 'buildctl'),
-        [
-          '--addr',
-          `tcp://${podIP}:1234`,
-          'build',
-          '--frontend',
-          'dockerfile.v0',
-          '--local',
-          `context=${context}`,
-          '--local',
-          `dockerfile=${context}`,
-          '--opt',
-          `build-arg:NONCE=${randomBytes(8).toString('hex')}`,
-          '--output',
-          `type=local,dest=${out}`,
-        ],
-        { timeout: 240_000 },
-      );
+      await build(context, out, `tcp://${podIP}:1234`);
       const result = fs.readFileSync(path.join(out, 'result'), 'utf8').trim().split('\n');
       expect(result[0], result.join('\n')).toMatch(
         new RegExp(`^GATEWAY ${SUBNET_PREFIX.replace('.', '\\.')}\\.`),

@@ -185,9 +185,9 @@ describe('one-node Kubernetes cluster', () => {
     expect(pod).toContain(image.split('@')[1]);
   });
 
-  it('refuses a privileged pod in a namespace that enforces the restricted Pod Security Standard', async () => {
-    const ns = `restricted-${suffix}`;
-    await kubectl(
+  /** A namespace that enforces the restricted Pod Security Standard, as tenants get. */
+  const restrictedNamespace = (ns: string) =>
+    kubectl(
       cluster,
       ['apply', '-f', '-'],
       JSON.stringify({
@@ -196,6 +196,10 @@ describe('one-node Kubernetes cluster', () => {
         metadata: { name: ns, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
       }),
     );
+
+  it('refuses a privileged pod in a namespace that enforces the restricted Pod Security Standard', async () => {
+    const ns = `restricted-${suffix}`;
+    await restrictedNamespace(ns);
     const privileged = {
       apiVersion: 'v1',
       kind: 'Pod',
@@ -217,15 +221,7 @@ describe('one-node Kubernetes cluster', () => {
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
     };
-    await kubectl(
-      cluster,
-      ['apply', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Namespace',
-        metadata: { name: ns, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
-      }),
-    );
+    await restrictedNamespace(ns);
     // A pod is admitted once the controller-manager made the namespace's default service account.
     await eventually(
       () => kubectl(cluster, ['get', 'serviceaccount', 'default', '-n', ns, '-o', 'name']),
